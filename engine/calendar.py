@@ -36,8 +36,7 @@ _KEYS: Final = frozenset(
 )
 
 
-class CalendarError(ValueError):
-    """A calendar is misconfigured, or was asked something it cannot answer."""
+from .errors import CalendarError  # noqa: E402  (one error hierarchy)
 
 
 @dataclass(frozen=True)

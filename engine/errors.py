@@ -1,0 +1,137 @@
+"""One error hierarchy: fields for machines, one line for people.
+
+Every failure the engine can report is a `CaseflowError` subclass that carries
+its context as attributes and its CLI exit code on the class, so the CLI never
+has to guess what went wrong (it prints ``error: {e}`` and exits ``e.exit_code``).
+Exit codes follow the CLI contract: 1 refused, 2 usage/definition, 3 concurrent
+modification (safe to retry), 4 not found.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+
+class CaseflowError(Exception):
+    """Base class; `str(e)` is the one line an operator sees."""
+
+    exit_code: ClassVar[int] = 1
+
+
+class UsageError(CaseflowError):
+    """The command line itself is wrong (malformed --set, bad --now, …)."""
+
+    exit_code = 2
+
+
+class DefinitionError(CaseflowError):
+    """A workflow file is wrong; points at file:line:col with an optional hint."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, file: str | Path, line: int, col: int,
+                 hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = str(file)
+        self.line = line
+        self.col = col
+        self.hint = hint
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.col}: {self.message}"
+        return f"{where} ({self.hint})" if self.hint else where
+
+
+class DefinitionErrors(CaseflowError):
+    """All the errors found in one or more files; the first one is the headline."""
+
+    exit_code = 2
+
+    def __init__(self, errors: list[DefinitionError]) -> None:
+        super().__init__(str(errors[0]))
+        self.errors = errors
+
+    def __str__(self) -> str:
+        return str(self.errors[0])
+
+
+class CalendarError(CaseflowError, ValueError):
+    """A calendar file or a calendar computation is wrong."""
+
+    exit_code = 2
+
+
+class NotFound(CaseflowError):
+    exit_code = 4
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"{kind} {name!r} not found")
+        self.kind = kind
+        self.name = name
+
+
+class UnknownUser(CaseflowError):
+    def __init__(self, user: str | None) -> None:
+        msg = ("no user given: pass --as USER or set CASEFLOW_USER" if not user
+               else f"unknown user {user!r}: not in org.yaml")
+        super().__init__(msg)
+        self.user = user
+
+
+class TransitionRefused(CaseflowError):
+    """The action is not allowed now; `reason` says why in operator terms."""
+
+    def __init__(self, case_id: str, event: str, state: str, reason: str) -> None:
+        super().__init__(reason)
+        self.case_id = case_id
+        self.event = event
+        self.state = state
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"case {self.case_id}: cannot {self.event} in state {self.state}: {self.reason}"
+
+
+class WrongState(TransitionRefused):
+    pass
+
+
+class RoleNotAllowed(TransitionRefused):
+    pass
+
+
+class GuardFailed(TransitionRefused):
+    pass
+
+
+class MissingFields(TransitionRefused):
+    pass
+
+
+class InvalidData(TransitionRefused):
+    pass
+
+
+class SignoffRefused(TransitionRefused):
+    pass
+
+
+class StaleCase(CaseflowError):
+    """Someone else changed the case between our read and our write."""
+
+    exit_code = 3
+
+    def __init__(self, case_id: str) -> None:
+        super().__init__(case_id)
+        self.case_id = case_id
+
+    def __str__(self) -> str:
+        return f"case {self.case_id} was changed by someone else; retry"
+
+
+class StorageError(CaseflowError):
+    """The database is unreachable or refused the write; nothing was changed."""
+
+    exit_code = 5

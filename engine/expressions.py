@@ -1,0 +1,264 @@
+"""CEL guards and effects: typed at load, evaluated fail-closed at run time.
+
+We use CEL (cel-expr-python, Google's CEL-C++) because its compile step is a
+real type checker: `ponts >= 1000` or `tier > 5` fails `caseflow validate`,
+not a customer's case. CEL has no decimals, so money is an `int` in fen inside
+expressions and `Decimal` yuan everywhere else; conversion happens here only.
+Run-time errors come back from CEL as truthy ERROR values, so `evaluate` turns
+them into `ExpressionError` and guards fail closed.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+from cel_expr_python import cel
+
+from . import values
+
+MAX_EXPR_CHARS = 2000
+
+T = cel.Type
+_ERR_RE = re.compile(r"ERROR: <input>:(\d+):(\d+): (.*?)(?:\n|$)")
+
+
+class ExpressionError(Exception):
+    """An expression failed to compile or evaluate; line/col are within the expression."""
+
+    def __init__(self, message: str, line: int = 1, col: int = 1) -> None:
+        super().__init__(message)
+        self.message, self.line, self.col = message, line, col
+
+
+@dataclass
+class EvalContext:
+    """What the built-in functions need that CEL cannot pass them."""
+
+    tz: ZoneInfo
+    now: datetime
+    data: Mapping[str, Any]
+    working_days_since: Callable[[datetime, datetime], int] | None = None
+
+
+_ctx: contextvars.ContextVar[EvalContext] = contextvars.ContextVar("caseflow_eval")
+
+
+def cel_type(schema: Mapping[str, Any]) -> cel.Type:
+    """The CEL type of a field from its JSON Schema fragment."""
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return T.DYN
+    if kind == "string":
+        return T.INT if schema.get("format") == "money" else (
+            T.TIMESTAMP if schema.get("format") in ("date-time", "date") else T.STRING)
+    if kind == "integer":
+        return T.INT
+    if kind == "boolean":
+        return T.BOOL
+    if kind == "number":
+        return T.DOUBLE
+    if kind == "array":
+        items = schema.get("items", {})
+        return T.List(T.STRING if items.get("type") == "string" and "format" not in items else T.DYN)
+    if kind == "object":
+        return T.Map(T.STRING, T.DYN)
+    return T.DYN
+
+
+def constant_type(value: Any) -> cel.Type:
+    if isinstance(value, bool):
+        return T.BOOL
+    if isinstance(value, int):
+        return T.INT
+    if isinstance(value, str):
+        return T.STRING
+    if isinstance(value, dict):
+        inner = {constant_type(v).name() for v in value.values()}
+        return T.Map(T.STRING, constant_type(next(iter(value.values()))) if len(inner) == 1 else T.DYN)
+    return T.DYN
+
+
+def _yuan_int(x: int) -> int:
+    return x * 100
+
+
+def _yuan_str(s: str) -> int:
+    return values.to_fen(values.parse_money(s))
+
+
+def _local(ts: datetime) -> datetime:
+    return ts.astimezone(_ctx.get().tz)
+
+
+def _days_since(ts: datetime) -> int:
+    return (_local(_ctx.get().now).date() - _local(ts).date()).days
+
+
+def _working_days_since(ts: datetime) -> int:
+    ctx = _ctx.get()
+    if ctx.working_days_since is None:
+        raise ValueError("this workflow has no calendar")
+    return ctx.working_days_since(ts, ctx.now)
+
+
+def _years_between(a: datetime, b: datetime) -> int:
+    da, db = _local(a).date(), _local(b).date()
+    return db.year - da.year - ((db.month, db.day) < (da.month, da.day))
+
+
+def _add_months(ts: datetime, n: int) -> datetime:
+    local = _local(ts)
+    month = local.month - 1 + n
+    year, month = local.year + month // 12, month % 12 + 1
+    day = min(local.day, _month_days(year, month))
+    return local.replace(year=year, month=month, day=day).astimezone(timezone.utc)
+
+
+def _month_days(year: int, month: int) -> int:
+    nxt = date(year + month // 12, month % 12 + 1, 1)
+    return (nxt - timedelta(days=1)).day
+
+
+def _is_set(name: str) -> bool:
+    return _ctx.get().data.get(name) is not None
+
+
+def _functions() -> list[cel.FunctionDecl]:
+    O, F = cel.Overload, cel.FunctionDecl
+    return [
+        F("yuan", [O("yuan_int", T.INT, [T.INT], impl=_yuan_int),
+                   O("yuan_string", T.INT, [T.STRING], impl=_yuan_str)]),
+        F("days_since", [O("days_since_ts", T.INT, [T.TIMESTAMP], impl=_days_since)]),
+        F("working_days_since", [O("wds_ts", T.INT, [T.TIMESTAMP], impl=_working_days_since)]),
+        F("local_date", [O("local_date_ts", T.STRING, [T.TIMESTAMP],
+                           impl=lambda ts: _local(ts).date().isoformat())]),
+        F("years_between", [O("years_between_ts", T.INT, [T.TIMESTAMP, T.TIMESTAMP],
+                              impl=_years_between)]),
+        F("add_months", [O("add_months_ts", T.TIMESTAMP, [T.TIMESTAMP, T.INT], impl=_add_months)]),
+        F("is_set", [O("is_set_string", T.BOOL, [T.STRING], impl=_is_set)]),
+    ]
+
+
+class Environment:
+    """A CEL environment for one workflow: its fields, inputs and constants."""
+
+    def __init__(self, variables: Mapping[str, cel.Type]) -> None:
+        self.variables = dict(variables)
+        self._env = cel.NewEnv(variables=self.variables, functions=_functions())
+
+    def compile(self, text: str, *, want: cel.Type | None = None) -> "Compiled":
+        if len(text) > MAX_EXPR_CHARS:
+            raise ExpressionError(f"expression is {len(text)} characters; the limit is {MAX_EXPR_CHARS}")
+        try:
+            program = self._env.compile(text)
+        except RuntimeError as exc:
+            raise _compile_error(str(exc)) from None
+        got = program.return_type()
+        if want is not None and got != want and got != T.DYN and not want.is_assignable_from(got):
+            raise ExpressionError(f"expression is {_tname(got)}, expected {_tname(want)}")
+        return Compiled(text, program, _names_in(text, self.variables))
+
+
+def _tname(t: cel.Type) -> str:
+    return str(t.name()).lower().replace("google.protobuf.", "")
+
+
+def _compile_error(raw: str) -> ExpressionError:
+    match = _ERR_RE.search(raw)
+    if not match:
+        return ExpressionError(raw.strip().splitlines()[0])
+    line, col, msg = int(match.group(1)), int(match.group(2)), match.group(3)
+    msg = msg.replace(" (in container '')", "").replace("Syntax error: ", "syntax error: ")
+    if "token recognition error at: '= '" in msg or "token recognition error at: '='" in msg:
+        msg += " (use == to compare)"
+    if "mismatched input 'and'" in msg or "mismatched input 'or'" in msg or "extraneous input 'and'" in msg:
+        msg += " (CEL writes && and ||)"
+    if "applied to '(int, double)'" in msg or "applied to '(double, int)'" in msg:
+        msg += " (int and double do not mix)"
+    return ExpressionError(msg, line, col)
+
+
+def _names_in(text: str, variables: Mapping[str, Any]) -> frozenset[str]:
+    """Which declared variables an expression mentions (to name unset fields)."""
+    tokens = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?", text))
+    tokens |= {t.split(".")[0] for t in tokens}
+    return frozenset(t for t in tokens if t in variables)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    text: str
+    program: Any
+    names: frozenset[str]
+
+    def evaluate(self, activation: Mapping[str, Any], ctx: EvalContext) -> Any:
+        """Evaluate and return a plain Python value; raise ExpressionError on any error."""
+        missing = sorted(n for n in self.names if n not in activation)
+        token = _ctx.set(ctx)
+        try:
+            result = self.program.eval(data=activation)
+        except Exception as exc:  # the binding raises for unconvertible inputs
+            raise ExpressionError(str(exc).splitlines()[0]) from None
+        finally:
+            _ctx.reset(token)
+        if result.type() == T.ERROR:
+            if missing:
+                raise ExpressionError(f"field {missing[0]} is not set")
+            raise ExpressionError(str(result.value()).splitlines()[0])
+        return result.plain_value()
+
+
+def to_cel(value: Any, schema: Mapping[str, Any]) -> Any:
+    """Stored (JSON) value → CEL input value."""
+    if value is None:
+        return None
+    fmt = schema.get("format")
+    if fmt == "money":
+        return values.to_fen(Decimal(value))
+    if fmt == "date-time":
+        return values.parse_datetime(value)
+    if fmt == "date":
+        return datetime.combine(date.fromisoformat(value), time(0), tzinfo=_ctx_tz())
+    return value
+
+
+def _ctx_tz() -> ZoneInfo:
+    ctx = _ctx.get(None)
+    return ctx.tz if ctx else ZoneInfo("Asia/Shanghai")
+
+
+def from_cel(value: Any, schema: Mapping[str, Any], tz: ZoneInfo) -> Any:
+    """CEL result → stored (JSON) value for a field of this schema."""
+    fmt = schema.get("format")
+    if fmt == "money":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ExpressionError(f"money effect produced {type(value).__name__}, expected int fen")
+        return values.format_money(values.from_fen(value))
+    if fmt == "date-time" and isinstance(value, datetime):
+        return values.format_datetime(value)
+    if fmt == "date" and isinstance(value, datetime):
+        return value.astimezone(tz).date().isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return _plain(value, tz)
+
+
+def _plain(value: Any, tz: ZoneInfo) -> Any:
+    if isinstance(value, datetime):
+        return values.format_datetime(value)
+    if isinstance(value, list):
+        return [_plain(v, tz) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v, tz) for k, v in value.items()}
+    return value
+
+
+__all__ = ["Environment", "Compiled", "EvalContext", "ExpressionError", "cel_type",
+           "constant_type", "to_cel", "from_cel", "InvalidOperation"]

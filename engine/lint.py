@@ -1,0 +1,219 @@
+"""Phase 2 of loading: the meaning of a schema-valid workflow file.
+
+The schema cannot know that 'aproved' is not a state, that a state is
+unreachable or that a role is not in org.yaml. These checks can, and they run
+before any case does. Each error points at the offending value and suggests
+the nearest known name.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+from .errors import DefinitionError
+from .model import Org
+from .source import Source
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def _as_list(value: Any) -> list[str]:
+    return value if isinstance(value, list) else ([value] if value is not None else [])
+
+
+class _Lint:
+    def __init__(self, src: Source, org: Org, calendars: set[str]) -> None:
+        self.src, self.org, self.calendars = src, org, calendars
+        self.doc: dict[str, Any] = src.data
+        self.states: dict[str, Any] = self.doc["states"]
+        self.fields: dict[str, Any] = self.doc.get("data", {}).get("properties", {}) or {}
+        self.events = {t["event"] for t in self.doc["transitions"]}
+        self.errors: list[DefinitionError] = []
+
+    def err(self, message: str, path: list[Any], hint: str | None = None, key: bool = False) -> None:
+        self.errors.append(self.src.error(message, path, hint=hint, key=key))
+
+    def known(self, kind: str, name: str, pool: Iterable[str], path: list[Any], what: str) -> bool:
+        pool = list(pool)
+        if name in pool:
+            return True
+        self.err(f"{what} unknown {kind} {name!r}", path, did_you_mean(name, pool))
+        return False
+
+    def run(self) -> list[DefinitionError]:
+        self.check_states()
+        for i, t in enumerate(self.doc["transitions"]):
+            self.check_transition(i, t)
+        self.check_overlaps()
+        self.check_fields()
+        self.check_decisions()
+        for kind in ("slas", "timers"):
+            for i, c in enumerate(self.doc.get(kind, [])):
+                self.check_clock(kind, i, c)
+        if not self.errors:
+            self.check_graph()
+        return self.errors
+
+    def check_states(self) -> None:
+        initial = [s for s, v in self.states.items() if v.get("initial")]
+        if not initial:
+            self.err("no initial state (mark one state with initial: true)", ["states"])
+        for extra in initial[1:]:
+            self.err(f"more than one initial state: {initial[0]!r} and {extra!r}", ["states", extra, "initial"])
+        for sid, s in self.states.items():
+            if s.get("initial") and s.get("final"):
+                self.err(f"state {sid!r} cannot be both initial and final", ["states", sid, "final"])
+            self.check_actions(s.get("on_enter"), ["states", sid, "on_enter"])
+        tz = self.doc.get("timezone")
+        from .definition import check_timezone
+        if tz and not check_timezone(tz):
+            self.err(f"unknown timezone {tz!r}", ["timezone"], "use an IANA name such as 'Asia/Shanghai'")
+        cal = self.doc.get("calendar")
+        if cal is not None:
+            self.known("calendar", cal, self.calendars, ["calendar"], "workflow uses")
+
+    def check_transition(self, i: int, t: dict[str, Any]) -> None:
+        p: list[Any] = ["transitions", i]
+        ev = t["event"]
+        for j, src in enumerate(_as_list(t["from"])):
+            sp = p + ["from"] + ([j] if isinstance(t["from"], list) else [])
+            if self.known("state", src, self.states, sp, f"transition {ev!r} comes from") \
+                    and self.states[src].get("final"):
+                self.err(f"final state {src!r} has an exit: transition {ev!r}", sp,
+                         "final states end the case; remove the transition or the final flag")
+        self.known("state", t["to"], self.states, p + ["to"], f"transition {ev!r} goes to")
+        signoffs = t.get("signoffs")
+        if not t.get("roles") and not t.get("system") and not signoffs:
+            self.err(f"transition {ev!r} has no roles", p + ["event"],
+                     "say who may fire it with roles: [...] (deny by default)")
+        if t.get("system") and t.get("roles"):
+            self.err(f"system transition {ev!r} must not list roles", p + ["roles"])
+        for j, role in enumerate(t.get("roles", [])):
+            self.known("role", role, self.org.roles, p + ["roles", j], f"transition {ev!r} allows")
+        if signoffs:
+            for j, role in enumerate(signoffs["roles"]):
+                self.known("role", role, self.org.roles, p + ["signoffs", "roles", j], f"sign-off of {ev!r} needs")
+            if "reject_to" in signoffs:
+                self.known("state", signoffs["reject_to"], self.states, p + ["signoffs", "reject_to"],
+                           f"sign-off of {ev!r} rejects to")
+        inputs = t.get("input") or {}
+        for key in ("accepts", "requires"):
+            for j, f in enumerate(t.get(key, [])):
+                self.known("field", f, self.fields, p + [key, j], f"transition {ev!r} {key}")
+        for j, f in enumerate(t.get("input_required", [])):
+            self.known("input", f, inputs, p + ["input_required", j], f"transition {ev!r} requires")
+        for f in t.get("set") or {}:
+            self.known("field", f, self.fields, p + ["set", f], f"transition {ev!r} sets")
+        for j, d in enumerate(t.get("decide", [])):
+            self.known("decision table", d, self.doc.get("decisions", {}), p + ["decide", j],
+                       f"transition {ev!r} uses")
+        self.check_actions(t.get("actions"), p + ["actions"])
+
+    def check_actions(self, actions: list[dict[str, Any]] | None, path: list[Any]) -> None:
+        for i, a in enumerate(actions or []):
+            if "notify" in a:
+                self.known("role", a["notify"], self.org.roles, path + [i, "notify"], "notification to")
+            if "fire" in a and self.known("event", a["fire"], self.events, path + [i, "fire"], "action fires"):
+                if not any(t.get("system") for t in self.doc["transitions"] if t["event"] == a["fire"]):
+                    self.err(f"event {a['fire']!r} is fired automatically but is not a system transition",
+                             path + [i, "fire"], "add system: true to its transition")
+
+    def check_overlaps(self) -> None:
+        seen: dict[tuple[str, str], int] = {}
+        for i, t in enumerate(self.doc["transitions"]):
+            for src in _as_list(t["from"]):
+                key = (t["event"], src)
+                if key in seen:
+                    first = self.doc["transitions"][seen[key]]
+                    if not t.get("when") or not first.get("when"):
+                        self.err(f"event {t['event']!r} from {src!r} is defined twice without guards",
+                                 ["transitions", i, "event"], "give each alternative a 'when' guard")
+                else:
+                    seen[key] = i
+
+    def check_fields(self) -> None:
+        for j, f in enumerate(self.doc.get("data", {}).get("required", [])):
+            self.known("field", f, self.fields, ["data", "required", j], "data requires")
+        for j, f in enumerate(self.doc.get("unique", [])):
+            self.known("field", f, self.fields, ["unique", j], "unique names")
+
+    def check_decisions(self) -> None:
+        for name, d in (self.doc.get("decisions") or {}).items():
+            p: list[Any] = ["decisions", name]
+            key = (d.get("count") or {}).get("key")
+            if key:
+                self.known("field", key, self.fields, p + ["count", "key"], f"decision {name!r} counts by")
+            for i, rule in enumerate(d["rules"]):
+                for out in rule["outcome"]:
+                    self.known("field", out, self.fields, p + ["rules", i, "outcome", out],
+                               f"decision {name!r} sets")
+
+    def check_clock(self, kind: str, i: int, c: dict[str, Any]) -> None:
+        p: list[Any] = [kind, i]
+        for part in ("start", "stop", "pause", "resume", "restart"):
+            for key, pool, what in (("enter", self.states, "state"), ("leave", self.states, "state"),
+                                    ("event", self.events, "event")):
+                raw = (c.get(part) or {}).get(key)
+                for j, name in enumerate(_as_list(raw)):
+                    sub = p + [part, key] + ([j] if isinstance(raw, list) else [])
+                    self.known(what, name, pool, sub, f"{c['name']!r} {part} {key}s")
+        if "working" in c["within"] and "calendar" not in self.doc:
+            self.err(f"{c['name']!r} counts working time but the workflow has no calendar",
+                     p + ["within"], "add calendar: cn_office")
+        ff = c.get("from_field")
+        if ff and self.known("field", ff, self.fields, p + ["from_field"], f"{c['name']!r} counts from"):
+            if self.fields[ff].get("format") not in ("date-time", "date"):
+                self.err(f"{c['name']!r} counts from {ff!r}, which is not a date-time field", p + ["from_field"])
+        if kind == "slas" and "on_due" in c:
+            self.err(f"SLA {c['name']!r} uses on_due; SLAs use on_breach", p + ["on_due"], key=True)
+        if kind == "timers" and "on_breach" in c:
+            self.err(f"timer {c['name']!r} uses on_breach; timers use on_due", p + ["on_breach"], key=True)
+        self.check_actions(c.get("on_breach") or c.get("on_due"), p + ["on_breach" if "on_breach" in c else "on_due"])
+
+    def check_graph(self) -> None:
+        edges: dict[str, set[str]] = {s: set() for s in self.states}
+        for t in self.doc["transitions"]:
+            for src in _as_list(t["from"]):
+                edges[src].add(t["to"])
+                if t.get("signoffs", {}).get("reject_to"):
+                    edges[src].add(t["signoffs"]["reject_to"])
+        initial = next((s for s, v in self.states.items() if v.get("initial")), None)
+        if initial is None:
+            return
+        reached = _closure({initial}, edges)
+        for sid in self.states:
+            if sid not in reached:
+                self.err(f"state {sid!r} is unreachable from the initial state {initial!r}", ["states", sid],
+                         "add a transition into it or remove it")
+        finals = {s for s, v in self.states.items() if v.get("final")}
+        if not finals:
+            self.err("no final state (mark at least one with final: true)", ["states"])
+            return
+        reverse: dict[str, set[str]] = {s: set() for s in self.states}
+        for src, dests in edges.items():
+            for d in dests:
+                reverse[d].add(src)
+        can_finish = _closure(finals, reverse)
+        for sid in self.states:
+            if sid in reached and sid not in can_finish:
+                self.err(f"state {sid!r} is a dead end: no path from it to a final state", ["states", sid],
+                         "add a transition out of it or mark it final")
+
+
+def _closure(start: set[str], edges: dict[str, set[str]]) -> set[str]:
+    seen, todo = set(start), list(start)
+    while todo:
+        for nxt in edges.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def check(src: Source, org: Org, calendars: set[str]) -> list[DefinitionError]:
+    return _Lint(src, org, calendars).run()

@@ -1,0 +1,131 @@
+"""Exact money, UTC times, and typed parsing of operator input.
+
+Money is `Decimal` with two places, stored as a string, never a float; times
+are aware and stored as UTC ISO 8601. Operators type strings (`--set
+amount=12.50`), so parsing by the field's schema happens here, once, with an
+error that names the field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+MONEY_MAX = Decimal("1000000000000")   # 1e12 yuan: no real refund is larger
+STRING_MAX = 10_000
+
+
+class ValueProblem(ValueError):
+    """A value does not fit its field; the message is operator-facing."""
+
+
+def parse_money(text: str | int | Decimal) -> Decimal:
+    try:
+        amount = Decimal(str(text).strip().replace(",", ""))
+    except InvalidOperation:
+        raise ValueProblem(f"{text!r} is not an amount (write e.g. 1200.50)") from None
+    if not amount.is_finite():
+        raise ValueProblem(f"{text!r} is not a finite amount")
+    if amount.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise ValueProblem(f"{text!r} has more than 2 decimal places")
+    if amount < 0:
+        raise ValueProblem(f"{text!r} is negative; amounts are ≥ 0")
+    if amount >= MONEY_MAX:
+        raise ValueProblem(f"{text!r} is too large")
+    return amount.quantize(Decimal("0.01"))
+
+
+def format_money(amount: Decimal) -> str:
+    return str(amount.quantize(Decimal("0.01")))
+
+
+def to_fen(amount: Decimal) -> int:
+    return int(amount * 100)
+
+
+def from_fen(fen: int) -> Decimal:
+    return (Decimal(fen) / 100).quantize(Decimal("0.01"))
+
+
+def parse_datetime(text: str, tz: ZoneInfo | None = None) -> datetime:
+    """ISO 8601 → aware UTC; a time without offset is read in `tz` (the workflow's zone)."""
+    try:
+        value = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueProblem(f"{text!r} is not an ISO 8601 time (e.g. 2025-01-24T17:00)") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz or timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def format_datetime(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def show_datetime(text: str | None, tz: ZoneInfo) -> str:
+    """Stored UTC → the workflow's local time, for operators."""
+    if not text:
+        return ""
+    return parse_datetime(text).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+_TRUE = {"true", "yes", "1", "是", "y"}
+_FALSE = {"false", "no", "0", "否", "n"}
+
+
+def parse_input(raw: str, schema: Mapping[str, Any], tz: ZoneInfo) -> Any:
+    """An operator's string for one field → the stored JSON value, checked against its type."""
+    kind, fmt = schema.get("type"), schema.get("format")
+    if len(raw) > STRING_MAX:
+        raise ValueProblem(f"value is {len(raw):,} characters; the limit is {STRING_MAX:,}")
+    if kind == "string" and fmt == "money":
+        return format_money(parse_money(raw))
+    if kind == "string" and fmt == "date-time":
+        return format_datetime(parse_datetime(raw, tz))
+    if kind == "string" and fmt == "date":
+        try:
+            return date.fromisoformat(raw.strip()).isoformat()
+        except ValueError:
+            raise ValueProblem(f"{raw!r} is not a date (YYYY-MM-DD)") from None
+    if kind == "integer":
+        try:
+            number = int(raw.strip())
+        except ValueError:
+            raise ValueProblem(f"{raw!r} is not a whole number") from None
+        if abs(number) >= 2**63:
+            raise ValueProblem(f"{raw!r} is out of range")
+        return number
+    if kind == "boolean":
+        lowered = raw.strip().lower()
+        if lowered in _TRUE or lowered in _FALSE:
+            return lowered in _TRUE
+        raise ValueProblem(f"{raw!r} is not true or false")
+    if kind == "number":
+        try:
+            number = float(raw)
+        except ValueError:
+            raise ValueProblem(f"{raw!r} is not a number") from None
+        if not math.isfinite(number):
+            raise ValueProblem(f"{raw!r} is not a finite number")
+        return number
+    if kind in ("array", "object"):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            raise ValueProblem(f"{raw!r} is not valid JSON") from None
+    return raw
+
+
+def check_money_format(value: object) -> bool:
+    """jsonschema FormatChecker hook for `format: money`."""
+    if not isinstance(value, str):
+        return True
+    try:
+        return format_money(parse_money(value)) == value
+    except ValueProblem:
+        return False
