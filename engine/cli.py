@@ -184,11 +184,11 @@ def sign(app: App, case_id: str, reject: bool, note: str | None) -> None:
     app.out(r, f"{case_id}: {verb} → {r['state']}")
 
 
-from . import cli_read  # noqa: E402  (registers show/list/history/validate/… on `cli`)
+from . import cli_audit, cli_read, cli_sla  # noqa: E402,F401  (register their commands on `cli`)
 
 
 def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="caseflow", standalone_mode=True)
 
 
-__all__ = ["cli", "main", "App", "cli_read", "sys"]
+__all__ = ["cli", "main", "App", "sys"]

@@ -1,0 +1,5 @@
+"""`caseflow audit …` commands (being written)."""
+
+from __future__ import annotations
+
+from .cli import cli  # noqa: F401

@@ -1,0 +1,140 @@
+"""Shared fixtures: one suite, two real databases (SQLite and PostgreSQL).
+
+`backend` is parametrized over sqlite and postgres. PostgreSQL comes from
+CASEFLOW_TEST_PG (the URL `.ci/run` exports); each test gets its own schema so
+tests never see each other's rows. With CI=true a missing PostgreSQL is a
+failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from engine.catalog import SHIPPED, Catalog
+from engine.cli import cli
+from engine.runtime import Engine
+from engine.store import Store
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+PG_URL = os.environ.get("CASEFLOW_TEST_PG")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def shanghai(text: str) -> datetime:
+    """'2025-01-24 17:00' in Shanghai → aware UTC datetime."""
+    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI).astimezone(timezone.utc)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'caseflow.db'}"
+        return
+    if not PG_URL:
+        if IN_CI:
+            pytest.fail("CI=true but CASEFLOW_TEST_PG is not set: PostgreSQL tests must run in CI")
+        pytest.skip("PostgreSQL not configured (set CASEFLOW_TEST_PG)")
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@dataclass
+class Clock:
+    """A simulated clock the tests move by hand."""
+
+    now: datetime = field(default_factory=lambda: shanghai("2025-03-03 10:00"))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, text: str) -> None:
+        self.now = shanghai(text)
+
+    def advance(self, **kwargs: float) -> None:
+        self.now = self.now + timedelta(**kwargs)
+
+
+@pytest.fixture(scope="session")
+def shipped_catalog() -> Catalog:
+    return Catalog.load(SHIPPED)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = Store(db_url)
+    s.migrate()
+    yield s
+    s.engine.dispose()
+
+
+@pytest.fixture
+def engine(store: Store, shipped_catalog: Catalog, clock: Clock) -> Engine:
+    """An Engine over the shipped workflows, a fresh database and the simulated clock."""
+    return Engine(store, shipped_catalog, clock)
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def run(db_url: str, clock: Clock) -> Any:
+    """Run the CLI in-process against the test database: run('--as', 'wang.fang', 'show', cid)."""
+    runner = CliRunner()
+
+    def _run(*args: str, workflows: Path | str = SHIPPED, now: datetime | None = None) -> Result:
+        env = {"CASEFLOW_DB": db_url, "CASEFLOW_WORKFLOWS": str(workflows),
+               "CASEFLOW_NOW": (now or clock.now).isoformat(), "CASEFLOW_USER": ""}
+        r = runner.invoke(cli, list(args), env=env, catch_exceptions=False)
+        return Result(r.exit_code, r.stdout, r.stderr)
+    return _run
+
+
+def case_row(store: Store, case_id: str) -> dict[str, Any]:
+    from engine.store import cases
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(cases).where(cases.c.id == case_id)).one()
+    return dict(row._mapping)
+
+
+def audit_rows(store: Store, case_id: str) -> list[dict[str, Any]]:
+    from engine.store import audit
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(audit).where(audit.c.case_id == case_id).order_by(audit.c.seq))
+        return [dict(r._mapping) for r in rows]
+
+
+def snapshot(store: Store, case_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Everything a refusal must leave untouched: the case row and its audit log."""
+    return case_row(store, case_id), audit_rows(store, case_id)
