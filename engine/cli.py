@@ -184,6 +184,22 @@ def sign(app: App, case_id: str, reject: bool, note: str | None) -> None:
     app.out(r, f"{case_id}: {verb} → {r['state']}")
 
 
+@cli.command()
+@pass_app
+def demo(app: App) -> None:
+    """Run sample cases through all three shipped processes and show the result.
+
+    \b
+    Example:
+      caseflow demo            # creates ./caseflow.db on first use
+    """
+    from .demo import run_demo
+    ids = run_demo(app.engine, click.echo)
+    first = ids["refund"][0] if ids["refund"] else "CASE"
+    click.echo(f"\ndone: {sum(len(v) for v in ids.values())} cases in {app.engine.store.url}")
+    click.echo(f"next: caseflow --as wang.fang show {first}   |   caseflow --as jiang.wen history {first}")
+
+
 from . import cli_audit, cli_read, cli_sla  # noqa: E402,F401  (register their commands on `cli`)
 
 
