@@ -135,3 +135,13 @@ class StorageError(CaseflowError):
     """The database is unreachable or refused the write; nothing was changed."""
 
     exit_code = 5
+
+
+class NotPermitted(CaseflowError):
+    """The user's roles do not allow a read, e.g. --unmask without `can_unmask` in org.yaml."""
+
+    def __init__(self, user: str, action: str, reason: str) -> None:
+        super().__init__(f"{user} may not {action}: {reason}")
+        self.user = user
+        self.action = action
+        self.reason = reason
