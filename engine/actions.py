@@ -40,13 +40,13 @@ def open_case(engine: "Engine", conn: Connection, d: Definition, data: dict[str,
     actor = person.id if person else "system"
     problem = schema_problem(d, data)
     if problem:
-        raise InvalidData("(new)", "open", d.initial, f"data would be invalid: {problem}")
+        raise InvalidData("", f"open {d.workflow}", d.initial, f"data would be invalid: {problem}")
     engine.register(conn, d, now)
     case_id = new_case_id(d.workflow)
     conn.execute(cases.insert().values(
         id=case_id, workflow=d.workflow, definition=d.sha256, state=d.initial, data=_dump(data),
         signoffs="[]", version=1, parent_case=parent, created_at=stamp(now), updated_at=stamp(now)))
-    _claim_keys(conn, d, case_id, {}, data)
+    _claim_keys(conn, d, case_id, {}, data, opening=True)
     entries = [Entry("open", "open", None, d.initial, actor, sorted(person.roles) if person else [],
                      _changes({}, data), note)]
     entries += _run_actions(engine, conn, d, case_id, d.states[d.initial].on_enter, data, {}, {}, actor, now)
@@ -79,9 +79,15 @@ def commit(engine: "Engine", conn: Connection, change: "Change", now: datetime, 
         raise StaleCase(snap.id)
     _claim_keys(conn, d, snap.id, snap.data, data, final=d.states[change.dest].final)
     event = t.event if kind != "reject" else "reject"
-    entries.append(Entry(kind, event, snap.state, change.dest, actor, roles, _changes(snap.data, data), note))
+    changed = _changes(snap.data, data)
+    if change.inputs:
+        changed["@input"] = change.inputs          # event inputs (e.g. a purchase amount) are evidence too
+    entries.append(Entry(kind, event, snap.state, change.dest, actor, roles, changed, note))
     entries += decided
-    if kind != "signoff":
+    if kind == "signoff":
+        entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), snap.id,
+                                     "sign", snap.state, snap.state, data, now)
+    else:
         moved = change.dest != snap.state
         todo = (list(d.states[change.dest].on_enter) if moved else []) + (list(t.actions) if kind == "transition" else [])
         entries += _run_actions(engine, conn, d, snap.id, todo, data, change.inputs, t.inputs, actor, now, depth)
@@ -141,12 +147,15 @@ def _period(now: datetime, d: Definition, period: str | None) -> str:
                                                                                   local.strftime("%Y-%m"))
 
 
+SHARED = "*"   # decision counters are shared by table name across workflows (a person's offences add up)
+
+
 def _bump(conn: Connection, d: Definition, name: str, key: str, period: str) -> int:
-    where = (decision_counts.c.workflow == d.workflow, decision_counts.c.decision == name,
+    where = (decision_counts.c.workflow == SHARED, decision_counts.c.decision == name,
              decision_counts.c.key == key, decision_counts.c.period == period)
     current = conn.execute(sa.select(decision_counts.c.count).where(*where).with_for_update()).scalar()
     if current is None:
-        conn.execute(decision_counts.insert().values(workflow=d.workflow, decision=name, key=key,
+        conn.execute(decision_counts.insert().values(workflow=SHARED, decision=name, key=key,
                                                      period=period, count=1))
         return 1
     conn.execute(decision_counts.update().where(*where).values(count=current + 1))
@@ -154,7 +163,7 @@ def _bump(conn: Connection, d: Definition, name: str, key: str, period: str) -> 
 
 
 def _claim_keys(conn: Connection, d: Definition, case_id: str, before: dict[str, Any],
-                after: dict[str, Any], final: bool = False) -> None:
+                after: dict[str, Any], final: bool = False, opening: bool = False) -> None:
     """`unique` fields: one open case per value, enforced by the table's primary key."""
     for f in d.unique:
         old, new = before.get(f), (None if final else after.get(f))
@@ -168,7 +177,8 @@ def _claim_keys(conn: Connection, d: Definition, case_id: str, before: dict[str,
                 case_keys.c.workflow == d.workflow, case_keys.c.field == f,
                 case_keys.c.value == str(new))).scalar()
             if holder and holder != case_id:
-                raise InvalidData(case_id, "open", d.initial, f"{f} already belongs to open case {holder}")
+                raise InvalidData("" if opening else case_id, f"open {d.workflow}" if opening else f"set {f}",
+                                  d.initial, f"{f} already belongs to open case {holder}")
             conn.execute(case_keys.insert().values(workflow=d.workflow, field=f, value=str(new), case_id=case_id))
 
 

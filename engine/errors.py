@@ -91,6 +91,8 @@ class TransitionRefused(CaseflowError):
         self.reason = reason
 
     def __str__(self) -> str:
+        if not self.case_id:            # refused while opening: there is no case yet
+            return f"cannot {self.event}: {self.reason}"
         return f"case {self.case_id}: cannot {self.event} in state {self.state}: {self.reason}"
 
 

@@ -115,6 +115,22 @@ def events(engine: "Engine", snap: "Snapshot", person: Person, now: datetime) ->
     return out
 
 
+def mask_changes(d: Definition, event: str, changes: dict[str, Any], unmask: bool) -> dict[str, Any]:
+    """Mask personal data in an audit row's before/after values and event inputs."""
+    if unmask:
+        return changes
+    pii = d.pii_fields()
+    for k, kind in pii.items():
+        if k in changes and isinstance(changes[k], list):
+            changes[k] = [mask(v, kind) for v in changes[k]]
+    inputs = changes.get("@input")
+    if isinstance(inputs, dict):
+        schemas = {k: v for t in d.transitions if t.event == event for k, v in t.inputs.items()}
+        changes["@input"] = {k: mask(v, schemas[k]["x-pii"]) if "x-pii" in schemas.get(k, {}) else v
+                             for k, v in inputs.items()}
+    return changes
+
+
 def list_cases(engine: "Engine", workflow: str | None = None, state: str | None = None,
                overdue: bool = False, limit: int = 500) -> list[dict[str, Any]]:
     q = sa.select(cases.c.id, cases.c.workflow, cases.c.state, cases.c.updated_at).order_by(
@@ -147,13 +163,9 @@ def history(engine: "Engine", case_id: str, user: str | None, unmask: bool = Fal
     if unmask:
         log_unmask(engine, snap, person, "history")
     d = snap.definition
-    pii = {} if unmask else d.pii_fields()
     out = []
     for r in rows:
-        changes = json.loads(r["changes"])
-        for k, kind in pii.items():
-            if k in changes and isinstance(changes[k], list):
-                changes[k] = [mask(v, kind) for v in changes[k]]
+        changes = mask_changes(d, r["event"], json.loads(r["changes"]), unmask)
         out.append({"seq": r["seq"], "kind": r["kind"], "event": r["event"], "from": r["from_state"],
                     "to": r["to_state"], "actor": r["actor"], "roles": json.loads(r["roles"]),
                     "at": r["effective_at"], "recorded_at": r["recorded_at"], "note": r["note"],
