@@ -140,7 +140,7 @@ def _report_link(r: dict[str, Any], prev: dict[str, Any] | None, before: dict[st
     assert prev is not None or r["seq"] == 1
     if prev is None:
         bad(1, "inserted", "row 1 does not start the chain (its prev_hash is not the genesis hash)")
-    elif before is not None and r["prev_hash"] == before["hash"]:
+    elif before is not None and r["prev_hash"] == before["hash"] and prev["seq"] not in moved:
         bad(prev["seq"], "inserted", f"row {prev['seq']} inserted (row {r['seq']} links past it to "
                                      f"row {before['seq']})")
     elif moved and (r["seq"] in moved or prev["seq"] in moved or r["prev_hash"] in by_hash):
@@ -299,7 +299,7 @@ def verify(store: Store, expect: str | None = None) -> VerifyReport:
             report.problems.append(Problem("checkpoints", None, "missing",
                                            f"no checkpoint has digest {expect.strip()[:16]}…: the checkpoint "
                                            f"chain was rewritten, or the digest is from another database"))
-        states = dict(conn.execute(sa.select(cases.c.id, cases.c.state)).tuples().all())
+        states = {r.id: r.state for r in conn.execute(sa.select(cases.c.id, cases.c.state))}
         seen: set[str] = set()
         for case_id, rows in _case_rows(conn):
             seen.add(case_id)
