@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,29 +15,43 @@ from .values import show_datetime
 
 @cli.command()
 @click.argument("files", nargs=-1, type=click.Path())
+@click.option("--all/--first", "show_all", default=True,
+              help="Print every error (default), or only the headline error of each file.")
 @pass_app
-def validate(app: App, files: tuple[str, ...]) -> None:
-    """Check workflow files; print every error as file:line:col: message.
+def validate(app: App, files: tuple[str, ...], show_all: bool) -> None:
+    """Check workflow files; print every error as file:line:col: message (hint).
+
+    Without FILEs, checks every workflow in the workflows directory, including
+    links between them. Roles come from the org.yaml in --workflows, else from
+    an org.yaml beside the files, else the default workflows directory. The
+    most useful error of each file comes first. Exit 0 when clean, 1 otherwise.
 
     \b
     Example:
       caseflow validate workflows/*.yaml
+      caseflow validate --first my_process.yaml
     """
-    from .catalog import SPECIAL, Catalog, default_dir
+    from .calendar import load_calendars
+    from .catalog import SPECIAL, Catalog
     from .definition import load_definition, load_org
-    directory = Path(app.workflows_dir) if app.workflows_dir else default_dir()
-    targets = [Path(f) for f in files] or sorted(directory.glob("*.yaml"))
+    from .errors import CalendarError
+    targets = _expand(files)
+    directory = _org_dir(app.workflows_dir, targets)
+    if not files:
+        targets = sorted(directory.glob("*.yaml"))
     errors: list[DefinitionError] = []
-    checked = 0
+    lines: list[str] = []
+    org = None
+    calendars: dict[str, Any] = {}
     try:
-        org_path = next((t for t in targets if t.name == "org.yaml"), directory / "org.yaml")
-        org = load_org(org_path)
-        from .calendar import load_calendars
+        org = load_org(next((t for t in targets if t.name == "org.yaml"), directory / "org.yaml"))
         cal_path = next((t for t in targets if t.name == "calendars.yaml"), directory / "calendars.yaml")
         calendars = load_calendars(cal_path) if cal_path.exists() else {}
-    except DefinitionErrors as exc:
-        errors.extend(exc.errors)
-        org, calendars = None, {}
+    except (DefinitionErrors, DefinitionError) as exc:
+        errors.extend(exc.errors if isinstance(exc, DefinitionErrors) else [exc])
+    except CalendarError as exc:
+        lines.append(f"{exc}")
+    checked = 0
     for path in targets:
         if path.name in SPECIAL or org is None:
             continue
@@ -44,19 +59,43 @@ def validate(app: App, files: tuple[str, ...]) -> None:
         try:
             load_definition(path, org, calendars, display=str(path))
         except DefinitionErrors as exc:
-            errors.extend(exc.errors)
+            errors.extend(exc.errors if show_all else exc.errors[:1])
         except DefinitionError as exc:
             errors.append(exc)
-    if not files and not errors:
+    if not files and not errors and not lines:
         try:
             Catalog.load(directory)      # cross-file checks (spawned workflows exist)
         except DefinitionErrors as exc:
             errors.extend(exc.errors)
-    for e in errors:
-        click.echo(f"{e}")
-    if errors:
+    if app.as_json:
+        click.echo(json.dumps([{"file": e.file, "line": e.line, "col": e.col, "message": e.message,
+                                "hint": e.hint} for e in errors] + [{"message": m} for m in lines],
+                              ensure_ascii=False, indent=2))
+    else:
+        for line in [str(e) for e in errors] + lines:
+            click.echo(line)
+    if errors or lines:
         raise click.exceptions.Exit(1)
     click.echo(f"ok: {checked} workflow file(s) valid", err=True)
+
+
+def _expand(files: tuple[str, ...]) -> list[Path]:
+    """FILE arguments; a directory stands for the *.yaml files in it."""
+    out: list[Path] = []
+    for f in files:
+        p = Path(f)
+        out.extend(sorted(p.glob("*.yaml")) if p.is_dir() else [p])
+    return out
+
+
+def _org_dir(option: str | None, targets: list[Path]) -> Path:
+    from .catalog import default_dir
+    if option:
+        return Path(option)
+    parents = {t.parent for t in targets}
+    if len(parents) == 1 and (next(iter(parents)) / "org.yaml").exists():
+        return next(iter(parents))
+    return default_dir()
 
 
 @cli.command()

@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ from jsonschema.exceptions import best_match
 
 from . import lint, values
 from .errors import DefinitionError, DefinitionErrors
-from .expressions import Environment, ExpressionError, cel_type, constant_type
+from .expressions import (MAX_EXPR_CHARS, Environment, ExpressionError, ExpressionTypeError, cel_type,
+                          constant_type)
 from .model import (Action, Clock, Decision, Definition, Duration, Guard, Org,
                     Person, Role, Signoffs, State, Transition, Trigger)
 from .source import Source, parse_source, read_source
@@ -62,62 +64,222 @@ def compile_source(src: Source, org: Org, calendars: set[str]) -> Definition:
     check_schema(src)
     errors = lint.check(src, org, calendars)
     if errors:
-        raise DefinitionErrors(errors)
+        raise DefinitionErrors(_in_file_order(errors))
     compiler = _Compiler(src)
     definition = compiler.build()
     if compiler.errors:
-        raise DefinitionErrors(compiler.errors)
+        raise DefinitionErrors(_in_file_order(compiler.errors))
     return definition
 
 
+def _in_file_order(errors: list[DefinitionError]) -> list[DefinitionError]:
+    """Meaning errors are all equally bad: list them top to bottom, as a designer reads."""
+    return _unique(sorted(errors, key=lambda e: (e.line, e.col)))
+
+
 def check_schema(src: Source) -> None:
-    """Phase 1: structure. One best message first, all of them available."""
-    validator = workflow_schema()
-    found = list(validator.iter_errors(src.data))
+    """Phase 1: structure. One best message first, then all the others."""
+    found = list(workflow_schema().iter_errors(src.data))
     if found:
-        best = best_match(found)
-        ordered = [best] + [e for e in found if e is not best]
-        raise DefinitionErrors([_schema_error(src, e) for e in ordered])
+        best = best_match(found)       # may be a sub-error from inside an anyOf: drop its parent
+        rest = [e for e in found if e is not best and not _contains(e, best)]
+        ordered = [best] + sorted(rest, key=lambda e: src.locate(list(e.absolute_path)))
+        raise DefinitionErrors(_unique([_schema_error(src, e) for e in ordered]))
     data_schema = src.data.get("data")
     if data_schema is not None:
-        try:
-            Draft202012Validator.check_schema(data_schema)
-        except js_exc.SchemaError as exc:
-            path = ["data", *exc.absolute_path]
-            raise DefinitionErrors([src.error(f"invalid data schema: {exc.message}", path)]) from None
+        meta = Draft202012Validator(Draft202012Validator.META_SCHEMA)
+        bad = list(meta.iter_errors(data_schema))
+        if bad:
+            best = best_match(bad)
+            ordered = [best] + [e for e in bad if e is not best]
+            raise DefinitionErrors(_unique([_data_schema_error(src, e) for e in ordered]))
+
+
+def _contains(parent: js_exc.ValidationError, child: js_exc.ValidationError) -> bool:
+    todo = list(parent.context or [])
+    while todo:
+        e = todo.pop()
+        if e is child:
+            return True
+        todo.extend(e.context or [])
+    return False
+
+
+def _unique(errors: list[DefinitionError]) -> list[DefinitionError]:
+    seen: set[str] = set()
+    out = []
+    for e in errors:
+        if str(e) not in seen:
+            seen.add(str(e))
+            out.append(e)
+    return out
+
+
+_JSON_TYPES = ["string", "integer", "number", "boolean", "object", "array", "null"]
+_ID = "^[a-z][a-z0-9_]*$"
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value) if not isinstance(value, (dict, list)) else json.dumps(value, ensure_ascii=False,
+                                                                             default=str)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if value is None:
+        return "empty"
+    if isinstance(value, (date, datetime)):
+        return "a date"
+    return type(value).__name__
+
+
+_EXPECT = {"string": "text", "integer": "a whole number", "number": "a number", "boolean": "true or false",
+           "object": "a mapping (key: value)", "array": "a list", "null": "nothing"}
 
 
 def _schema_error(src: Source, err: js_exc.ValidationError) -> DefinitionError:
     path = list(err.absolute_path)
-    message, hint = err.message, None
-    if err.validator == "additionalProperties":
-        extra = re.findall(r"'([^']+)'", err.message.split("(")[-1])
-        allowed = list(err.schema.get("properties", {}))
-        if extra:
-            path = path + [extra[0]]
-            message = f"unknown key {extra[0]!r}"
-            hint = lint.did_you_mean(extra[0], allowed) or f"allowed: {', '.join(allowed)}"
-            return src.error(message, path, key=True, hint=hint)
-    if err.validator == "pattern" and "duration" in str(err.schema.get("description", "")):
-        message = f"bad duration {err.instance!r}"
-        hint = 'write e.g. "24 hours", "7 days", "2 working hours" or "2 working days"'
-    elif err.validator == "pattern" and err.schema.get("pattern") == "^[a-z][a-z0-9_]*$":
-        message = f"bad id {err.instance!r}"
-        hint = "ids are lower-case letters, digits and _, starting with a letter"
-    elif err.validator == "oneOf" and path and path[-2:-1] and isinstance(err.instance, dict):
-        message = "an action needs exactly one of escalate, notify, fire or spawn"
-    elif err.validator == "required":
-        message = err.message.replace("is a required property", "is required")
-    elif err.validator == "type":
-        message = f"{_where(path)}{err.message}"
-    elif err.validator in ("anyOf", "oneOf"):
-        message = f"{_where(path)}{err.instance!r} is not valid here"
-    return src.error(message, path, hint=hint)
+    what = lint.describe(src.data, path)
+    key = next((str(p) for p in reversed(path) if isinstance(p, str)), None)
+    where = f"{what}: {key}" if key and what != key and not what.endswith(f"{key!r}") else what
+    schema, v = err.schema, err.validator
+    if v == "additionalProperties":
+        extra = sorted(set(err.instance) - set(schema.get("properties", {})))
+        allowed = list(schema.get("properties", {}))
+        name = extra[0] if extra else "?"
+        hint = lint.did_you_mean(name, allowed) or f"allowed keys: {', '.join(allowed)}"
+        message = f"unknown top-level key {name!r}" if not path else f"{what} has unknown key {name!r}"
+        return src.error(message, path + [name], key=True, hint=hint)
+    if v == "required":
+        missing = err.message.split("'")[1] if "'" in err.message else "?"
+        return src.error(f"{what} is missing {missing!r}", path, key=bool(path), hint=_REQUIRED_HINTS.get(missing))
+    if v == "pattern" and "working" in schema.get("pattern", ""):
+        return src.error(f"{where}: {_short(err.instance)} is not a duration", path, hint=_duration_hint(err.instance))
+    if v == "pattern" and schema.get("pattern") == _ID:
+        fixed = re.sub(r"[^a-z0-9_]+", "_", str(err.instance).strip().lower()).strip("_")
+        hint = "names are lower-case letters, digits and _, starting with a letter"
+        if fixed and fixed[0].isalpha():
+            hint += f": e.g. {fixed!r}"
+        key_err = isinstance(err.instance, str) and bool(path) and path[-1] == err.instance
+        return src.error(f"{_short(err.instance)} is not a valid name", path, key=key_err, hint=hint)
+    if v == "pattern" and "%" in schema.get("pattern", ""):
+        return src.error(f"{where}: {_short(err.instance)} is not a percentage from 1% to 99%", path,
+                         hint='a warning comes before the deadline, which is 100%: e.g. "50%" or "80%"')
+    if v == "pattern":
+        return src.error(f"{where}: {_short(err.instance)} does not match {schema.get('pattern')}", path)
+    if v == "maxLength" and schema.get("maxLength") == MAX_EXPR_CHARS:
+        return src.error(f"{lint.describe_expr(src.data, path)}: expression is {len(err.instance):,} characters;"
+                         f" the limit is {MAX_EXPR_CHARS:,}",
+                         path, hint="split it into several guards, or move the rules into a decision table")
+    if v == "type":
+        return _type_error(src, path, where, err.instance, err.validator_value)
+    if v == "enum":
+        options = [str(o) for o in err.validator_value]
+        hint = lint.did_you_mean(str(err.instance), options) or f"one of: {', '.join(options)}"
+        return src.error(f"{where}: {_short(err.instance)} is not allowed", path, hint=hint)
+    if v == "const":
+        return src.error(f"{where} must be {_short(err.validator_value)}", path)
+    if v in ("minItems", "minProperties", "minLength"):
+        return src.error(f"{where} is empty", path, hint=_EMPTY_HINTS.get(key or "", None))
+    if v == "oneOf" and path and isinstance(err.instance, dict) and "escalate" in str(schema):
+        kinds = [k for k in ("escalate", "notify", "fire", "spawn") if k in err.instance]
+        if kinds:
+            return src.error(f"an action does exactly one thing, this one has {' and '.join(kinds)}", path,
+                             hint="split it into one list item per action")
+        return src.error("an action needs one of escalate, notify, fire or spawn", path)
+    if v in ("anyOf", "oneOf"):
+        return _any_of_error(src, path, where, err)
+    return src.error(f"{where}: {err.message if len(err.message) < 120 else err.message[:117] + '…'}", path)
 
 
-def _where(path: list[Any]) -> str:
-    named = [p for p in path if isinstance(p, str)]
-    return f"{named[-1]}: " if named else ""
+_REQUIRED_HINTS = {
+    "to": "add to: STATE, the state this event leads to",
+    "from": "add from: STATE (or a list of states)",
+    "event": "add event: NAME, what operators type to fire it",
+    "label_zh": "add label_zh: 中文名称",
+    "within": 'add within: e.g. "24 hours" or "2 working days"',
+    "start": "add start: {enter: STATE} or {event: EVENT}",
+    "roles": "add roles: [ROLE, ...]",
+    "rules": "add rules: [{when: ..., outcome: {...}}]",
+    "states": "add states: {id: {label_zh: ..., initial: true}, ...}",
+    "transitions": "add transitions: [{event: ..., from: ..., to: ..., roles: [...]}]",
+}
+_EMPTY_HINTS = {"roles": "list who may fire it, e.g. [cs_agent]", "states": "add at least one state",
+                "transitions": "add at least one transition"}
+
+
+def _type_error(src: Source, path: list[Any], where: str, value: Any, expected: Any) -> DefinitionError:
+    want = expected if isinstance(expected, list) else [expected]
+    wanted = " or ".join(_EXPECT.get(w, w) for w in want)
+    hint = None
+    node = src.node(path)
+    raw = node.value if isinstance(node, yaml.ScalarNode) else None
+    if isinstance(value, bool) and raw is not None and raw.lower() in ("yes", "no", "on", "off", "y", "n"):
+        hint = f"YAML reads {raw} as a boolean; quote it: '{raw}'"
+    elif isinstance(value, (date, datetime)):
+        hint = f"YAML reads {raw} as a date; quote it: '{raw}'"
+    elif value is None:
+        hint = "the value is missing after the ':'"
+    elif "string" in want and isinstance(value, (int, float)):
+        hint = f"quote it: '{raw}'" if raw else None
+    elif "array" in want and isinstance(value, str):
+        hint = f"write a list: [{value}]"
+    return src.error(f"{where} should be {wanted}, not {_kind(value)}", path, hint=hint)
+
+
+def _any_of_error(src: Source, path: list[Any], where: str, err: js_exc.ValidationError) -> DefinitionError:
+    """`from`, `when`, trigger lists…: explain with the closest alternative."""
+    inner = [e for e in (err.context or []) if e.validator not in ("type",)]
+    types = [e.validator_value for e in (err.context or []) if e.validator == "type"]
+    if inner:
+        deepest = best_match(inner)
+        sub = list(deepest.absolute_path)
+        if deepest.validator == "pattern" and deepest.schema.get("pattern") == _ID:
+            return _schema_error(src, deepest)
+        if sub != path:
+            return _schema_error(src, deepest)
+    if types:
+        flat = sorted({t for ts in types for t in (ts if isinstance(ts, list) else [ts])})
+        return _type_error(src, path, where, err.instance, flat)
+    return src.error(f"{where}: {_short(err.instance)} is not valid here", path)
+
+
+def _duration_hint(value: Any) -> str:
+    text = str(value).strip().lower()
+    fixed = re.sub(r"\s*(work(ing)?[ _-]?days?|business[ _-]?days?|工作日)$", " working days", text)
+    fixed = re.sub(r"\s*(work(ing)?[ _-]?hours?|business[ _-]?hours?|工作小时)$", " working hours", fixed)
+    fixed = re.sub(r"\s*(hrs?|h|小时)$", " hours", fixed)
+    fixed = re.sub(r"\s*(mins?|m|分钟)$", " minutes", fixed)
+    fixed = re.sub(r"\s*(d|天)$", " days", fixed)
+    fixed = re.sub(r"\s*(个?月)$", " months", fixed)
+    fixed = re.sub(r"\s*(年)$", " years", fixed)
+    fixed = re.sub(r"^(\d+)\s+", r"\1 ", fixed)
+    if fixed != text and _DURATION.match(fixed):
+        return f"did you mean {fixed!r}?"
+    return 'write N minutes|hours|days|weeks|months|years, or N working hours|working days, e.g. "24 hours"'
+
+
+def _data_schema_error(src: Source, err: js_exc.ValidationError) -> DefinitionError:
+    path = ["data", *err.absolute_path]
+    if err.validator == "anyOf" and path[-1] == "type":
+        name = str(err.instance)
+        hint = lint.did_you_mean(name, _JSON_TYPES) or f"JSON Schema types: {', '.join(_JSON_TYPES)}"
+        return src.error(f"data schema: unknown type {_short(err.instance)}", path, hint=hint)
+    if err.validator == "type":
+        return _type_error(src, path, "data schema: " + ".".join(str(p) for p in err.absolute_path),
+                           err.instance, err.validator_value)
+    message = err.message if len(err.message) < 100 else err.message[:97] + "…"
+    return src.error(f"data schema: {message}", path)
 
 
 def parse_duration(text: str) -> Duration:
@@ -129,6 +291,26 @@ def parse_duration(text: str) -> Duration:
 
 def sha256_of(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _a(type_name: str) -> str:
+    return ("an " if type_name[:1] in "aeiou" else "a ") + type_name
+
+
+def _field_kind(schema: dict[str, Any]) -> str:
+    return str(schema.get("format") if schema.get("format") in ("money", "date-time", "date") else schema.get("type"))
+
+
+_FIELD_KINDS = {
+    "money": ("money", 'write an amount: yuan(300), yuan("12.50") or another money field'),
+    "date-time": ("a date-time", "write now, or another date-time field"),
+    "date": ("a date", "write now, or another date field"),
+    "string": ("text", "text needs quotes inside the YAML string, e.g. \"'after_work'\""),
+    "integer": ("an int", "write a whole number or an int expression"),
+    "boolean": ("a bool", "write true, false or a condition"),
+    "array": ("a list", None),
+    "object": ("a mapping", None),
+}
 
 
 class _Compiler:
@@ -148,29 +330,54 @@ class _Compiler:
         variables.update({"now": cel_type({"type": "string", "format": "date-time"}),
                           "actor": cel_type({"type": "string"}), "count": cel_type({"type": "integer"})})
         self.env = Environment(variables)
+        self.inputs: dict[str, Any] | None = None     # the current transition's inputs
 
-    def expr(self, text: str, path: list[Any], want: str | None = None, field: str | None = None):
+    def expr(self, text: str, path: list[Any], want: str | None = None, field: str | None = None) -> Any:
         from cel_expr_python import cel
         want_type = cel.Type.BOOL if want == "bool" else (cel_type(self.fields[field]) if field else None)
         try:
-            return self.env.compile(text, want=want_type)
-        except ExpressionError as exc:
-            self.errors.append(self._expr_error(text, path, exc))
+            compiled = self.env.compile(text, want=want_type)
+        except ExpressionTypeError as exc:
+            self.errors.append(self._type_error(text, path, exc, field))
             return None
+        except ExpressionError as exc:
+            line, col = self.src.position_in(path, exc.line, exc.col)
+            self.errors.append(DefinitionError(f"{lint.describe_expr(self.doc, path)}: {exc.message}",
+                                               file=self.src.path, line=line, col=col, hint=exc.hint))
+            return None
+        if self.inputs is not None:
+            self._check_inputs(compiled.names, text, path)
+        return compiled
 
-    def _expr_error(self, text: str, path: list[Any], exc: ExpressionError) -> DefinitionError:
-        line, col = self.src.locate(path)
-        node_line = self.src.text.splitlines()[line - 1] if line - 1 < len(self.src.text.splitlines()) else ""
-        quoted = col - 1 < len(node_line) and node_line[col - 1] in "\"'"
-        if col - 1 < len(node_line) and node_line[col - 1] in "|>":
-            body = self.src.text.splitlines()[line + exc.line - 1] if line + exc.line - 1 < len(self.src.text.splitlines()) else ""
-            line, col = line + exc.line, len(body) - len(body.lstrip()) + exc.col
-        elif exc.line == 1:
-            col = col + (1 if quoted else 0) + exc.col - 1
+    def _check_inputs(self, names: frozenset[str], text: str, path: list[Any]) -> None:
+        """An expression may read only the inputs its own transition declares."""
+        for name in sorted(n for n in names if n.startswith("input.")):
+            short = name.removeprefix("input.")
+            if self.inputs is not None and short not in self.inputs:
+                found = re.search(r"\binput\s*\.\s*" + re.escape(short) + r"\b", text)
+                before = text[:found.start()] if found else ""
+                line, col = self.src.position_in(path, before.count("\n") + 1,
+                                                 len(before) - (before.rfind("\n") + 1) + 1)
+                self.errors.append(DefinitionError(
+                    f"{lint.describe_expr(self.doc, path)}: this transition has no input {short!r}",
+                    file=self.src.path, line=line, col=col,
+                    hint=lint.did_you_mean(short, self.inputs) or "declare it under this transition's input:"))
+
+    def _type_error(self, text: str, path: list[Any], exc: ExpressionTypeError,
+                    field: str | None) -> DefinitionError:
+        what = lint.describe_expr(self.doc, path)
+        got = _a(exc.got)
+        if field is None:
+            short = text if len(text) <= 30 and "\n" not in text else "…"
+            example = {"int": f"{short} > 0", "double": f"{short} > 0", "string": f"{short} == 'major'",
+                       "timestamp": f"{short} < now"}.get(exc.got)
+            message = f"{what} must be true or false, but gives {got}"
+            hint = f"compare it, e.g. {example}" if example else None
         else:
-            line += exc.line - 1
-            col = exc.col
-        return DefinitionError(f"in {text!r}: {exc.message}", file=self.src.path, line=line, col=col)
+            kind, hint = _FIELD_KINDS.get(_field_kind(self.fields[field]), (exc.want, None))
+            message = f"{what} gives {got}, but {field!r} is {kind}"
+        line, col = self.src.position_in(path, 1, 1)
+        return DefinitionError(message, file=self.src.path, line=line, col=col, hint=hint)
 
     def guards(self, raw: Any, path: list[Any]) -> tuple[Guard, ...]:
         if raw is None:
@@ -221,6 +428,13 @@ class _Compiler:
 
     def transition(self, i: int, t: dict[str, Any]) -> Transition:
         path: list[Any] = ["transitions", i]
+        self.inputs = dict(t.get("input") or {})
+        try:
+            return self._transition(i, t, path)
+        finally:
+            self.inputs = None
+
+    def _transition(self, i: int, t: dict[str, Any], path: list[Any]) -> Transition:
         effects = tuple((f, c) for f, text in (t.get("set") or {}).items()
                         if (c := self.expr(text, path + ["set", f], field=f)))
         s = t.get("signoffs")
