@@ -33,6 +33,7 @@ from .errors import NotFound, NotPermitted, UsageError
 from .model import Definition, Person
 from .store import attempts, audit, cases
 from .values import ValueProblem, format_datetime, parse_datetime
+from . import views
 from .views import mask
 
 if TYPE_CHECKING:
@@ -98,16 +99,25 @@ def mask_text(text: str | None) -> str | None:
     return _PHONE.sub(lambda m: m.group(1) + "****" + m.group(3), text)
 
 
-def mask_changes(changes: dict[str, Any], pii: dict[str, str]) -> dict[str, Any]:
-    """Mask [before, after] pairs of personal fields, and personal fields in decision outcomes."""
-    out = dict(changes)
-    for key, kind in pii.items():
-        if isinstance(out.get(key), list):
-            out[key] = [mask(v, kind) for v in out[key]]
+def _mask_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, list):
+        return [_mask_strings(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _mask_strings(v) for k, v in value.items()}
+    return value
+
+
+def mask_changes(d: Definition | None, event: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Personal fields and event inputs by their x-pii kind (as `history` does), personal fields
+    in decision outcomes, then phone and ID numbers anywhere in the remaining text."""
+    out = views.mask_changes(d, event, dict(changes), False) if d is not None else dict(changes)
+    pii = d.pii_fields() if d is not None else {}
     outcome = out.get("outcome")
     if isinstance(outcome, dict):
         out["outcome"] = {k: (mask(v, pii[k]) if k in pii else v) for k, v in outcome.items()}
-    return out
+    return {k: (v if k in pii else _mask_strings(v)) for k, v in out.items()}
 
 
 def check_unmask(engine: "Engine", user: str | None, what: str) -> Person:
@@ -176,8 +186,8 @@ def _local(stamp: str, d: Definition | None) -> str:
 def _audit_row(r: dict[str, Any], d: Definition | None, engine: "Engine", unmask: bool) -> dict[str, Any]:
     people = engine.catalog.org.people
     changes = json.loads(r["changes"])
-    if not unmask and d is not None:
-        changes = mask_changes(changes, d.pii_fields())
+    if not unmask:
+        changes = mask_changes(d, r["event"], changes)
 
     def state_zh(s: str | None) -> str | None:
         return d.states[s].label_zh if d and s and s in d.states else s
