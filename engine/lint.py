@@ -134,8 +134,8 @@ class _Lint:
             sp = p + ["from"] + ([j] if isinstance(t["from"], list) else [])
             if self.known("state", src, self.states, sp, f"transition {ev!r} comes from") \
                     and self.states[src].get("final"):
-                self.err(f"final state {src!r} has an exit: transition {ev!r}", sp,
-                         "final states end the case; remove the transition or the final flag")
+                self.err(f"transition {ev!r} leaves {src!r}, which is a final state", sp,
+                         "a final state ends the case; remove the transition, or the state's final: true")
         self.known("state", t["to"], self.states, p + ["to"], f"transition {ev!r} goes to")
         signoffs = t.get("signoffs")
         if not t.get("roles") and not t.get("system") and not signoffs:
