@@ -224,7 +224,7 @@ def test_schema_errors_come_best_first_then_in_file_order(tmp_path: Path) -> Non
     assert lines == [
         f"{broken}:6:1: unknown top-level key 'calender' (did you mean 'calendar'?)",
         f"{broken}:63:5: transition 'close' is missing 'to' (add to: STATE, the state this event leads to)",
-        f"{broken}:75:13: SLA 'respond_24h': within: '24 hrs' is not a duration (did you mean '24 hours'?)",
+        f"{broken}:74:13: SLA 'respond_24h': within: '24 hrs' is not a duration (did you mean '24 hours'?)",
     ]
 
 
