@@ -1,0 +1,242 @@
+"""The sweeper behind `caseflow sla run`: fire every due timer exactly once.
+
+Due rows are read in batches, oldest `next_at` first, through the index on
+`next_at`, so a sweep costs what the due timers cost and nothing per case.
+Each row is then handled in its own transaction — warning, breach or firing,
+its actions, its audit rows and the row's new status commit together or not
+at all. Inside that transaction the row is locked again and re-checked
+(`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's write lock serialises
+writers), so two sweepers started by cron at the same moment split the work
+and neither can fire a row the other has already fired. The case row is
+locked with SKIP LOCKED too: a case an operator is changing right now is left
+for the next run rather than waited for, so a sweeper never holds a timer
+while waiting for a case (the opposite order of a transition), and the two
+cannot deadlock.
+
+Like SpiffWorkflow's `refresh_timers()`, the sweep owns no clock or thread:
+`now` is passed in, which is what the simulated-clock tests rely on.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from . import audit
+from .actions import _run_actions, fire_system
+from .audit import Entry
+from .calendar import BusinessCalendar
+from .errors import CaseflowError, StaleCase
+from .evaluate import stamp
+from .model import Clock
+from .sla import BREACHED, RUNNING, Plan, plan_of, schedule, ts
+from .store import cases, timers
+from .values import parse_datetime, show_datetime
+
+if TYPE_CHECKING:
+    from .runtime import Engine, Snapshot
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did; `failures` name the timers left for the next run and why."""
+
+    fired: int = 0           # timers whose on_due ran
+    breached: int = 0        # SLAs that went past their deadline (on_breach ran)
+    warnings: int = 0        # warning thresholds reached
+    rescheduled: int = 0     # provisional deadlines looked at again, nothing due yet
+    cancelled: int = 0       # rows of closed cases, retired without actions
+    skipped: int = 0         # handled by another sweeper meanwhile, or no longer due
+    busy: int = 0            # the case was being changed; left for the next run
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def handled(self) -> int:
+        return self.fired + self.breached + self.warnings + self.rescheduled + self.cancelled
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "handled": self.handled, "seconds": round(self.seconds, 3)}
+
+
+def count_due(engine: "Engine", now: datetime) -> int:
+    """How many rows a sweep at `now` would look at (an index range count)."""
+    with engine.store.read() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(timers)
+                            .where(timers.c.next_at < ts(now))).scalar_one()
+
+
+def sweep(engine: "Engine", now: datetime, batch: int = 200, limit: int | None = None,
+          progress: Progress | None = None) -> SweepReport:
+    """Handle every timer due at `now` (at most `limit`), one transaction each."""
+    report, started = SweepReport(), _time.perf_counter()
+    cursor: tuple[str, int] | None = None
+    while limit is None or report.handled < limit:
+        due = _due_batch(engine, ts(now), cursor, batch)
+        if not due:
+            break
+        for timer_id, next_at in due:
+            if limit is not None and report.handled >= limit:
+                break
+            cursor = (next_at, timer_id)
+            outcome = _handle(engine, timer_id, now, report)
+            if outcome:
+                setattr(report, outcome, getattr(report, outcome) + 1)
+            if progress:
+                progress(1)
+    report.seconds = _time.perf_counter() - started
+    return report
+
+
+def _due_batch(engine: "Engine", now_s: str, cursor: tuple[str, int] | None,
+               batch: int) -> list[tuple[int, str]]:
+    """The next `batch` due rows after `cursor`, in (next_at, id) order: each visited once per sweep."""
+    q = sa.select(timers.c.id, timers.c.next_at).where(timers.c.next_at < now_s)
+    if cursor:
+        q = q.where(sa.or_(timers.c.next_at > cursor[0],
+                           sa.and_(timers.c.next_at == cursor[0], timers.c.id > cursor[1])))
+    with engine.store.read() as conn:
+        return [(r.id, r.next_at) for r in conn.execute(q.order_by(timers.c.next_at, timers.c.id).limit(batch))]
+
+
+def _handle(engine: "Engine", timer_id: int, now: datetime, report: SweepReport) -> str | None:
+    """One row, one transaction; a failure rolls back this row only and is reported."""
+    try:
+        with engine.store.write() as conn:
+            return _handle_locked(engine, conn, timer_id, now)
+    except StaleCase:
+        return "busy"
+    except (CaseflowError, sa.exc.SQLAlchemyError) as exc:
+        line = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        report.failures.append({"timer": timer_id, "error": type(exc).__name__, "message": line})
+        return None
+
+
+def _lock(conn: Connection, timer_id: int, *still: Any) -> tuple[Any, bool]:
+    """(the row if it still matches `still` and no one holds it, whether its case is ours too)."""
+    row = conn.execute(sa.select(timers).where(timers.c.id == timer_id, timers.c.status == RUNNING, *still)
+                       .with_for_update(skip_locked=True)).first()
+    if row is None:
+        return None, False
+    case = conn.execute(sa.select(cases.c.id).where(cases.c.id == row.case_id)
+                        .with_for_update(skip_locked=True)).first()
+    return row, case is not None
+
+
+def _handle_locked(engine: "Engine", conn: Connection, timer_id: int, now: datetime) -> str | None:
+    row, case_locked = _lock(conn, timer_id, timers.c.next_at < ts(now))
+    if row is None:
+        return "skipped"
+    if not case_locked:
+        return "busy"
+    snap = engine.snapshot(conn, row.case_id)
+    d = snap.definition
+    clock = next((c for c in d.clocks if c.name == row.name), None)
+    if clock is None or d.states[snap.state].final:
+        _update(conn, row.id, status="cancelled", next_at=None, ended_at=ts(now))
+        _log(conn, snap, [Entry(row.kind, row.name, None, None, "system", [], {},
+                                "cancelled: the case is closed")], now)
+        return "cancelled"
+    cal = engine.catalog.calendar_for(d)
+    plan, entries = replan(clock, cal, snap, row, now)
+    if ts(now) > ts(plan.due.at, up=True):
+        return _due(engine, conn, snap, clock, plan, row, entries, now)
+    marks = sorted(clock.warn_at)
+    passed = sum(1 for p in marks if ts(plan.threshold(cal, p), up=True) < ts(now))
+    if passed > row.warned:
+        entries.append(Entry("sla_warning", clock.name, None, None, "system", [],
+                             {"percent": marks[passed - 1]},
+                             f"{marks[passed - 1]}% of {clock.within} used; "
+                             f"due {show_datetime(ts(plan.due.at, up=True), d.tz)}"))
+    _update(conn, row.id, warned=max(passed, row.warned), **schedule(plan, cal, max(passed, row.warned), now))
+    _log(conn, snap, entries, now)
+    return "warnings" if passed > row.warned else "rescheduled"
+
+
+def replan(clock: Clock, cal: BusinessCalendar | None, snap: "Snapshot", row: Any,
+           now: datetime) -> tuple[Plan, list[Entry]]:
+    """The row's plan with today's calendar; an audit entry when a provisional deadline moved."""
+    plan = plan_of(clock, cal, snap.definition.tz, row)
+    if not row.provisional:
+        return plan, []
+    due = ts(plan.due.at, up=True)
+    if due == row.due_at and plan.due.provisional:
+        return plan, []
+    tz = snap.definition.tz
+    how = "still provisional" if plan.due.provisional else "now confirmed by the holiday calendar"
+    note = f"deadline recomputed: {show_datetime(row.due_at, tz)} → {show_datetime(due, tz)} ({how})"
+    return plan, [Entry(clock.kind, clock.name, None, None, "system", [],
+                        {"due_at": [row.due_at, due]}, note)]
+
+
+def _due(engine: "Engine", conn: Connection, snap: "Snapshot", clock: Clock, plan: Plan, row: Any,
+         entries: list[Entry], now: datetime) -> str:
+    """Breach an SLA or fire a timer: mark the row, run the actions, log, then fire events."""
+    d, due = snap.definition, ts(plan.due.at, up=True)
+    sla_clock = clock.kind == "sla"
+    _update(conn, row.id, status=BREACHED if sla_clock else "fired", next_at=None, due_at=due,
+            provisional=plan.due.provisional, **({} if sla_clock else {"ended_at": ts(now)}))
+    when = show_datetime(due, d.tz)
+    note = (f"breached: {clock.label_zh} was due {when}" if sla_clock
+            else f"due {when}: {clock.label_zh}")
+    entries.append(Entry(clock.kind, clock.name, None, None, "system", [],
+                         {"status": [row.status, BREACHED if sla_clock else "fired"]}, note))
+    entries += _run_actions(engine, conn, d, snap.id, clock.actions, snap.data, {}, {}, "system", now)
+    _log(conn, snap, entries, now)
+    for fire in [e for e in entries if e.kind == "fire"]:
+        if not fire_system(engine, conn, snap.id, fire.event, now, f"{clock.name}: {note}"):
+            state = engine.snapshot(conn, snap.id).state
+            _log(conn, snap, [Entry(clock.kind, clock.name, None, None, "system", [], {},
+                                    f"{fire.event} is not possible in {d.label(state)}; nothing fired")], now)
+    return "breached" if sla_clock else "fired"
+
+
+def recompute_provisional(engine: "Engine", now: datetime) -> int:
+    """Recompute every provisional deadline with today's calendar data; returns how many moved.
+
+    The sweep already re-checks a provisional deadline before acting on it and
+    on the first day its year was not covered; run this (`caseflow sla run
+    --recompute`) after updating chinese-calendar or calendars.yaml so that a
+    deadline the new data brings forward is not fired late. It scans the
+    provisional rows, so it is not part of every sweep.
+    """
+    with engine.store.read() as conn:
+        ids = conn.execute(sa.select(timers.c.id).where(timers.c.provisional == sa.true(),
+                                                        timers.c.status == RUNNING)).scalars().all()
+    moved = 0
+    for timer_id in ids:
+        with engine.store.write() as conn:
+            row, case_locked = _lock(conn, timer_id, timers.c.provisional == sa.true())
+            if row is None or not case_locked or row.due_at is None:
+                continue
+            snap = engine.snapshot(conn, row.case_id)
+            clock = next((c for c in snap.definition.clocks if c.name == row.name), None)
+            if clock is None:
+                continue
+            cal = engine.catalog.calendar_for(snap.definition)
+            plan, entries = replan(clock, cal, snap, row, now)
+            if entries:
+                _update(conn, row.id, **schedule(plan, cal, row.warned, now))
+                _log(conn, snap, entries, now)
+                moved += 1
+    return moved
+
+
+def _update(conn: Connection, timer_id: int, **values: Any) -> None:
+    conn.execute(timers.update().where(timers.c.id == timer_id).values(**values))
+
+
+def _log(conn: Connection, snap: "Snapshot", entries: list[Entry], now: datetime) -> None:
+    audit.append(conn, case_id=snap.id, workflow=snap.workflow, definition=snap.definition.sha256,
+                 entries=entries, effective_at=stamp(now), recorded_at=stamp(datetime.now(timezone.utc)))
+
+
+__all__ = ["sweep", "SweepReport", "count_due", "recompute_provisional", "replan", "parse_datetime"]
