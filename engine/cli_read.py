@@ -113,15 +113,19 @@ def workflows(app: App) -> None:
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
 @pass_app
 def diagram(app: App, workflow: str, fmt: str) -> None:
-    """Print a state diagram (pipe DOT into `dot -Tsvg`).
+    """Print a state diagram with Chinese labels, sign-offs, guards and SLA clocks.
+
+    Mermaid (stateDiagram-v2) pastes into Markdown; pipe DOT into Graphviz.
 
     \b
     Example:
+      caseflow diagram refund
       caseflow diagram complaint --format dot | dot -Tsvg > complaint.svg
     """
     from .diagram import to_dot, to_mermaid
     d = app.catalog.get(workflow)
-    click.echo(to_dot(d) if fmt == "dot" else to_mermaid(d), nl=False)
+    org = app.catalog.org
+    click.echo(to_dot(d, org) if fmt == "dot" else to_mermaid(d, org), nl=False)
 
 
 @cli.command()
