@@ -213,31 +213,30 @@ def _render_rounds(rounds: list[dict[str, Any]]) -> str:
 
 
 @report.command()
-@click.option("--workflow", required=True, help="The workflow to report on.")
+@click.option("--workflow", help="Only this workflow (default: all).")
 @click.option("--month", required=True, metavar="YYYY-MM", help="Clocks started in this month.")
+@report_format
 @pass_app
-def sla(app: App, workflow: str, month: str) -> None:
-    """SLA compliance per clock for a workflow and month (met, breached, running).
+def sla(app: App, workflow: str | None, month: str, fmt: str | None) -> None:
+    """SLA compliance per workflow and clock for a month: met, breached, running, % on time.
 
     \b
     Example:
       caseflow report sla --workflow complaint --month 2025-03
     """
-    from .auditlog import parse_bound
-    from .reports import parse_month, sla as build
-    tz = app.engine.catalog.get(workflow).tz
-    start = parse_bound(parse_month(month) + "-01", tz)
-    y, m = map(int, month.split("-"))
-    end = parse_bound(f"{y + m // 12}-{m % 12 + 1:02d}-01", tz)
-    result = build(app.engine, workflow, start, end)
-    app.out(result, _render_sla(result))
-
-
-def _render_sla(result: Any) -> str:
-    import json
-    rows = result.get("clocks") if isinstance(result, dict) else result
-    if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
-        from .auditlog import to_table
-        keys = list(rows[0].keys())
-        return to_table(rows, [(k, k) for k in keys])
-    return json.dumps(result, ensure_ascii=False, indent=2, default=str)
+    from .auditlog import default_tz, to_csv, to_table
+    from .reports import month_range, sla as build
+    start, end = month_range(month, default_tz(app.engine, workflow))
+    rows = build(app.engine, workflow, start, end)
+    chosen = _fmt(app, fmt)
+    if chosen == "json":
+        app.as_json = True
+        app.out(rows, "")
+        return
+    cols = [("workflow", "流程"), ("label_zh", "时限"), ("within", "要求"), ("met", "按时"), ("breached", "超时"),
+            ("overdue", "其中仍逾期"), ("running", "进行中"), ("cancelled", "取消"), ("on_time_pct", "按时率%")]
+    if chosen == "csv":
+        click.echo(to_csv(rows, ("workflow", "sla", "label_zh", "within", "met", "breached", "overdue", "running",
+                                 "cancelled", "on_time_pct")), nl=False)
+        return
+    click.echo(f"时限达成情况  {month}\n" + (to_table(rows, cols) if rows else "(no clocks started in this month)"))

@@ -20,8 +20,9 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -54,6 +55,14 @@ def parse_month(text: str) -> str:
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text or ""):
         raise UsageError(f"--month {text!r}: expected YYYY-MM, e.g. 2025-03")
     return text
+
+
+def month_range(month: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """[first instant, first instant of the next month) of a calendar month in a zone."""
+    y, m = map(int, parse_month(month).split("-"))
+    start = datetime(y, m, 1, tzinfo=tz)
+    end = datetime(y + m // 12, m % 12 + 1, 1, tzinfo=tz)
+    return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
 
 
 def value_label(engine: "Engine", d: Definition, fname: str, value: Any) -> str:
@@ -219,8 +228,10 @@ def _round_dict(engine: "Engine", rnd: _Round, n: int, d: Definition | None) -> 
             "rejection": rnd.rejection, "finished_at": rnd.finished_at}
 
 
-def sla(engine: "Engine", workflow: str, since: datetime, until: datetime) -> Any:
-    """SLA compliance per clock, from the SLA module (which owns what "met" means)."""
+def sla(engine: "Engine", workflow: str | None, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """SLA compliance per workflow and clock, from the SLA module (which owns what "met" means).
+
+    Imported lazily: the report is one view of the SLA module's numbers, not a second opinion."""
     from . import sla as sla_module
     compliance = getattr(sla_module, "sla_compliance", None)
     if compliance is None:
@@ -228,4 +239,4 @@ def sla(engine: "Engine", workflow: str, since: datetime, until: datetime) -> An
     return compliance(engine, workflow, since, until)
 
 
-__all__ = ["complaints", "signoffs", "sla", "outcome", "value_label", "parse_month", "OUTCOMES"]
+__all__ = ["complaints", "signoffs", "sla", "outcome", "value_label", "parse_month", "month_range", "OUTCOMES"]
