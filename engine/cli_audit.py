@@ -57,6 +57,11 @@ def audit(ctx: click.Context, app: App, case_id: str | None, workflow: str | Non
       caseflow audit --attempts --actor liu.yang
     """
     if ctx.invoked_subcommand is not None:
+        given = [name for name, value in ctx.params.items() if value not in (None, False)]
+        if given:
+            from .errors import UsageError
+            raise UsageError(f"--{given[0].replace('_id', '').replace('fmt', 'format')} is an option of the listing; "
+                             f"it does not apply to `caseflow audit {ctx.invoked_subcommand}`")
         return
     from .auditlog import AuditQuery, default_tz, parse_bound, query, render
     tz = default_tz(app.engine, workflow)
@@ -142,8 +147,8 @@ def complaints(app: App, month: str, fmt: str | None, bom: bool) -> None:
       caseflow report complaints --month 2025-03
       caseflow report complaints --month 2025-03 --format csv --bom > 2025-03投诉统计.csv
     """
-    from .auditlog import to_csv, to_table
-    from .reports import complaints as build
+    from .auditlog import to_csv
+    from .reports import complaints as build, render_complaint_statistics
     r = build(app.engine, month)
     chosen = _fmt(app, fmt)
     flat = [{"dimension": dim["field"], "dimension_zh": dim["label_zh"], "value": row["value"] or "",
@@ -154,11 +159,7 @@ def complaints(app: App, month: str, fmt: str | None, bom: bool) -> None:
     elif chosen == "csv":
         click.echo(to_csv(flat, ("dimension", "dimension_zh", "value", "label_zh", "count"), bom), nl=False)
     else:
-        head = (f"顾客投诉分类统计表  {r['month']}  {r['label_zh']}({r['workflow']})\n"
-                f"受理 {r['total']} 件，成立 {r['valid']} 件，已结案 {r['closed']} 件\n\n")
-        body = "\n\n".join(to_table([{"label": row["label_zh"], "count": row["count"]} for row in dim["rows"]],
-                                    [("label", dim["label_zh"]), ("count", "件数")]) for dim in r["dimensions"])
-        click.echo(head + body)
+        click.echo(render_complaint_statistics(r))
 
 
 @report.command()

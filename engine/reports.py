@@ -129,6 +129,18 @@ def complaints(engine: "Engine", month: str, workflow: str = "complaint") -> dic
             "dimensions": dims, "cases": [cid for cid, _, _ in picked]}
 
 
+complaint_statistics = complaints       # the name `caseflow demo` calls
+
+
+def render_complaint_statistics(r: dict[str, Any]) -> str:
+    """The table as the 客服主管 files it: one block per dimension, Chinese labels, counts."""
+    from .auditlog import to_table
+    head = (f"顾客投诉分类统计表  {r['month']}  {r['label_zh']}({r['workflow']})\n"
+            f"受理 {r['total']} 件，成立 {r['valid']} 件，已结案 {r['closed']} 件\n\n")
+    return head + "\n\n".join(to_table([{"label": row["label_zh"], "count": row["count"]} for row in dim["rows"]],
+                                        [("label", dim["label_zh"]), ("count", "件数")]) for dim in r["dimensions"])
+
+
 # -- sign-off chains ------------------------------------------------------------------------
 
 @dataclass
@@ -239,4 +251,4 @@ def sla(engine: "Engine", workflow: str | None, since: datetime, until: datetime
     return compliance(engine, workflow, since, until)
 
 
-__all__ = ["complaints", "signoffs", "sla", "outcome", "value_label", "parse_month", "month_range", "OUTCOMES"]
+__all__ = ["complaints", "complaint_statistics", "render_complaint_statistics", "signoffs", "sla", "outcome", "value_label", "parse_month", "month_range", "OUTCOMES"]

@@ -297,6 +297,12 @@ def test_audit_table_has_chinese_labels_and_attempts_are_listed(engine, run):
     assert [(t["case_id"], t["actor"], t["error"]) for t in tried] == [(cid, "cao.ying", "RoleNotAllowed")]
 
 
+def test_listing_options_do_not_apply_to_subcommands(engine, run):
+    r = run("audit", "--case", "COM-1", "verify")
+    assert (r.exit_code, r.stderr.strip()) == (
+        2, "error: --case is an option of the listing; it does not apply to `caseflow audit verify`")
+
+
 def test_audit_of_an_unknown_case_is_not_found(engine, run):
     r = run("audit", "--case", "COM-NOPE")
     assert (r.exit_code, r.stderr.strip()) == (4, "error: case 'COM-NOPE' not found")
