@@ -109,6 +109,42 @@ def offence(engine, clock, person: str, code: str, employment: str | None = None
     return cid, engine.read_case(cid).data["penalty_tier"]
 
 
+# -- canonical ids -----------------------------------------------------------------------------
+
+SPEC_EDGES = {   # processes.md §1 "States and events": (state, event) → target
+    ("received", "assess"): "assessing",
+    ("assessing", "reject"): "replied_invalid", ("assessing", "accept"): "investigating",
+    ("investigating", "find_cause"): "proposing",
+    ("proposing", "approve_solution"): "implementing", ("proposing", "revise"): "proposing",
+    ("implementing", "customer_accepts"): "reviewing", ("implementing", "customer_rejects"): "escalated",
+    ("escalated", "final_offer"): "final_answer",
+    ("final_answer", "customer_accepts"): "reviewing", ("final_answer", "litigation"): "in_litigation",
+    ("in_litigation", "judgment"): "reviewing",
+    ("reviewing", "summarize"): "closed",
+    ("replied_invalid", "close"): "closed",
+}
+SPEC_FIELDS = {"form_no", "customer_name", "phone", "address", "channel", "category", "description", "severity",
+               "received_at", "valid", "responsible_dept", "root_cause", "responsible_person", "solution",
+               "customer_accepted", "customer_signature", "responsibility_code", "summary"}
+
+
+def test_complaint_uses_the_canonical_ids_with_chinese_labels(engine):
+    d = engine.catalog.get("complaint")
+    edges = {(s, t.event): t.to for t in d.transitions for s in t.sources}
+    assert {k: edges.get(k) for k in SPEC_EDGES} == SPEC_EDGES
+    assert [s for s, st in d.states.items() if st.final] == ["closed"] and d.initial == "received"
+    assert all(st.label_zh for st in d.states.values()) and all(t.label_zh for t in d.transitions)
+    assert SPEC_FIELDS <= set(d.fields)
+    assert d.fields["channel"]["enum"] == ["store", "phone", "visit", "on_site"]
+    assert set(d.fields["category"]["enum"]) == {"service_attitude", "quality", "technical", "service", "sales",
+                                                 "other"}
+    assert d.fields["severity"]["enum"] == ["normal", "major"]
+    assert d.fields["responsibility_code"]["enum"] == [*(f"A{i}" for i in range(1, 6)),
+                                                       *(f"B{i}" for i in range(1, 7)), "C", "D"]
+    approve = next(t for t in d.transitions if t.event == "approve_solution")
+    assert approve.signoffs is not None and approve.signoffs.roles == ("cs_manager",)
+
+
 # -- data captured --------------------------------------------------------------------------
 
 def test_complaint_form_records_the_registration_fields(engine, store):

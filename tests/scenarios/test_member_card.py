@@ -91,6 +91,40 @@ def data(engine, cid: str, *keys: str) -> tuple[Any, ...]:
     return tuple(d.get(k) for k in keys)
 
 
+# -- canonical ids -----------------------------------------------------------------------------
+
+SPEC_EDGES = {   # processes.md §3 "States and events": (state, event) → target
+    ("applied", "issue"): "active", ("applied", "decline"): "declined",
+    **{("active", e): "active" for e in ("purchase", "redeem", "return_goods", "upgrade", "update_contact",
+                                         "transfer")},
+    ("active", "report_lost"): "lost", ("active", "report_damaged"): "replacing", ("active", "expire"): "expired",
+    ("active", "withdraw"): "cancelled", ("active", "revoke"): "cancelled",
+    ("lost", "replace"): "replacing", ("replacing", "collect"): "active",
+    ("expired", "renew"): "active", ("expired", "upgrade"): "active", ("expired", "lapse"): "cancelled",
+    ("inactive", "reactivate"): "active",
+}
+SPEC_INPUTS = {"issue": {"same_day_cash", "in_person"},
+               "purchase": {"amount", "special_goods", "promotion", "items", "cash_amount"},
+               "redeem": {"points"}, "return_goods": {"amount", "points"}, "reactivate": {"same_day_cash"}}
+SPEC_FIELDS = {"member_id", "name", "id_number", "birth_date", "phone", "tier", "points", "points_earned",
+               "points_redeemed", "issued_at", "expires_at", "last_purchase_at", "year_spend", "lost_reported_at",
+               "fees_charged"}
+
+
+def test_member_card_uses_the_canonical_ids_with_chinese_labels(engine):
+    d = engine.catalog.get("member_card")
+    edges = {(s, t.event): t.to for t in d.transitions for s in t.sources}
+    assert {k: edges.get(k) for k in SPEC_EDGES} == SPEC_EDGES
+    assert sorted(s for s, st in d.states.items() if st.final) == ["cancelled", "declined"]
+    assert all(st.label_zh for st in d.states.values()) and all(t.label_zh for t in d.transitions)
+    inputs = {t.event: set(t.inputs) for t in d.transitions if t.event in SPEC_INPUTS}
+    assert all(SPEC_INPUTS[e] <= inputs[e] for e in SPEC_INPUTS), inputs
+    assert SPEC_FIELDS <= set(d.fields)
+    assert d.fields["tier"]["enum"] == ["vip", "gold", "platinum"]
+    assert "id_number" in d.unique                                                # 每人限申办一张
+    assert next(t for t in d.transitions if t.event == "expire").system           # fired by the expiry timer
+
+
 # -- the tier table ---------------------------------------------------------------------------
 
 def test_tier_table_thresholds_discounts_and_rates_match_the_rules(engine):

@@ -69,6 +69,35 @@ def before_work_to_explaining(engine) -> str:
     return cid
 
 
+# -- canonical ids -----------------------------------------------------------------------------
+
+BEFORE_APPROVAL = ["requested", "measuring", "confirming_charge", "terminating", "explaining", "applying", "signing"]
+SPEC_EDGES = {   # processes.md §2 "States and events": (state, event) → target
+    ("requested", "start_before_work"): "terminating", ("requested", "start_after_work"): "measuring",
+    ("measuring", "measure"): "confirming_charge", ("confirming_charge", "confirm_charge"): "terminating",
+    ("terminating", "sign_termination"): "explaining", ("explaining", "explain"): "applying",
+    ("applying", "apply"): "signing", ("signing", "approve"): "approved", ("approved", "pay"): "paid",
+    **{(s, "withdraw"): "withdrawn" for s in BEFORE_APPROVAL},
+}
+MONEY = ["contract_amount", "amount_paid", "completed_work_value", "final_charge", "refund_amount"]
+
+
+def test_refund_uses_the_canonical_ids_with_chinese_labels(engine):
+    d = engine.catalog.get("refund")
+    edges = {(s, t.event): t.to for t in d.transitions for s in t.sources}
+    assert {k: edges.get(k) for k in SPEC_EDGES} == SPEC_EDGES
+    assert ("approved", "withdraw") not in edges and ("paid", "withdraw") not in edges
+    assert sorted(s for s, st in d.states.items() if st.final) == ["paid", "withdrawn"]
+    assert all(st.label_zh for st in d.states.values()) and all(t.label_zh for t in d.transitions)
+    assert {"order_no", "customer_name", "work_started", "reason", "responsibility", *MONEY} <= set(d.fields)
+    assert [d.fields[f].get("format") for f in MONEY] == ["money"] * len(MONEY)
+    approve = next(t for t in d.transitions if t.event == "approve")
+    assert approve.signoffs is not None
+    assert (approve.signoffs.roles, approve.signoffs.order, approve.signoffs.distinct_people,
+            approve.signoffs.reject_to) == (("handler", "middle_manager", "district_lead", "company_leader"),
+                                            "sequential", True, "applying")
+
+
 # -- the two paths ----------------------------------------------------------------------------
 
 def test_refund_before_work_follows_path_a_to_paid(engine, store):
