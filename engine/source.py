@@ -136,6 +136,11 @@ def parse_source(raw: bytes, shown: str, *, size: int | None = None) -> Source:
             f"file is {size or len(raw):,} bytes; workflow files are limited to {MAX_BYTES:,}",
             file=shown, line=1, col=1, hint="is this the right file? a workflow is a few KB")
     text = _decode(raw, shown)
+    root = _fast_compose(text)
+    if root is not None:
+        _check_tree(root, shown, text)
+        data = yaml.SafeLoader(text).construct_document(root)
+        return Source(shown, text, data, root)
     try:
         root = _Loader(text).get_single_node()
     except _TooDeep as exc:
@@ -159,6 +164,34 @@ def parse_source(raw: bytes, shown: str, *, size: int | None = None) -> Source:
     except yaml.MarkedYAMLError as exc:  # pragma: no cover - tags are checked above
         raise _yaml_error(exc, shown, text) from None
     return Source(shown, text, data, root)
+
+
+_STARTS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+def _fast_compose(text: str) -> yaml.Node | None:
+    """Compose with libyaml when it is there and the document is plainly fine; else None.
+
+    libyaml is ten times faster than PyYAML, but its composer recurses in C
+    (deep nesting would crash the process, not raise), so the nesting depth is
+    checked on its event stream first. Any problem at all, and an empty
+    document, go to the pure-Python path, which owns every error message.
+    """
+    if not getattr(yaml, "__with_libyaml__", False):
+        return None
+    try:
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+            if isinstance(event, _STARTS):
+                depth += 1
+                if depth >= MAX_DEPTH:
+                    return None
+            elif isinstance(event, _ENDS):
+                depth -= 1
+        return yaml.compose(text, Loader=yaml.CSafeLoader)  # type: ignore[no-any-return]
+    except yaml.YAMLError:
+        return None
 
 
 class _TooDeep(Exception):
@@ -243,9 +276,35 @@ def _tag(node: yaml.Node) -> str:
 def _check_tree(root: yaml.Node, shown: str, text: str) -> None:
     """Reject duplicate keys, odd keys, foreign tags, recursion and alias bombs.
 
-    Aliases share nodes, so we visit each distinct node once and compute how
-    many values it expands to (memoised): a billion-laughs bomb is caught
-    without expanding it.
+    The common case, a tree without aliases, is one plain walk. When a node
+    turns up twice (an alias), `_check_shared` takes over.
+    """
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        nid = id(node)
+        if nid in seen:
+            return _check_shared(root, shown, text)
+        seen.add(nid)
+        if node.tag not in _ALLOWED_TAGS or type(node) is yaml.MappingNode:
+            _check_node(node, shown, text)
+        if type(node) is yaml.MappingNode:
+            for key, value in node.value:
+                stack.append(key)
+                stack.append(value)
+        elif type(node) is yaml.SequenceNode:
+            stack.extend(node.value)
+    if len(seen) > MAX_NODES:      # pragma: no cover - a 1 MB file holds far fewer values
+        raise _at(root, shown, f"the document holds more than {MAX_NODES:,} values", None)
+    return None
+
+
+def _check_shared(root: yaml.Node, shown: str, text: str) -> None:
+    """The walk for trees with aliases: each distinct node once, expanded sizes memoised.
+
+    A billion-laughs bomb is caught without expanding it, and an alias to an
+    enclosing node (a recursive document) is refused.
     """
     size: dict[int, int] = {}
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
@@ -304,7 +363,7 @@ def _check_node(node: yaml.Node, shown: str, text: str) -> None:
             raise _at(key, shown, "a mapping key must be a plain name, not a list or mapping", None)
         if key.tag == _STD + "merge":
             continue
-        if key.tag != _STD + "str" and key.style is None:
+        if key.tag != _STD + "str" and not key.style:
             what = {_STD + "bool": "a boolean", _STD + "null": "null", _STD + "int": "a number",
                     _STD + "float": "a number"}.get(key.tag, "not a string")
             extra = " (YAML 1.1 reads yes/no/on/off as booleans)" if key.value.lower() in _YAML11_WORDS else ""
