@@ -137,12 +137,12 @@ def _report_moves(moved: dict[int, int], bad: Any) -> None:
 def _report_link(r: dict[str, Any], prev: dict[str, Any] | None, before: dict[str, Any] | None,
                  intact: dict[int, bool], moved: dict[int, int], by_hash: dict[str, int], bad: Any) -> None:
     """A row that does not link to the row before it: name the row that is out of place."""
-    assert prev is not None or r["seq"] == 1
     if prev is None:
-        bad(1, "inserted", "row 1 does not start the chain (its prev_hash is not the genesis hash)")
-    elif before is not None and r["prev_hash"] == before["hash"] and prev["seq"] not in moved:
-        bad(prev["seq"], "inserted", f"row {prev['seq']} inserted (row {r['seq']} links past it to "
-                                     f"row {before['seq']})")
+        if r["seq"] not in moved:
+            bad(1, "inserted", "row 1 does not start the chain (its prev_hash is not the genesis hash)")
+    elif r["prev_hash"] == (before["hash"] if before else GENESIS) and prev["seq"] not in moved:
+        to = f"row {before['seq']}" if before else "the start of the chain"
+        bad(prev["seq"], "inserted", f"row {prev['seq']} inserted (row {r['seq']} links past it to {to})")
     elif moved and (r["seq"] in moved or prev["seq"] in moved or r["prev_hash"] in by_hash):
         return                                      # explained by the reordering already reported
     elif not intact[r["seq"]]:

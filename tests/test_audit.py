@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, strategies as st
 
 from engine.audit import row_hash
 from engine.runtime import Engine
@@ -388,3 +389,72 @@ def test_authorised_unmask_shows_personal_data_and_logs_one_row_per_case_shown(e
     run("--as", "jiang.wen", "audit", "--event", "assess", "--unmask", "--format", "json")
     assert len(audit_rows(store, a)) == before_a + 1
     assert verify(store).ok
+
+
+# -- the chain itself, for any history ------------------------------------------------------
+
+def _chain(notes: list[str]) -> list[dict[str, Any]]:
+    """A case's rows as `audit.append` would write them."""
+    from engine.audit import GENESIS
+    rows, prev = [], GENESIS
+    for seq, note in enumerate(notes, 1):
+        row = {"case_id": "COM-PROP", "seq": seq, "workflow": "complaint", "definition": "d" * 64,
+               "kind": "transition", "event": "revise", "from_state": "proposing", "to_state": "proposing",
+               "actor": "zheng.hai", "roles": '["cs_manager"]', "changes": "{}", "note": note,
+               "effective_at": "2025-03-03T02:00:00Z", "recorded_at": "2025-03-03T02:00:01Z", "prev_hash": prev}
+        row["hash"] = prev = row_hash(row)
+        rows.append(row)
+    return rows
+
+
+notes = st.lists(st.text(min_size=1, max_size=12), min_size=3, max_size=12)
+
+
+@given(notes=notes, data=st.data())
+def test_any_edit_to_any_row_is_named(notes, data):
+    from engine.verify import check_case
+    rows = _chain(notes)
+    i = data.draw(st.integers(0, len(rows) - 1))
+    field = data.draw(st.sampled_from(["note", "actor", "to_state", "changes", "effective_at"]))
+    new = data.draw(st.text(min_size=1, max_size=8).filter(lambda v: v != rows[i][field]))
+    rows[i] = {**rows[i], field: new}
+    assert [p.message for p in check_case("COM-PROP", rows)] == [f"row {i + 1} edited (hash mismatch)"]
+
+
+@given(notes=notes, data=st.data())
+def test_any_deleted_inner_row_is_named(notes, data):
+    from engine.verify import check_case
+    rows = _chain(notes)
+    i = data.draw(st.integers(1, len(rows) - 2))
+    del rows[i]
+    assert [p.message for p in check_case("COM-PROP", rows)] == [f"row {i + 1} missing (seq gap {i}→{i + 2})"]
+
+
+@given(notes=notes, data=st.data())
+def test_any_swap_of_two_rows_is_named(notes, data):
+    from engine.verify import check_case
+    rows = _chain(notes)
+    i, j = sorted(data.draw(st.lists(st.integers(0, len(rows) - 1), min_size=2, max_size=2, unique=True)))
+    rows[i], rows[j] = {**rows[j], "seq": i + 1}, {**rows[i], "seq": j + 1}
+    assert [p.message for p in check_case("COM-PROP", rows)] == [
+        f"rows reordered (row {i + 1} was row {j + 1}, row {j + 1} was row {i + 1})"]
+
+
+@given(notes=notes)
+def test_an_untouched_chain_verifies(notes):
+    from engine.verify import check_case
+    assert check_case("COM-PROP", _chain(notes)) == []
+
+
+@given(notes=notes, data=st.data())
+def test_any_row_inserted_into_the_chain_is_named(notes, data):
+    from engine.verify import check_case
+    rows = _chain(notes)
+    i = data.draw(st.integers(0, len(rows) - 1))             # the forged row becomes row i + 1
+    forged = {**rows[i], "note": "伪造", "prev_hash": rows[i - 1]["hash"] if i else rows[0]["prev_hash"]}
+    forged["hash"] = row_hash(forged)
+    rows = rows[:i] + [forged] + [{**r, "seq": r["seq"] + 1} for r in rows[i:]]
+    found = [p.message for p in check_case("COM-PROP", rows)]
+    to = f"row {i}" if i else "the start of the chain"
+    assert f"row {i + 1} inserted (row {i + 2} links past it to {to})" in found
+    assert all("inserted" in m or "renumbered: a row was inserted before it" in m for m in found)
