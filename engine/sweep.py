@@ -19,6 +19,7 @@ Like SpiffWorkflow's `refresh_timers()`, the sweep owns no clock or thread:
 
 from __future__ import annotations
 
+import json
 import time as _time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -54,8 +55,8 @@ class SweepReport:
     warnings: int = 0        # warning thresholds reached
     rescheduled: int = 0     # provisional deadlines looked at again, nothing due yet
     cancelled: int = 0       # rows of closed cases, retired without actions
-    skipped: int = 0         # handled by another sweeper meanwhile, or no longer due
-    busy: int = 0            # the case was being changed; left for the next run
+    skipped: int = 0         # held by another sweeper or an operator, or no longer due
+    busy: int = 0            # the case changed under us; left for the next run
     failures: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -120,24 +121,32 @@ def _handle(engine: "Engine", timer_id: int, now: datetime, report: SweepReport)
         return None
 
 
-def _lock(conn: Connection, timer_id: int, *still: Any) -> tuple[Any, bool]:
-    """(the row if it still matches `still` and no one holds it, whether its case is ours too)."""
-    row = conn.execute(sa.select(timers).where(timers.c.id == timer_id, timers.c.status == RUNNING, *still)
+_CASE_COLUMNS = [cases.c[k] for k in ("workflow", "definition", "state", "data", "signoffs", "version",
+                                       "parent_case", "created_at", "updated_at")]
+
+
+def _lock(engine: "Engine", conn: Connection, timer_id: int,
+          *still: Any) -> tuple[Any, "Snapshot | None"]:
+    """The timer row and its case's snapshot, both locked, if the row still matches `still`.
+
+    One statement: on PostgreSQL `FOR UPDATE SKIP LOCKED` over the join skips
+    the row when another sweeper holds the timer or anyone holds the case.
+    """
+    row = conn.execute(sa.select(timers, *_CASE_COLUMNS).join_from(timers, cases, cases.c.id == timers.c.case_id)
+                       .where(timers.c.id == timer_id, timers.c.status == RUNNING, *still)
                        .with_for_update(skip_locked=True)).first()
     if row is None:
-        return None, False
-    case = conn.execute(sa.select(cases.c.id).where(cases.c.id == row.case_id)
-                        .with_for_update(skip_locked=True)).first()
-    return row, case is not None
+        return None, None
+    from .runtime import Snapshot     # the same snapshot engine.snapshot() builds, from the row we locked
+    return row, Snapshot(row.case_id, row.workflow, engine.definition_of(conn, row.definition), row.state,
+                         json.loads(row.data), json.loads(row.signoffs), row.version, row.parent_case,
+                         row.created_at, row.updated_at)
 
 
 def _handle_locked(engine: "Engine", conn: Connection, timer_id: int, now: datetime) -> str | None:
-    row, case_locked = _lock(conn, timer_id, timers.c.next_at < ts(now))
-    if row is None:
+    row, snap = _lock(engine, conn, timer_id, timers.c.next_at < ts(now))
+    if row is None or snap is None:
         return "skipped"
-    if not case_locked:
-        return "busy"
-    snap = engine.snapshot(conn, row.case_id)
     d = snap.definition
     clock = next((c for c in d.clocks if c.name == row.name), None)
     if clock is None or d.states[snap.state].final:
@@ -214,10 +223,9 @@ def recompute_provisional(engine: "Engine", now: datetime) -> int:
     moved = 0
     for timer_id in ids:
         with engine.store.write() as conn:
-            row, case_locked = _lock(conn, timer_id, timers.c.provisional == sa.true())
-            if row is None or not case_locked or row.due_at is None:
+            row, snap = _lock(engine, conn, timer_id, timers.c.provisional == sa.true())
+            if row is None or snap is None or row.due_at is None:
                 continue
-            snap = engine.snapshot(conn, row.case_id)
             clock = next((c for c in snap.definition.clocks if c.name == row.name), None)
             if clock is None:
                 continue

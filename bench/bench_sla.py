@@ -1,0 +1,231 @@
+"""SLA sweep: does `caseflow sla run` cost what the due timers cost, whatever the number of cases?
+
+    . /tmp/venv/bin/activate
+    python bench/bench_sla.py --quick        # 1k due timers in 10k vs 100k cases
+    python bench/bench_sla.py                # 1k due timers in 10k vs 1M cases
+    python bench/bench_sla.py --pg URL       # also on PostgreSQL (default: CASEFLOW_BENCH_PG or /tmp/pgdev/url)
+
+Each database is filled in bulk (Core executemany) with complaint cases, one
+`respond_24h` clock each and one hash-chained audit row each: 1,000 clocks due
+at T1, another 1,000 due at T2, and the rest either running with a deadline
+far ahead or already met (`next_at` NULL) — the shape of a live system. The
+sweep at T1 is timed (breach + escalation + outbox row + audit rows, one
+transaction per timer); the sweep at T2 runs under tracemalloc for its peak
+Python memory. The figure that matters is the ratio small/large: near 1 means
+the sweep does not grow with the number of cases.
+
+With CASEFLOW_BENCH_JSON=1 (as bench/run.py runs it) it prints one JSON row per
+database (bench/README.md, "Rows from other scripts"), else a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import secrets
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine import audit  # noqa: E402
+from engine.catalog import SHIPPED, Catalog  # noqa: E402
+from engine.runtime import Engine  # noqa: E402
+from engine.sla import ts  # noqa: E402
+from engine.store import Store, audit as audit_table, cases, timers  # noqa: E402
+from engine.sweep import sweep  # noqa: E402
+
+DATA = {"form_no": "TS-B", "customer_name": "张三", "phone": "13812345678", "channel": "phone",
+        "category": "quality", "description": "卫生间防水层漏水", "severity": "normal",
+        "received_at": "2025-03-03T02:00:00Z"}
+CHUNK = 20_000
+
+
+def seed(store: Store, catalog: Catalog, n_cases: int, due: dict[datetime, int], far: datetime,
+         opened: datetime) -> list[str]:
+    """Insert `n_cases` complaints in `assessing`, each with a respond_24h clock and an audit row.
+
+    `due` maps a deadline to how many clocks fall due then (the first cases get
+    them); of the others, even ones run with a deadline at `far`, odd ones
+    were met. Returns the ids of the cases with due clocks, in order.
+    """
+    d = catalog.get("complaint")
+    engine = Engine(store, catalog)
+    with store.write() as conn:
+        engine.register(conn, d, opened)
+    deadlines = [at for at, n in sorted(due.items()) for _ in range(n)]
+    data = json.dumps(DATA, ensure_ascii=False, sort_keys=True)
+    stamp = ts(opened)
+    ids: list[str] = []
+    for start in range(0, n_cases, CHUNK):
+        case_rows, timer_rows, audit_rows = [], [], []
+        for i in range(start, min(start + CHUNK, n_cases)):
+            cid = f"COM-{i:08X}"
+            case_rows.append({"id": cid, "workflow": "complaint", "definition": d.sha256, "state": "assessing",
+                              "data": data, "signoffs": "[]", "version": 2, "parent_case": None,
+                              "created_at": stamp, "updated_at": stamp})
+            timer_rows.append(_timer(cid, i, deadlines, far, stamp))
+            audit_rows.append(_open_row(cid, d.sha256, stamp))
+            if i < len(deadlines):
+                ids.append(cid)
+        with store.write() as conn:
+            conn.execute(cases.insert(), case_rows)
+            conn.execute(timers.insert(), timer_rows)
+            conn.execute(audit_table.insert(), audit_rows)
+    return ids
+
+
+def _timer(cid: str, i: int, deadlines: list[datetime], far: datetime, stamp: str) -> dict[str, Any]:
+    row = {"case_id": cid, "name": "respond_24h", "kind": "sla", "started_at": stamp, "warned": 2,
+           "provisional": False, "paused_at": None, "remaining_s": None, "ended_at": None}
+    if i < len(deadlines):
+        return {**row, "status": "running", "due_at": ts(deadlines[i]), "next_at": ts(deadlines[i])}
+    if i % 2 == 0:
+        return {**row, "status": "running", "due_at": ts(far), "next_at": ts(far)}
+    return {**row, "status": "met", "due_at": ts(far), "next_at": None, "ended_at": stamp}
+
+
+def _open_row(cid: str, sha: str, stamp: str) -> dict[str, Any]:
+    row = {"case_id": cid, "seq": 1, "workflow": "complaint", "definition": sha, "kind": "open",
+           "event": "open", "from_state": None, "to_state": "received", "actor": "wang.fang",
+           "roles": audit.canonical(["cs_agent"]), "changes": audit.canonical({}), "note": None,
+           "effective_at": stamp, "recorded_at": stamp, "prev_hash": audit.GENESIS}
+    row["hash"] = audit.row_hash(row)
+    return row
+
+
+@contextmanager
+def database(kind: str, pg_url: str | None) -> Iterator[Store]:
+    """A fresh, migrated database: a temporary SQLite file or a throwaway PostgreSQL schema."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            store = Store(f"sqlite:///{tmp}/bench.db")
+            store.migrate()
+            yield store
+            store.engine.dispose()
+        return
+    assert pg_url
+    schema = f"bench_sla_{secrets.token_hex(4)}"
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in pg_url else "?"
+    store = Store(f"{pg_url}{sep}options=-csearch_path%3D{schema}")
+    try:
+        store.migrate()
+        yield store
+    finally:
+        store.engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def measure(kind: str, pg_url: str | None, catalog: Catalog, n_cases: int, n_due: int) -> dict[str, Any]:
+    opened = datetime(2025, 3, 3, 2, tzinfo=timezone.utc)
+    t1, t2 = opened + timedelta(hours=24), opened + timedelta(hours=25)
+    with database(kind, pg_url) as store:
+        began = time.perf_counter()
+        seed(store, catalog, n_cases, {t1: n_due, t2: n_due}, opened + timedelta(days=3650), opened)
+        seeded = time.perf_counter() - began
+        if store.is_postgres:
+            with store.engine.connect() as conn:
+                conn.execute(sa.text("ANALYZE"))
+        engine = Engine(store, catalog)
+        timed = sweep(engine, t1 + timedelta(minutes=5))
+        tracemalloc.start()
+        traced = sweep(engine, t2 + timedelta(minutes=5))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert timed.breached == n_due and traced.breached == n_due, (timed, traced)
+    return {"backend": kind, "cases": n_cases, "due": n_due, "seconds": timed.seconds,
+            "rate": n_due / timed.seconds, "peak_mib": peak / 2**20, "seed_s": seeded}
+
+
+def _pg_url(given: str | None) -> str | None:
+    if given:
+        return given
+    if os.environ.get("CASEFLOW_BENCH_PG"):
+        return os.environ["CASEFLOW_BENCH_PG"]
+    path = Path("/tmp/pgdev/url")
+    return path.read_text().strip() if path.exists() else None
+
+
+def _pg_reachable(url: str) -> bool:
+    try:
+        probe = sa.create_engine(url)
+        with probe.connect():
+            pass
+        probe.dispose()
+        return True
+    except sa.exc.SQLAlchemyError:
+        return False
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="10k vs 100k cases instead of 10k vs 1M")
+    ap.add_argument("--due", type=int, default=1000, help="due timers per sweep (default 1000)")
+    ap.add_argument("--pg", help="PostgreSQL URL (default CASEFLOW_BENCH_PG or /tmp/pgdev/url)")
+    ap.add_argument("--skip-pg", action="store_true")
+    args = ap.parse_args()
+    small, large = 10_000, (100_000 if args.quick else 1_000_000)
+    pg = None if args.skip_pg else _pg_url(args.pg)
+    backends = ["sqlite"] + (["postgres"] if pg and _pg_reachable(pg) else [])
+    catalog = Catalog.load(SHIPPED)
+    as_json = os.environ.get("CASEFLOW_BENCH_JSON") == "1"
+    results = []
+    for kind in backends:
+        pair = [measure(kind, pg, catalog, n, args.due) for n in (small, large)]
+        results.append(pair)
+        if as_json:
+            print(json.dumps(_row(pair)), flush=True)
+        else:
+            print(f"... {kind} done", file=sys.stderr, flush=True)
+    if not as_json:
+        print(_table(results, args.due))
+    if "postgres" not in backends and not args.skip_pg:
+        print("note: PostgreSQL left out (no URL, or the server did not answer)", file=sys.stderr)
+
+
+def _row(pair: list[dict[str, Any]]) -> dict[str, Any]:
+    s, big = pair
+    return {"name": f"SLA sweep {s['backend']}, {s['due']} due, {big['cases']:,} vs {s['cases']:,} cases",
+            "value": round(big["rate"]), "unit": "timers/s", "baseline": f"same sweep, {s['cases']:,} cases",
+            "baseline_value": round(s["rate"]), "goal": 0.7,
+            "note": f"{big['seconds']:.2f}s vs {s['seconds']:.2f}s; peak traced memory "
+                    f"{big['peak_mib']:.1f} vs {s['peak_mib']:.1f} MiB; max RSS {_rss_mib():.0f} MiB"}
+
+
+def _table(results: list[list[dict[str, Any]]], due: int) -> str:
+    lines = [f"SLA sweep: {due} due timers (breach + escalation + outbox + audit, one transaction each)", "",
+             f"{'backend':<9} {'cases':>10} {'sweep s':>8} {'timers/s':>9} {'peak MiB':>9} {'seed s':>7}"]
+    for pair in results:
+        for r in pair:
+            lines.append(f"{r['backend']:<9} {r['cases']:>10,} {r['seconds']:>8.2f} {r['rate']:>9.0f} "
+                         f"{r['peak_mib']:>9.1f} {r['seed_s']:>7.1f}")
+        s, big = pair
+        lines.append(f"{'':<9} {'ratio':>10} {big['seconds'] / s['seconds']:>8.2f}x  "
+                     f"(sweep time {big['cases']:,} / {s['cases']:,} cases; near 1 = independent of cases)")
+    lines.append(f"\nmax RSS of this process: {_rss_mib():.0f} MiB (includes seeding)")
+    return "\n".join(lines)
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+if __name__ == "__main__":
+    main()
