@@ -8,11 +8,12 @@ here on demand and cached by sha256 (one compile and one Machine per version).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .calendar import BusinessCalendar, load_calendars
-from .definition import definition_from_text, load_definition, load_org
+from .definition import definition_from_text, load_definition, load_org, sha256_of
 from .errors import DefinitionError, DefinitionErrors, NotFound
 from .lint import did_you_mean
 from .model import Definition, Org
@@ -27,43 +28,93 @@ def default_dir() -> Path:
     return local if local.is_dir() and (local / "org.yaml").exists() else SHIPPED
 
 
+_COMPILED: dict[tuple[str, str, str], Definition] = {}   # per process: (text sha, org sha, calendars sha)
+
+
+class LazyDefinitions(Mapping[str, Definition]):
+    """Workflow id → current Definition, compiled on first use.
+
+    A CLI call usually needs one workflow; compiling all of them on every call
+    would cost most of its start-up. The file name is the workflow id.
+    """
+
+    def __init__(self, catalog: "Catalog", paths: dict[str, Path]) -> None:
+        self._catalog, self._paths = catalog, paths
+        self._loaded: dict[str, Definition] = {}
+
+    def __getitem__(self, workflow: str) -> Definition:
+        if workflow not in self._loaded:
+            if workflow not in self._paths:
+                raise KeyError(workflow)
+            self._loaded[workflow] = self._catalog.compile_file(self._paths[workflow])
+        return self._loaded[workflow]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._paths))
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def sha_of(self, workflow: str) -> str | None:
+        path = self._paths.get(workflow)
+        return sha256_of(path.read_text(encoding="utf-8")) if path else None
+
+
 @dataclass
 class Catalog:
     directory: Path
     org: Org
     calendars: dict[str, BusinessCalendar]
-    current: dict[str, Definition]
+    org_sha: str = ""
+    current: LazyDefinitions = field(init=False)
     _by_sha: dict[str, Definition] = field(default_factory=dict)
 
     @classmethod
     def load(cls, directory: str | Path | None = None, only: list[str] | None = None) -> "Catalog":
-        """Load org, calendars and every workflow file; raise all definition errors at once."""
+        """Load org and calendars now; workflows lazily (see `check_all` for everything at once)."""
         d = Path(directory) if directory else default_dir()
         if not (d / "org.yaml").exists():
             raise DefinitionError("no org.yaml in the workflows directory", file=str(d / "org.yaml"), line=1,
                                   col=1, hint="set --workflows or CASEFLOW_WORKFLOWS")
         org = load_org(d / "org.yaml")
-        calendars = load_calendars(d / "calendars.yaml") if (d / "calendars.yaml").exists() else {}
+        cal_path = d / "calendars.yaml"
+        calendars = load_calendars(cal_path) if cal_path.exists() else {}
+        org_sha = sha256_of((d / "org.yaml").read_text(encoding="utf-8")
+                            + (cal_path.read_text(encoding="utf-8") if cal_path.exists() else ""))
+        catalog = cls(d, org, calendars, org_sha)
+        paths = {p.stem: p for p in sorted(d.glob("*.yaml"))
+                 if p.name not in SPECIAL and (only is None or p.stem in only)}
+        catalog.current = LazyDefinitions(catalog, paths)
+        return catalog
+
+    def compile_file(self, path: Path) -> Definition:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        key = (sha256_of(text), self.org_sha, "file")
+        if key not in _COMPILED:
+            definition = load_definition(path, self.org, self.calendars, display=_display(path))
+            if definition.workflow != path.stem:
+                raise DefinitionError(f"workflow id {definition.workflow!r} must match the file name",
+                                      file=_display(path), line=_line_of(definition.text, "workflow:"), col=1,
+                                      hint=f"rename the file to {definition.workflow}.yaml")
+            _COMPILED[key] = definition
+        definition = _COMPILED[key]
+        self._by_sha[definition.sha256] = definition
+        return definition
+
+    def check_all(self) -> None:
+        """Compile every workflow and check cross-file links; raise all errors at once."""
         errors: list[DefinitionError] = []
-        current: dict[str, Definition] = {}
-        for path in sorted(d.glob("*.yaml")):
-            if path.name in SPECIAL or (only is not None and path.stem not in only):
-                continue
+        for workflow in self.current:
             try:
-                definition = load_definition(path, org, calendars, display=_display(path))
+                self.current[workflow]
             except DefinitionErrors as exc:
                 errors.extend(exc.errors)
-                continue
             except DefinitionError as exc:
                 errors.append(exc)
-                continue
-            current[definition.workflow] = definition
-        catalog = cls(d, org, calendars, current)
-        errors.extend(catalog._check_links())
+        if not errors:
+            errors.extend(self._check_links())
         if errors:
             raise DefinitionErrors(errors)
-        catalog._by_sha = {x.sha256: x for x in current.values()}
-        return catalog
 
     def _check_links(self) -> list[DefinitionError]:
         """Spawned workflows must exist (a cross-file reference lint cannot see)."""
@@ -81,16 +132,21 @@ class Catalog:
         try:
             return self.current[workflow]
         except KeyError:
-            hint = did_you_mean(workflow, self.current)
+            hint = did_you_mean(workflow, list(self.current))
             raise NotFound("workflow", workflow + (f" ({hint})" if hint else "")) from None
 
     def version(self, sha: str, text_loader) -> Definition:  # noqa: ANN001
-        """The definition a case pinned; rebuilt from its stored text when not current."""
+        """The definition a case pinned: the current file if unchanged, else its stored text."""
         found = self._by_sha.get(sha)
         if found is None:
             text, path = text_loader(sha)
-            found = definition_from_text(text, self.org, self.calendars, f"{path}@{sha[:12]}")
-            self._by_sha[sha] = found
+            workflow = Path(path).stem
+            if workflow in self.current and self.current.sha_of(workflow) == sha:
+                return self.current[workflow]
+            key = (sha, self.org_sha, "stored")
+            if key not in _COMPILED:
+                _COMPILED[key] = definition_from_text(text, self.org, self.calendars, f"{path}@{sha[:12]}")
+            found = self._by_sha[sha] = _COMPILED[key]
         return found
 
     def calendar_for(self, definition: Definition) -> BusinessCalendar | None:

@@ -64,7 +64,7 @@ def validate(app: App, files: tuple[str, ...], show_all: bool) -> None:
             errors.append(exc)
     if not files and not errors and not lines:
         try:
-            Catalog.load(directory)      # cross-file checks (spawned workflows exist)
+            Catalog.load(directory).check_all()      # cross-file checks (spawned workflows exist)
         except DefinitionErrors as exc:
             errors.extend(exc.errors)
     if app.as_json:
