@@ -77,7 +77,8 @@ def commit(engine: "Engine", conn: Connection, change: "Change", now: datetime, 
                                   version=snap.version + 1, updated_at=stamp(now)))
     if result.rowcount != 1:
         raise StaleCase(snap.id)
-    _claim_keys(conn, d, snap.id, snap.data, data, final=d.states[change.dest].final)
+    _claim_keys(conn, d, snap.id, snap.data, data, final=d.states[change.dest].final,
+                event=t.event, state=snap.state)
     event = t.event if kind != "reject" else "reject"
     changed = _changes(snap.data, data)
     if change.inputs:
@@ -125,7 +126,7 @@ def _decisions(engine: "Engine", conn: Connection, d: Definition, t: Transition,
     entries = []
     for name in t.decide:
         table = d.decisions[name]
-        ctx = context(d, data, now, engine.working_days(d))
+        ctx = context(d, data, now, engine.working_days(d), engine.person_attr)
         act = activation(d, data, inputs, t.inputs, now, actor)
         count = None
         if table.count_key and data.get(table.count_key) is not None and holds(table.count_when, act, ctx):
@@ -163,7 +164,8 @@ def _bump(conn: Connection, d: Definition, name: str, key: str, period: str) -> 
 
 
 def _claim_keys(conn: Connection, d: Definition, case_id: str, before: dict[str, Any],
-                after: dict[str, Any], final: bool = False, opening: bool = False) -> None:
+                after: dict[str, Any], final: bool = False, opening: bool = False,
+                event: str = "", state: str = "") -> None:
     """`unique` fields: one open case per value, enforced by the table's primary key."""
     for f in d.unique:
         old, new = before.get(f), (None if final else after.get(f))
@@ -177,8 +179,8 @@ def _claim_keys(conn: Connection, d: Definition, case_id: str, before: dict[str,
                 case_keys.c.workflow == d.workflow, case_keys.c.field == f,
                 case_keys.c.value == str(new))).scalar()
             if holder and holder != case_id:
-                raise InvalidData("" if opening else case_id, f"open {d.workflow}" if opening else f"set {f}",
-                                  d.initial, f"{f} already belongs to open case {holder}")
+                raise InvalidData("" if opening else case_id, f"open {d.workflow}" if opening else event,
+                                  state or d.initial, f"{f} already belongs to open case {holder}")
             conn.execute(case_keys.insert().values(workflow=d.workflow, field=f, value=str(new), case_id=case_id))
 
 
@@ -186,7 +188,7 @@ def _run_actions(engine: "Engine", conn: Connection, d: Definition, case_id: str
                  data: dict[str, Any], inputs: dict[str, Any], input_schemas: dict, actor: str,
                  now: datetime, depth: int = 0) -> list[Entry]:
     entries: list[Entry] = []
-    ctx = context(d, data, now, engine.working_days(d))
+    ctx = context(d, data, now, engine.working_days(d), engine.person_attr)
     act = activation(d, data, inputs, input_schemas, now, actor)
     for a in todo:
         if not holds(a.when, act, ctx):

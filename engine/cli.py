@@ -194,10 +194,12 @@ def demo(app: App) -> None:
       caseflow demo            # creates ./caseflow.db on first use
     """
     from .demo import run_demo
-    ids = run_demo(app.engine, click.echo)
+    ids, unexpected = run_demo(app.engine, click.echo)
     first = ids["refund"][0] if ids["refund"] else "CASE"
     click.echo(f"\ndone: {sum(len(v) for v in ids.values())} cases in {app.engine.store.url}")
     click.echo(f"next: caseflow --as wang.fang show {first}   |   caseflow --as jiang.wen history {first}")
+    if unexpected:
+        raise UsageError(f"the demo hit {len(unexpected)} unexpected refusal(s); first: {unexpected[0].strip()}")
 
 
 from . import cli_audit, cli_read, cli_sla  # noqa: E402,F401  (register their commands on `cli`)

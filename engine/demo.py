@@ -26,6 +26,13 @@ class Narrator:
         self.now = start
         engine.clock = lambda: self.now
         self.org = engine.catalog.org
+        self.unexpected: list[str] = []     # refusals the story did not mean to show
+
+    def _refused(self, line: str, expected: bool) -> bool:
+        self.echo(line)
+        if not expected:
+            self.unexpected.append(line)
+        return False
 
     def wait(self, **delta: float) -> None:
         self.now += timedelta(**delta)
@@ -52,22 +59,23 @@ class Narrator:
         self.echo(f"  [{self._stamp()}] {self._who(user)} 新建 {d.label_zh} {r['id']} → {d.label(r['state'])}")
         return r["id"]
 
-    def do(self, cid: str, event: str, user: str, note: str | None = None, **sets: Any) -> bool:
+    def do(self, cid: str, event: str, user: str, note: str | None = None, refused: bool = False,
+           **sets: Any) -> bool:
         d = self.engine.read_case(cid).definition
         try:
             r = self.engine.advance(cid, event, user, {k: str(v) for k, v in sets.items()}, note)
         except CaseflowError as exc:
-            self.echo(f"  [{self._stamp()}] ✘ {self._who(user)} {d.event_label(event)}: 拒绝 — {exc}")
-            return False
+            return self._refused(f"  [{self._stamp()}] ✘ {self._who(user)} {d.event_label(event)}: 拒绝 — {exc}",
+                                 refused)
         self.echo(f"  [{self._stamp()}] {self._who(user)} {d.event_label(event)} → {d.label(r['state'])}")
         return True
 
-    def sign(self, cid: str, user: str, reject: bool = False, note: str | None = None) -> bool:
+    def sign(self, cid: str, user: str, reject: bool = False, note: str | None = None,
+             refused: bool = False) -> bool:
         try:
             r = self.engine.sign(cid, user, reject, note)
         except CaseflowError as exc:
-            self.echo(f"  [{self._stamp()}] ✘ {self._who(user)} 签字: 拒绝 — {exc}")
-            return False
+            return self._refused(f"  [{self._stamp()}] ✘ {self._who(user)} 签字: 拒绝 — {exc}", refused)
         d = self.engine.read_case(cid).definition
         verb = "驳回" if reject else "签字"
         tail = f" «{note}»" if note else ""
@@ -88,8 +96,8 @@ class Narrator:
         self.say(f"⏱ caseflow sla run @ {self._stamp()}: {report}")
 
 
-def run_demo(engine: Engine, echo: Callable[[str], None]) -> dict[str, list[str]]:
-    """Run every demo story; return the case ids per workflow."""
+def run_demo(engine: Engine, echo: Callable[[str], None]) -> tuple[dict[str, list[str]], list[str]]:
+    """Run every demo story; return the case ids per workflow and any unexpected refusals."""
     n = Narrator(engine, echo, datetime(2025, 9, 26, 1, 0, tzinfo=timezone.utc))
     ids: dict[str, list[str]] = {"refund": [], "complaint": [], "member_card": []}
     stories = [_refund_before_work, _refund_after_work, _refund_withdrawn, _complaint_escalates,
@@ -97,7 +105,7 @@ def run_demo(engine: Engine, echo: Callable[[str], None]) -> dict[str, list[str]
     for story in stories:
         story(n, ids)
     _report(n, ids)
-    return ids
+    return ids, n.unexpected
 
 
 def _refund_before_work(n: Narrator, ids: dict[str, list[str]]) -> None:
@@ -105,12 +113,12 @@ def _refund_before_work(n: Narrator, ids: dict[str, list[str]]) -> None:
     cid = n.open("refund", "wang.fang", order_no="D2025-0926-01", customer_name="王建国",
                  contract_amount="86000.00", amount_paid="20000.00", work_started="false")
     ids["refund"].append(cid)
-    n.do(cid, "start_after_work", "wang.fang")
+    n.do(cid, "start_after_work", "wang.fang", refused=True)
     n.do(cid, "start_before_work", "wang.fang")
     n.do(cid, "sign_termination", "lin.xiao", termination_note="终止协议 ZZ-0926")
     n.do(cid, "explain", "lin.xiao", reason="客户资金周转困难", responsibility="客户原因，非公司责任")
     n.do(cid, "apply", "lin.xiao", refund_amount="20000.00")
-    n.sign(cid, "gao.feng")
+    n.sign(cid, "gao.feng", refused=True)
     n.sign(cid, "lin.xiao")
     n.wait(hours=2)
     n.sign(cid, "gao.feng", reject=True, note="设计费应扣除，请重填金额")
@@ -118,7 +126,7 @@ def _refund_before_work(n: Narrator, ids: dict[str, list[str]]) -> None:
     for who in ("lin.xiao", "gao.feng", "liang.yong"):
         n.wait(hours=3)
         n.sign(cid, who)
-    n.sign(cid, "liang.yong")
+    n.sign(cid, "liang.yong", refused=True)
     n.sign(cid, "zhang.wei")
     n.do(cid, "pay", "cao.ying", payment_ref="PAY-88231")
     n.say("refund_amount: " + n.field(cid, "refund_amount"))
@@ -135,9 +143,9 @@ def _refund_after_work(n: Narrator, ids: dict[str, list[str]]) -> None:
     n.say("computed: " + n.field(cid, "final_charge", "refund_amount"))
     n.do(cid, "sign_termination", "huang.lei")
     n.do(cid, "explain", "huang.lei", reason="业主对木工质量不满", responsibility="监理未按规范验收",
-         responsibility_code="B5", responsible_person="han.bing", responsible_employment="probation")
+         responsibility_code="B5", responsible_person="han.bing")
     n.say("penalty decision table: " + n.field(cid, "penalty_tier", "penalty_zh"))
-    n.do(cid, "apply", "huang.lei", refund_amount="36200.00")
+    n.do(cid, "apply", "huang.lei", refund_amount="36200.00", refused=True)
     n.do(cid, "apply", "huang.lei", refund_amount="36199.50")
     for who in ("huang.lei", "luo.jun", "liang.yong", "ma.zhiyuan"):
         n.wait(hours=1)
@@ -171,9 +179,9 @@ def _complaint_escalates(n: Narrator, ids: dict[str, list[str]]) -> None:
     n.at("2025-10-11 09:30")
     n.sweep()
     n.do(cid, "find_cause", "tang.liang", root_cause="防水层施工未做闭水试验", responsible_person="feng.gang",
-         responsible_employment="regular", solution="重做防水并赔偿邻居天花板修复费")
+         solution="重做防水并赔偿邻居天花板修复费")
     _self_review(n, cid)
-    n.do(cid, "approve_solution", "zheng.hai")
+    n.do(cid, "approve_solution", "zheng.hai", refused=True)
     n.sign(cid, "zheng.hai", note="同意方案")
     n.do(cid, "customer_rejects", "wang.fang", customer_feedback="客户要求全额退还卫生间工程款")
     n.do(cid, "final_offer", "gao.feng", final_solution="重做防水、赔偿邻居并减免卫生间工程款30%")
@@ -198,7 +206,7 @@ def _self_review(n: Narrator, complaint_id: str) -> None:
     n.sign(rid, "li.qiang", reject=True, note="检查不深刻，请补充整改措施")
     n.do(rid, "resubmit", "feng.gang", review_text="未做闭水试验；整改：每个卫生间闭水48小时并拍照存档")
     n.sign(rid, "zheng.hai")
-    n.sign(rid, "zheng.hai")
+    n.sign(rid, "zheng.hai", refused=True)
     n.sign(rid, "li.qiang")
 
 

@@ -17,13 +17,13 @@ def member_card_story(n: "Narrator", ids: dict[str, list[str]]) -> None:
                  birth_date="1990-01-01", phone="13700002222", tier="vip")
     ids["member_card"].append(cid)
     n.do(cid, "issue", "xie.na", member_id="M-0001", card_no="VIP-100001", same_day_cash="280.00",
-         in_person="true")
+         in_person="true", refused=True)
     n.do(cid, "issue", "xie.na", member_id="M-0001", card_no="VIP-100001", same_day_cash="350.00",
          in_person="true")
     n.do(cid, "purchase", "xie.na", amount="6009.90", cash_amount="6009.90", special_goods="false",
          promotion="false", items="3")
     n.say("points (1 per full 10 yuan, remainder dropped): " + n.field(cid, "points", "upgrade_points"))
-    n.do(cid, "redeem", "xie.na", points="100")
+    n.do(cid, "redeem", "xie.na", points="100", refused=True)
     n.wait(days=1)
     n.do(cid, "redeem", "xie.na", points="100")
     n.do(cid, "purchase", "xie.na", amount="1000.00", cash_amount="1000.00", special_goods="false",
@@ -35,9 +35,9 @@ def member_card_story(n: "Narrator", ids: dict[str, list[str]]) -> None:
     n.say("tier: " + n.field(cid, "tier", "upgrade_points", "expires_at"))
     n.wait(days=20)
     n.do(cid, "report_lost", "sun.li")
-    n.do(cid, "replace", "sun.li", in_person="true", id_number_shown="310101199001019999")
+    n.do(cid, "replace", "sun.li", in_person="true", id_number_shown="310101199001019999", refused=True)
     n.do(cid, "replace", "sun.li", in_person="true", id_number_shown="310101199001011234")
-    n.do(cid, "collect", "sun.li", new_card_no="GOLD-200777")
+    n.do(cid, "collect", "sun.li", new_card_no="GOLD-200777", refused=True)
     n.wait(days=1)
     n.do(cid, "collect", "sun.li", new_card_no="GOLD-200777")
     n.say("after replacement: " + n.field(cid, "card_no", "points", "fees_charged"))

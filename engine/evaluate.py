@@ -70,8 +70,9 @@ def activation(definition: Definition, data: Mapping[str, Any], inputs: Mapping[
 
 
 def context(definition: Definition, data: Mapping[str, Any], now: datetime,
-            working_days: Callable[[datetime, datetime], int] | None) -> EvalContext:
-    return EvalContext(definition.tz, now, data, working_days)
+            working_days: Callable[[datetime, datetime], int] | None,
+            person_attr: Callable[[str, str], Any] | None = None) -> EvalContext:
+    return EvalContext(definition.tz, now, data, working_days, person_attr)
 
 
 def missing_fields(t: Transition, data: Mapping[str, Any], inputs: Mapping[str, Any]) -> list[str]:

@@ -54,6 +54,7 @@ class EvalContext:
     now: datetime
     data: Mapping[str, Any]
     working_days_since: Callable[[datetime, datetime], int] | None = None
+    person_attr: Callable[[str, str], Any] | None = None
 
 
 _ctx: contextvars.ContextVar[EvalContext] = contextvars.ContextVar("caseflow_eval")
@@ -135,6 +136,15 @@ def _month_days(year: int, month: int) -> int:
     return (nxt - timedelta(days=1)).day
 
 
+def _person_attr(person: str, key: str) -> str:
+    """An attribute of a person in org.yaml (e.g. employment), so rules need not retype it."""
+    ctx = _ctx.get()
+    value = ctx.person_attr(person, key) if ctx.person_attr else None
+    if value is None:
+        raise ValueError(f"person {person!r} has no {key!r} in org.yaml")
+    return str(value)
+
+
 def _is_set(name: str) -> bool:
     return _ctx.get().data.get(name) is not None
 
@@ -152,6 +162,7 @@ def _functions() -> list[cel.FunctionDecl]:
                               impl=_years_between)]),
         F("add_months", [O("add_months_ts", T.TIMESTAMP, [T.TIMESTAMP, T.INT], impl=_add_months)]),
         F("is_set", [O("is_set_string", T.BOOL, [T.STRING], impl=_is_set)]),
+        F("person_attr", [O("person_attr_string_string", T.STRING, [T.STRING, T.STRING], impl=_person_attr)]),
     ]
 
 
@@ -173,7 +184,8 @@ class Environment:
         except RuntimeError as exc:
             raise compile_error(str(exc), text, self.variables) from None
         got = program.return_type()
-        if want is not None and got != want and got != T.DYN and not want.is_assignable_from(got):
+        if want is not None and want != T.DYN and got != want and got != T.DYN \
+                and not want.is_assignable_from(got):
             raise ExpressionTypeError(_tname(got), _tname(want))
         return Compiled(text, program, _names_in(text, self.variables))
 

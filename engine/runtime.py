@@ -97,6 +97,10 @@ class Engine:
                         json.loads(row.data), json.loads(row.signoffs), row.version, row.parent_case,
                         row.created_at, row.updated_at)
 
+    def person_attr(self, person: str, key: str) -> Any:
+        p = self.catalog.org.people.get(person)
+        return None if p is None else ({"name": p.name} | dict(p.attributes)).get(key)
+
     def working_days(self, definition: Definition) -> Callable[[datetime, datetime], int] | None:
         cal = self.catalog.calendar_for(definition)
         return cal.working_days_between if cal else None
@@ -161,14 +165,21 @@ class Engine:
         candidates = d.candidates(event, snap.state)
         if not candidates:
             raise self._no_such_event(snap, event)
-        refusal: TransitionRefused | None = None
+        refusals: list[TransitionRefused] = []
         for t in candidates:
             try:
                 return self._plan_one(snap, t, person, sets, note, now)
             except TransitionRefused as exc:
-                refusal = refusal if isinstance(refusal, GuardFailed) else exc
-        assert refusal is not None
-        raise refusal
+                refusals.append(exc)
+        # Alternatives the person may fire explain better than ones they may not.
+        relevant = [r for r in refusals if not isinstance(r, RoleNotAllowed)]
+        if relevant:
+            raise relevant[0]
+        if len(candidates) > 1 and not any(t.system or t.signoffs for t in candidates):
+            roles = sorted(set().union(*(t.roles for t in candidates)))
+            allowed = ", ".join(self.catalog.org.role_label(r) for r in roles)
+            raise RoleNotAllowed(snap.id, event, snap.state, f"{person.id} has none of the roles allowed: {allowed}")
+        raise refusals[0]
 
     def _no_such_event(self, snap: Snapshot, event: str) -> TransitionRefused:
         d = snap.definition
@@ -207,7 +218,7 @@ class Engine:
             if gone:
                 raise MissingFields(snap.id, t.event, snap.state, f"missing required: {', '.join(gone)}"
                                     f" (set with --set {gone[0].removeprefix('input ')}=…)")
-            ctx = context(d, data, now, self.working_days(d))
+            ctx = context(d, data, now, self.working_days(d), self.person_attr)
             act = activation(d, data, inputs, t.inputs, now, actor)
             why = failed_guard(t, act, ctx)
             if why:

@@ -105,7 +105,7 @@ def events(engine: "Engine", snap: "Snapshot", person: Person, now: datetime) ->
             accepted = [g for g in gone if g in t.accepts]
             missing.append("fields: " + ", ".join(gone) + (" (give with --set)" if accepted == gone else ""))
         if not gone and not t.input_required:
-            ctx = context(d, snap.data, now, engine.working_days(d))
+            ctx = context(d, snap.data, now, engine.working_days(d), engine.person_attr)
             why = failed_guard(t, activation(d, snap.data, {}, t.inputs, now, person.id), ctx)
             if why:
                 missing.append(f"guard: {why}")

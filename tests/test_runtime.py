@@ -81,7 +81,7 @@ def test_refused_missing_field(run, engine, store):
 @pytest.mark.parametrize("pair, message", [
     ("reason", "--set 'reason': expected KEY=VALUE"),
     ("payment_ref=P1", "--set payment_ref: not accepted by event 'explain' (it accepts: reason, "
-                       "responsibility, responsibility_code, responsible_employment, responsible_person)"),
+                       "responsibility, responsibility_code, responsible_person)"),
     ("responsibilty=x", "--set responsibilty: not accepted by event 'explain' (did you mean 'responsibility'?)"),
     ("responsibility_code=Z9", "--set responsibility_code: 'Z9' is not one of A1, A2, A3, A4, A5, B1, B2, "
                                "B3, B4, B5, B6, C, D"),

@@ -226,10 +226,6 @@ def test_a_card_cannot_be_transferred_to_someone_who_already_has_one(engine, sto
     assert snapshot(store, mine) == before
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine/actions.py _claim_keys reports a unique-key clash during a transition as "
-    "'cannot set id_number in state applied' (the field and the workflow's initial state), "
-    "instead of the event and the case's current state"))
 def test_a_unique_clash_names_the_event_and_the_cards_state(engine, store):
     mine = card(engine)
     theirs = card(engine, **OTHER)
