@@ -56,7 +56,7 @@ MAIN_PATH: list[tuple[str, str, dict[str, str]]] = [
     ("assess", "wang.fang", {}),
     ("accept", "wang.fang", {"responsible_dept": "engineering", "assessment_note": "防水施工问题，投诉成立"}),
     ("find_cause", "tang.liang", {"root_cause": "防水层施工不规范", "responsible_person": "xu.peng",
-                                  "responsible_employment": "probation", "solution": "重做防水并赔偿瓷砖损失"}),
+                                  "solution": "重做防水并赔偿瓷砖损失"}),
     ("sign", "zheng.hai", {}),                                   # approve_solution: the manager's sign-off
     ("customer_accepts", "huang.lei", {"customer_signature": "张三"}),
     ("assign_responsibility", "zheng.hai", {"responsibility_code": "B2"}),
@@ -329,7 +329,15 @@ def walk(engine: Engine, steps: list[tuple[str, str, dict[str, str]]], case_id: 
         if event == "sign":
             engine.sign(case_id, actor)
         else:
-            engine.advance(case_id, event, actor, sets)
+            engine.advance(case_id, event, actor, _accepted(engine, event, sets))
+
+
+def _accepted(engine: Engine, event: str, sets: dict[str, str]) -> dict[str, str]:
+    """Only the values the current complaint definition lets this event set, so that the walk keeps
+    working while designers move a field from operator input to a computed effect."""
+    d = engine.catalog.get("complaint")
+    allowed = {k for t in d.transitions if t.event == event for k in (*t.accepts, *t.inputs)}
+    return {k: v for k, v in sets.items() if k in allowed}
 
 
 def cases_in_proposing(engine: Engine, k: int) -> list[str]:

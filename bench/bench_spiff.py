@@ -54,7 +54,7 @@ STEPS: list[tuple[str, dict[str, Any]]] = [
     ("assessing", {"valid": True, "responsible_dept": "engineering",                # accept
                    "assessment_note": "防水施工问题，投诉成立"}),
     ("investigating", {"root_cause": "防水层施工不规范", "responsible_person": "xu.peng",  # find_cause
-                       "responsible_employment": "probation", "solution": "重做防水并赔偿瓷砖损失"}),
+                       "solution": "重做防水并赔偿瓷砖损失"}),
     ("proposing", {"approved_by": "zheng.hai"}),                                    # approve_solution
     ("implementing", {"customer_accepted": True, "customer_signature": "张三"}),      # customer_accepts
     ("assign_responsibility", {"responsibility_code": "B2"}),                        # assign_responsibility
