@@ -230,9 +230,9 @@ def _type_error(src: Source, path: list[Any], where: str, value: Any, expected: 
         hint = f"YAML reads {raw} as a date; quote it: '{raw}'"
     elif value is None:
         hint = "the value is missing after the ':'"
-    elif "string" in want and isinstance(value, (int, float)):
-        hint = f"quote it: '{raw}'" if raw else None
-    elif "array" in want and isinstance(value, str):
+    elif "string" in want and isinstance(value, (int, float)) and raw and "\n" not in raw:
+        hint = f"quote it: '{raw}'"
+    elif "array" in want and isinstance(value, str) and "\n" not in value and len(value) <= 60:
         hint = f"write a list: [{value}]"
     return src.error(f"{where} should be {wanted}, not {_kind(value)}", path, hint=hint)
 

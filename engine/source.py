@@ -260,12 +260,50 @@ def _yaml_error(exc: yaml.MarkedYAMLError, shown: str, text: str) -> DefinitionE
     elif "found undefined alias" in problem:
         message = problem.replace("found undefined alias", "alias to an undefined anchor")
         hint = "define the anchor (&name) before the alias (*name)"
+    elif "could not find expected ':'" in problem and exc.context_mark:
+        line, col = exc.context_mark.line + 1, exc.context_mark.column + 1
+        message = "this line has no ':' (expected key: value)"
+        hint = "add ': ' after the key, or indent the line as part of the value above"
+    elif "expected '<document start>'" in problem:
+        message = "this line does not fit into the document above"
+        hint = "check the indentation of this line and the line before it"
+    elif problem == "sequence entries are not allowed here":
+        message = "a '- ' list item where a key: value was expected"
+        hint = "put list items on their own lines under the key, indented the same"
+    elif "expected chomping or indentation indicators" in problem or (
+            "expected a comment or a line break" in problem and "block scalar" in context):
+        if exc.context_mark:
+            line, col = exc.context_mark.line + 1, exc.context_mark.column + 1
+        message = "a value starting with '|' or '>' starts a block of text"
+        hint = "quote the value, e.g. \"|| x\" or \">= 3\""
+    elif "expected alphabetic or numeric character" in problem and ("anchor" in context or "alias" in context):
+        if exc.context_mark:
+            line, col = exc.context_mark.line + 1, exc.context_mark.column + 1
+        message = "a value starting with '&' or '*' is read as a YAML anchor or alias"
+        hint = "quote the value, e.g. \"&& x\""
+    elif "found duplicate anchor" in context or "second occurrence" in problem:
+        message = "the same anchor (&name) is defined twice"
+        hint = "give each anchor its own name"
+    elif "while parsing a flow" in context and ("but got" in problem or "but found" in problem):
+        got = problem.rsplit("'", 2)[-2] if problem.count("'") >= 2 else "?"
+        got = {"<scalar>": "a value", "<block end>": "end of block"}.get(got, repr(got))
+        inside = "{...}" if "mapping" in context else "[...]"
+        message = f"unexpected {got} inside {inside}"
+        hint = "separate items with ', '; quote values that contain ': ', brackets or commas"
+    elif "directive" in context:
+        message, hint = "a line starting with '%' is read as a YAML directive", "remove the '%', or quote the value"
+    elif "expected the node content" in problem:
+        got = problem.rsplit("'", 2)[-2] if problem.count("'") >= 2 else "?"
+        message = f"unexpected {got!r} where a value should start"
+        hint = "quote the value if it starts with , [ ] { } or another YAML sign"
+    elif "unknown escape character" in problem:
+        got = problem.rsplit("'", 2)[-2] if problem.count("'") >= 2 else "?"
+        message = f"unknown escape '\\{got}' in a double-quoted string"
+        hint = "write \\\\ for a backslash, or use single quotes"
     elif "cannot start any token" in problem:
         char = problem.split("'")[1] if "'" in problem else problem
         message = f"a value cannot start with {char!r}"
         hint = "put the value in quotes"
-    elif "while parsing a flow" in context:
-        hint = "check the brackets and commas of this [...] or {...}"
     return DefinitionError(message, file=shown, line=line, col=col, hint=hint)
 
 
@@ -347,12 +385,12 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 def _check_node(node: yaml.Node, shown: str, text: str) -> None:
     if node.tag not in _ALLOWED_TAGS:
         tag = _tag(node)
-        source = text[node.start_mark.index:node.end_mark.index]
+        source = text[node.start_mark.index:node.end_mark.index].split("\n")[0].strip()
         if isinstance(node, yaml.ScalarNode) and node.tag.startswith("!") and not node.tag.startswith("!!") \
                 and source.startswith("!"):
-            raise _at(node, shown, f"YAML reads {source.split(chr(10))[0]!r} as a tag, not a value",
-                      f"quote the expression: \"{source.strip()}\"" if '"' not in source
-                      else f"quote the expression: '{source.strip()}'")
+            raise _at(node, shown, f"YAML reads {source!r} as a tag, not a value",
+                      f"quote the expression: \"{source}\"" if '"' not in source
+                      else f"quote the expression: '{source}'")
         raise _at(node, shown, f"YAML tag {tag!r} is not allowed",
                   "workflow files hold plain values only: text, numbers, booleans, lists and mappings")
     if not isinstance(node, yaml.MappingNode):
@@ -368,7 +406,7 @@ def _check_node(node: yaml.Node, shown: str, text: str) -> None:
                     _STD + "float": "a number"}.get(key.tag, "not a string")
             extra = " (YAML 1.1 reads yes/no/on/off as booleans)" if key.value.lower() in _YAML11_WORDS else ""
             raise _at(key, shown, f"key {key.value!r} is read by YAML as {what}{extra}",
-                      f"quote it: '{key.value}'")
+                      f"quote it: '{key.value}'" if "\n" not in key.value else None)
         if key.value in seen:
             first = seen[key.value].start_mark.line + 1
             raise _at(key, shown, f"duplicate key {key.value!r}",
