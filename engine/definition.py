@@ -85,14 +85,22 @@ def check_schema(src: Source) -> None:
         rest = [e for e in found if e is not best and not _contains(e, best)]
         ordered = [best] + sorted(rest, key=lambda e: src.locate(list(e.absolute_path)))
         raise DefinitionErrors(_unique([_schema_error(src, e) for e in ordered]))
-    data_schema = src.data.get("data")
-    if data_schema is not None:
-        meta = Draft202012Validator(Draft202012Validator.META_SCHEMA)
-        bad = list(meta.iter_errors(data_schema))
+    # `data` and each event input are JSON Schemas themselves: check them against the metaschema.
+    schemas: list[tuple[list[Any], str, Any]] = []
+    if src.data.get("data") is not None:
+        schemas.append((["data"], "data schema", src.data["data"]))
+    for i, t in enumerate(src.data["transitions"]):
+        for name, param in (t.get("input") or {}).items():
+            schemas.append((["transitions", i, "input", name], f"input {name!r} of {t['event']!r}", param))
+    meta = Draft202012Validator(Draft202012Validator.META_SCHEMA)
+    errors: list[DefinitionError] = []
+    for prefix, what, schema in schemas:
+        bad = list(meta.iter_errors(schema))
         if bad:
             best = best_match(bad)
-            ordered = [best] + [e for e in bad if e is not best]
-            raise DefinitionErrors(_unique([_data_schema_error(src, e) for e in ordered]))
+            errors += [_data_schema_error(src, e, prefix, what) for e in [best] + [e for e in bad if e is not best]]
+    if errors:
+        raise DefinitionErrors(_unique(errors))
 
 
 def _contains(parent: js_exc.ValidationError, child: js_exc.ValidationError) -> bool:
@@ -269,17 +277,18 @@ def _duration_hint(value: Any) -> str:
     return 'write N minutes|hours|days|weeks|months|years, or N working hours|working days, e.g. "24 hours"'
 
 
-def _data_schema_error(src: Source, err: js_exc.ValidationError) -> DefinitionError:
-    path = ["data", *err.absolute_path]
+def _data_schema_error(src: Source, err: js_exc.ValidationError, prefix: list[Any],
+                       what: str) -> DefinitionError:
+    path = [*prefix, *err.absolute_path]
     if err.validator == "anyOf" and path[-1] == "type":
         name = str(err.instance)
         hint = lint.did_you_mean(name, _JSON_TYPES) or f"JSON Schema types: {', '.join(_JSON_TYPES)}"
-        return src.error(f"data schema: unknown type {_short(err.instance)}", path, hint=hint)
+        return src.error(f"{what}: unknown type {_short(err.instance)}", path, hint=hint)
     if err.validator == "type":
-        return _type_error(src, path, "data schema: " + ".".join(str(p) for p in err.absolute_path),
+        return _type_error(src, path, f"{what}: " + ".".join(str(p) for p in err.absolute_path),
                            err.instance, err.validator_value)
     message = err.message if len(err.message) < 100 else err.message[:97] + "…"
-    return src.error(f"data schema: {message}", path)
+    return src.error(f"{what}: {message}", path)
 
 
 def parse_duration(text: str) -> Duration:
