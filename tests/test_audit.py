@@ -40,7 +40,7 @@ def complaint_to_implementing(engine: Engine, **extra: str) -> str:
     engine.advance(cid, "assess", "wang.fang")
     engine.advance(cid, "accept", "wang.fang", {"responsible_dept": "engineering"})
     engine.advance(cid, "find_cause", "tang.liang", {"root_cause": "防水层施工不规范", "responsible_person": "xu.peng",
-                                                     "responsible_employment": "probation", "solution": "返工重做防水"})
+                                                     "solution": "返工重做防水"})
     engine.sign(cid, "zheng.hai", note="同意返工")
     return cid
 

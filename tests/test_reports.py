@@ -32,7 +32,7 @@ def accept(engine: Engine, cid: str, dept: str) -> None:
 
 def find_cause(engine: Engine, cid: str) -> None:
     engine.advance(cid, "find_cause", "tang.liang", {"root_cause": "施工不规范", "responsible_person": "xu.peng",
-                                                     "responsible_employment": "probation", "solution": "返工"})
+                                                     "solution": "返工"})
 
 
 def close_accepted(engine: Engine, cid: str) -> None:
