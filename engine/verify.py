@@ -94,12 +94,15 @@ def check_case(case_id: str, rows: list[dict[str, Any]]) -> list[Problem]:
         out.append(Problem(case_id, seq, kind, message))
 
     limit = max(r["seq"] for r in rows) + len(rows)
-    intact = {r["seq"]: row_hash(r) == r["hash"] for r in rows}
-    moved = {r["seq"]: _original_seq(r, limit) for r in rows if not intact[r["seq"]]}
+    ok = [row_hash(r) == r["hash"] for r in rows]
+    intact: dict[int, bool] = {}
+    for r, fine in zip(rows, ok):
+        intact[r["seq"]] = intact.get(r["seq"], True) and fine
+    moved = {r["seq"]: _original_seq(r, limit) for r, fine in zip(rows, ok) if not fine}
     moved = {s: o for s, o in moved.items() if o is not None}
     _report_moves(moved, bad)
-    for r in rows:
-        if not intact[r["seq"]] and r["seq"] not in moved:
+    for r, fine in zip(rows, ok):
+        if not fine and r["seq"] not in moved:
             bad(r["seq"], "edited", f"row {r['seq']} edited (hash mismatch)")
     if rows[0]["seq"] != 1:
         first = rows[0]["seq"]
@@ -108,6 +111,9 @@ def check_case(case_id: str, rows: list[dict[str, Any]]) -> list[Problem]:
     by_hash = {r["hash"]: r["seq"] for r in rows}
     for i, r in enumerate(rows):
         prev = rows[i - 1] if i else None
+        if prev is not None and r["seq"] == prev["seq"]:
+            bad(r["seq"], "inserted", f"row {r['seq']} appears twice (a row was inserted with a used seq)")
+            continue
         if prev is not None and r["seq"] != prev["seq"] + 1:
             gap = r["seq"] - prev["seq"] - 1
             what = f"row {prev['seq'] + 1}" if gap == 1 else f"rows {prev['seq'] + 1}–{r['seq'] - 1}"

@@ -458,3 +458,15 @@ def test_any_row_inserted_into_the_chain_is_named(notes, data):
     to = f"row {i}" if i else "the start of the chain"
     assert f"row {i + 1} inserted (row {i + 2} links past it to {to})" in found
     assert all("inserted" in m or "renumbered: a row was inserted before it" in m for m in found)
+
+
+@given(notes=notes, data=st.data())
+def test_a_row_inserted_with_a_used_seq_is_named(notes, data):
+    from engine.verify import check_case
+    rows = _chain(notes)
+    i = data.draw(st.integers(0, len(rows) - 1))
+    forged = {**rows[i], "note": rows[i]["note"] + "（改）"}
+    forged["hash"] = row_hash(forged)
+    rows.insert(i + 1, forged)                    # possible once the unique constraint is dropped too
+    assert f"row {i + 1} appears twice (a row was inserted with a used seq)" in [
+        p.message for p in check_case("COM-PROP", rows)]
