@@ -152,15 +152,16 @@ SHARED = "*"   # decision counters are shared by table name across workflows (a 
 
 
 def _bump(conn: Connection, d: Definition, name: str, key: str, period: str) -> int:
-    where = (decision_counts.c.workflow == SHARED, decision_counts.c.decision == name,
-             decision_counts.c.key == key, decision_counts.c.period == period)
-    current = conn.execute(sa.select(decision_counts.c.count).where(*where).with_for_update()).scalar()
-    if current is None:
-        conn.execute(decision_counts.insert().values(workflow=SHARED, decision=name, key=key,
-                                                     period=period, count=1))
-        return 1
-    conn.execute(decision_counts.update().where(*where).values(count=current + 1))
-    return current + 1
+    """Increment and return a shared counter atomically (an upsert: safe under concurrency)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(decision_counts).values(workflow=SHARED, decision=name, key=key, period=period, count=1)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["workflow", "decision", "key", "period"],
+        set_={"count": decision_counts.c.count + 1}).returning(decision_counts.c.count)
+    return int(conn.execute(stmt).scalar_one())
 
 
 def _claim_keys(conn: Connection, d: Definition, case_id: str, before: dict[str, Any],

@@ -133,6 +133,19 @@ class StaleCase(CaseflowError):
         return f"case {self.case_id} was changed by someone else; retry"
 
 
+class ConcurrentChange(CaseflowError):
+    """A concurrent writer took a unique key we needed; nothing was written."""
+
+    exit_code = 3
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return "a concurrent change conflicted with this one; nothing was changed; retry"
+
+
 class StorageError(CaseflowError):
     """The database is unreachable or refused the write; nothing was changed."""
 

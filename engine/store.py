@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine as SAEngine
 
-from .errors import StorageError
+from .errors import ConcurrentChange, StorageError
 
 metadata = sa.MetaData()
 
@@ -190,6 +190,9 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 yield conn
+        except sa.exc.IntegrityError as exc:
+            # a unique key taken by a concurrent writer between our read and our write
+            raise ConcurrentChange(_short(exc)) from None
         except sa.exc.OperationalError as exc:
             raise StorageError(f"database error, nothing was changed: {_short(exc)}") from None
 
