@@ -333,8 +333,9 @@ def _check_tree(root: yaml.Node, shown: str, text: str) -> None:
                 stack.append(value)
         elif type(node) is yaml.SequenceNode:
             stack.extend(node.value)
-    if len(seen) > MAX_NODES:      # pragma: no cover - a 1 MB file holds far fewer values
-        raise _at(root, shown, f"the document holds more than {MAX_NODES:,} values", None)
+    if len(seen) > MAX_NODES:
+        raise _at(root, shown, f"the document holds more than {MAX_NODES:,} values",
+                  "is this the right file? a workflow holds a few thousand")
     return None
 
 
