@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,14 @@ def validate(app: App, files: tuple[str, ...], show_all: bool) -> None:
             continue
         checked += 1
         try:
-            load_definition(path, org, calendars, display=str(path))
+            definition = load_definition(path, org, calendars, display=str(path))
+            if definition.workflow != path.stem:        # the catalog finds workflows by file name
+                found = re.search(r"^workflow:[ \t]*", definition.text, re.MULTILINE)
+                line = definition.text.count("\n", 0, found.start()) + 1 if found else 1
+                errors.append(DefinitionError(
+                    f"workflow id {definition.workflow!r} must match the file name", file=str(path), line=line,
+                    col=found.end() - found.start() + 1 if found else 1,
+                    hint=f"rename the file to {definition.workflow}.yaml"))
         except DefinitionErrors as exc:
             errors.extend(exc.errors if show_all else exc.errors[:1])
         except DefinitionError as exc:

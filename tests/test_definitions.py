@@ -303,3 +303,13 @@ def test_a_definition_is_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         d.states["received"].final = True  # type: ignore[misc]
     assert isinstance(d.transitions, tuple)
+
+
+def test_validate_requires_the_file_name_to_be_the_workflow_id(tmp_path: Path) -> None:
+    copy = tmp_path / "refund_v2.yaml"
+    copy.write_text((REPO / "workflows" / "refund.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    line = next(i for i, text in enumerate(copy.read_text(encoding="utf-8").splitlines(), 1)
+                if text.startswith("workflow:"))
+    result = CliRunner().invoke(cli, ["--workflows", "workflows", "validate", str(copy)], catch_exceptions=False)
+    assert (result.exit_code, result.stdout.splitlines()) == (1, [
+        f"{copy}:{line}:11: workflow id 'refund' must match the file name (rename the file to refund.yaml)"])
