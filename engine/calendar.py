@@ -24,7 +24,6 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import chinese_calendar.constants as _cc
-import yaml
 
 _US_PER_HOUR: Final = 3_600_000_000
 _US_PER_MINUTE: Final = 60_000_000
@@ -251,11 +250,12 @@ class BusinessCalendar:
 
 def load_calendars(path: Path) -> dict[str, BusinessCalendar]:
     """Parse calendars.yaml; any problem is one CalendarError line prefixed by the file."""
+    from .errors import DefinitionError
+    from .source import read_source       # same safety as workflow files: dup keys, aliases, depth, size
     try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        reason = " ".join(str(exc).split())
-        raise CalendarError(f"{path}: cannot read calendars: {reason}") from None
+        document = read_source(path).data
+    except DefinitionError as exc:
+        raise CalendarError(f"cannot read calendars: {exc}") from None
     entries = document.get("calendars") if isinstance(document, dict) else None
     if not isinstance(entries, dict) or not entries:
         raise CalendarError(f"{path}: expected a non-empty 'calendars:' mapping at the top level")

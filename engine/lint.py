@@ -17,6 +17,10 @@ from .model import Org
 from .source import Source
 
 
+# Moments every workflow has without declaring them: a case opened, a sign-off given or rejected.
+BUILTIN_EVENTS = frozenset({"open", "sign", "reject"})
+
+
 def did_you_mean(name: str, known: Iterable[str]) -> str | None:
     close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else None
@@ -235,7 +239,7 @@ class _Lint:
         who = describe(self.doc, p)
         for part in ("start", "stop", "pause", "resume", "restart"):
             for key, pool, what in (("enter", self.states, "state"), ("leave", self.states, "state"),
-                                    ("event", self.events, "event")):
+                                    ("event", self.events | BUILTIN_EVENTS, "event")):
                 raw = (c.get(part) or {}).get(key)
                 for j, name in enumerate(_as_list(raw)):
                     sub = p + [part, key] + ([j] if isinstance(raw, list) else [])
