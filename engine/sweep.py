@@ -1,17 +1,17 @@
 """The sweeper behind `caseflow sla run`: fire every due timer exactly once.
 
-Due rows are read in batches, oldest `next_at` first, through the index on
-`next_at`, so a sweep costs what the due timers cost and nothing per case.
+Due ids are read a page at a time, oldest `next_at` first, through the index
+on `next_at`, so a sweep costs what the due timers cost and nothing per case.
 Each row is then handled in its own transaction — warning, breach or firing,
 its actions, its audit rows and the row's new status commit together or not
-at all. Inside that transaction the row is locked again and re-checked
-(`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's write lock serialises
-writers), so two sweepers started by cron at the same moment split the work
-and neither can fire a row the other has already fired. The case row is
-locked with SKIP LOCKED too: a case an operator is changing right now is left
-for the next run rather than waited for, so a sweeper never holds a timer
-while waiting for a case (the opposite order of a transition), and the two
-cannot deadlock.
+at all. That transaction first claims the oldest row of the page that is
+still due and that no one holds (`FOR UPDATE SKIP LOCKED` on PostgreSQL;
+SQLite's write lock serialises writers), so two sweepers started by cron at
+the same moment take turns through the same page, and neither can fire a row
+the other has already fired. The case row is then locked with SKIP LOCKED
+too: a case an operator is changing right now is left for the next run rather
+than waited for, so a sweeper never waits for a case while holding a timer
+(a transition takes them in the opposite order), and the two cannot deadlock.
 
 Like SpiffWorkflow's `refresh_timers()`, the sweep owns no clock or thread:
 `now` is passed in, which is what the simulated-clock tests rely on.
@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from . import audit
@@ -55,8 +56,8 @@ class SweepReport:
     warnings: int = 0        # warning thresholds reached
     rescheduled: int = 0     # provisional deadlines looked at again, nothing due yet
     cancelled: int = 0       # rows of closed cases, retired without actions
-    skipped: int = 0         # held by another sweeper or an operator, or no longer due
-    busy: int = 0            # the case changed under us; left for the next run
+    skipped: int = 0         # read as due, then handled or held by another sweeper
+    busy: int = 0            # its case was being changed by someone; left for the next run
     failures: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -77,18 +78,26 @@ def count_due(engine: "Engine", now: datetime) -> int:
 
 def sweep(engine: "Engine", now: datetime, batch: int = 200, limit: int | None = None,
           progress: Progress | None = None) -> SweepReport:
-    """Handle every timer due at `now` (at most `limit`), one transaction each."""
+    """Handle every timer due at `now` (at most `limit`), oldest first, one transaction each.
+
+    Due ids are read a page (`batch`) at a time; each transaction then claims
+    the oldest row of the page that is still due and that no one else holds,
+    so several sweepers walking the same page take turns instead of colliding.
+    """
     report, started = SweepReport(), _time.perf_counter()
     cursor: tuple[str, int] | None = None
-    while limit is None or report.handled < limit:
-        due = _due_batch(engine, ts(now), cursor, batch)
-        if not due:
+    while not _full(report, limit):
+        page = _due_page(engine, ts(now), cursor, batch)
+        if not page:
             break
-        for timer_id, next_at in due:
-            if limit is not None and report.handled >= limit:
+        cursor = page[-1]
+        left = [timer_id for _, timer_id in page]
+        while left and not _full(report, limit):
+            outcome, timer_id = _handle_next(engine, left, now, report)
+            if timer_id is None:
+                report.skipped += len(left)      # done or held by another sweeper
                 break
-            cursor = (next_at, timer_id)
-            outcome = _handle(engine, timer_id, now, report)
+            left.remove(timer_id)
             if outcome:
                 setattr(report, outcome, getattr(report, outcome) + 1)
             if progress:
@@ -97,56 +106,87 @@ def sweep(engine: "Engine", now: datetime, batch: int = 200, limit: int | None =
     return report
 
 
-def _due_batch(engine: "Engine", now_s: str, cursor: tuple[str, int] | None,
-               batch: int) -> list[tuple[int, str]]:
-    """The next `batch` due rows after `cursor`, in (next_at, id) order: each visited once per sweep."""
-    q = sa.select(timers.c.id, timers.c.next_at).where(timers.c.next_at < now_s)
+def _full(report: SweepReport, limit: int | None) -> bool:
+    return limit is not None and report.handled >= limit
+
+
+def _due_page(engine: "Engine", now_s: str, cursor: tuple[str, int] | None,
+              batch: int) -> list[tuple[str, int]]:
+    """The next `batch` due rows after `cursor` in (next_at, id) order: an index range, each row once."""
+    q = sa.select(timers.c.next_at, timers.c.id).where(timers.c.next_at < now_s)
     if cursor:
         q = q.where(sa.or_(timers.c.next_at > cursor[0],
                            sa.and_(timers.c.next_at == cursor[0], timers.c.id > cursor[1])))
     with engine.store.read() as conn:
-        return [(r.id, r.next_at) for r in conn.execute(q.order_by(timers.c.next_at, timers.c.id).limit(batch))]
+        return [(r.next_at, r.id) for r in conn.execute(q.order_by(timers.c.next_at, timers.c.id).limit(batch))]
 
 
-def _handle(engine: "Engine", timer_id: int, now: datetime, report: SweepReport) -> str | None:
-    """One row, one transaction; a failure rolls back this row only and is reported."""
+# Built once: constructing SQLAlchemy statements costs more than running them on SQLite.
+# The claim goes by primary key only: with a `next_at` condition PostgreSQL may scan every due row
+# through that index for each claim (quadratic); whether the row is still due is checked after.
+# PostgreSQL gets the ids as one array, so the statement text never changes and is prepared once.
+_CLAIM = {postgres: (sa.select(timers).where(ids, timers.c.status == RUNNING).order_by(timers.c.id).limit(1)
+                     .with_for_update(skip_locked=True))
+          for postgres, ids in ((False, timers.c.id.in_(sa.bindparam("ids", expanding=True))),
+                                (True, timers.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Integer)))))}
+_CLAIM_PROVISIONAL = (sa.select(timers).where(timers.c.id == sa.bindparam("timer"), timers.c.status == RUNNING,
+                                              timers.c.provisional == sa.true())
+                      .with_for_update(skip_locked=True))
+_CASE = sa.select(cases).where(cases.c.id == sa.bindparam("case")).with_for_update(skip_locked=True)
+_UPDATE = timers.update().where(timers.c.id == sa.bindparam("timer"))
+
+
+def _handle_next(engine: "Engine", ids: list[int], now: datetime,
+                 report: SweepReport) -> tuple[str | None, int | None]:
+    """Claim and handle one row of `ids` in one transaction: (outcome, its id), or (None, None) if none is left.
+
+    A failure rolls back this row only and is reported; one before any row was
+    claimed (the database itself failing) ends the sweep.
+    """
+    claimed: list[int] = []
     try:
         with engine.store.write() as conn:
-            return _handle_locked(engine, conn, timer_id, now)
+            return _claim_and_handle(engine, conn, ids, now, claimed)
     except StaleCase:
-        return "busy"
+        return "busy", claimed[0]
     except (CaseflowError, sa.exc.SQLAlchemyError) as exc:
+        if not claimed:
+            raise
         line = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        report.failures.append({"timer": timer_id, "error": type(exc).__name__, "message": line})
-        return None
+        report.failures.append({"timer": claimed[0], "error": type(exc).__name__, "message": line})
+        return None, claimed[0]
 
 
-_CASE_COLUMNS = [cases.c[k] for k in ("workflow", "definition", "state", "data", "signoffs", "version",
-                                       "parent_case", "created_at", "updated_at")]
-
-
-def _lock(engine: "Engine", conn: Connection, timer_id: int,
-          *still: Any) -> tuple[Any, "Snapshot | None"]:
-    """The timer row and its case's snapshot, both locked, if the row still matches `still`.
-
-    One statement: on PostgreSQL `FOR UPDATE SKIP LOCKED` over the join skips
-    the row when another sweeper holds the timer or anyone holds the case.
-    """
-    row = conn.execute(sa.select(timers, *_CASE_COLUMNS).join_from(timers, cases, cases.c.id == timers.c.case_id)
-                       .where(timers.c.id == timer_id, timers.c.status == RUNNING, *still)
-                       .with_for_update(skip_locked=True)).first()
+def _claim_and_handle(engine: "Engine", conn: Connection, ids: list[int], now: datetime,
+                      claimed: list[int]) -> tuple[str | None, int | None]:
+    row = conn.execute(_CLAIM[engine.store.is_postgres], {"ids": ids}).first()
     if row is None:
         return None, None
-    from .runtime import Snapshot     # the same snapshot engine.snapshot() builds, from the row we locked
-    return row, Snapshot(row.case_id, row.workflow, engine.definition_of(conn, row.definition), row.state,
-                         json.loads(row.data), json.loads(row.signoffs), row.version, row.parent_case,
-                         row.created_at, row.updated_at)
+    claimed.append(row.id)
+    if row.next_at is None or row.next_at >= ts(now):
+        return "skipped", row.id                 # another sweeper handled it a moment ago
+    snap = _locked_case(engine, conn, row.case_id)
+    if snap is None:
+        return "busy", row.id
+    return _handle_row(engine, conn, row, snap, now), row.id
 
 
-def _handle_locked(engine: "Engine", conn: Connection, timer_id: int, now: datetime) -> str | None:
-    row, snap = _lock(engine, conn, timer_id, timers.c.next_at < ts(now))
-    if row is None or snap is None:
-        return "skipped"
+def _locked_case(engine: "Engine", conn: Connection, case_id: str) -> "Snapshot | None":
+    """The case, locked; None if someone holds it (we never wait for a case while holding a timer).
+
+    Locking the timer and the case in two statements matters: a joined
+    `FOR UPDATE SKIP LOCKED` keeps the timer's lock when it skips the case,
+    and two sweepers holding such leftovers can deadlock.
+    """
+    c = conn.execute(_CASE, {"case": case_id}).first()
+    if c is None:
+        return None
+    from .runtime import Snapshot     # what engine.snapshot() builds, from the row we just locked
+    return Snapshot(c.id, c.workflow, engine.definition_of(conn, c.definition), c.state, json.loads(c.data),
+                    json.loads(c.signoffs), c.version, c.parent_case, c.created_at, c.updated_at)
+
+
+def _handle_row(engine: "Engine", conn: Connection, row: Any, snap: "Snapshot", now: datetime) -> str | None:
     d = snap.definition
     clock = next((c for c in d.clocks if c.name == row.name), None)
     if clock is None or d.states[snap.state].final:
@@ -223,7 +263,8 @@ def recompute_provisional(engine: "Engine", now: datetime) -> int:
     moved = 0
     for timer_id in ids:
         with engine.store.write() as conn:
-            row, snap = _lock(engine, conn, timer_id, timers.c.provisional == sa.true())
+            row = conn.execute(_CLAIM_PROVISIONAL, {"timer": timer_id}).first()
+            snap = _locked_case(engine, conn, row.case_id) if row is not None else None
             if row is None or snap is None or row.due_at is None:
                 continue
             clock = next((c for c in snap.definition.clocks if c.name == row.name), None)
@@ -239,7 +280,7 @@ def recompute_provisional(engine: "Engine", now: datetime) -> int:
 
 
 def _update(conn: Connection, timer_id: int, **values: Any) -> None:
-    conn.execute(timers.update().where(timers.c.id == timer_id).values(**values))
+    conn.execute(_UPDATE, {"timer": timer_id, **values})
 
 
 def _log(conn: Connection, snap: "Snapshot", entries: list[Entry], now: datetime) -> None:
