@@ -34,11 +34,11 @@ from . import audit
 from .actions import _run_actions, fire_system
 from .audit import Entry
 from .calendar import BusinessCalendar
-from .errors import CaseflowError, StaleCase
+from .errors import CaseflowError, StaleCase, StorageError
 from .evaluate import stamp
 from .model import Clock
 from .sla import BREACHED, RUNNING, Plan, plan_of, schedule, ts
-from .store import cases, timers
+from .store import _short, cases, timers
 from .values import parse_datetime, show_datetime
 
 if TYPE_CHECKING:
@@ -81,10 +81,22 @@ def sweep(engine: "Engine", now: datetime, batch: int = 200, limit: int | None =
     """Handle every timer due at `now` (at most `limit`), oldest first, one transaction each.
 
     Due ids are read a page (`batch`) at a time; each transaction then claims
-    the oldest row of the page that is still due and that no one else holds,
-    so several sweepers walking the same page take turns instead of colliding.
+    the oldest row at the head of the page that is still due and that no one
+    else holds, so several sweepers walking the same page take turns instead
+    of colliding.
     """
     report, started = SweepReport(), _time.perf_counter()
+    try:
+        with engine.store.engine.connect() as conn:      # one connection, one transaction per timer
+            _sweep_pages(engine, conn, now, batch, limit, progress, report)
+    except sa.exc.OperationalError as exc:
+        raise StorageError(f"database error: {_short(exc)}") from None
+    report.seconds = _time.perf_counter() - started
+    return report
+
+
+def _sweep_pages(engine: "Engine", conn: Connection, now: datetime, batch: int, limit: int | None,
+                 progress: Progress | None, report: SweepReport) -> None:
     cursor: tuple[str, int] | None = None
     while not _full(report, limit):
         page = _due_page(engine, ts(now), cursor, batch)
@@ -93,17 +105,17 @@ def sweep(engine: "Engine", now: datetime, batch: int = 200, limit: int | None =
         cursor = page[-1]
         left = [timer_id for _, timer_id in page]
         while left and not _full(report, limit):
-            outcome, timer_id = _handle_next(engine, left, now, report)
-            if timer_id is None:
-                report.skipped += len(left)      # done or held by another sweeper
-                break
+            window = left[:_WINDOW]
+            outcome, timer_id = _handle_next(engine, conn, window, now, report)
+            if timer_id is None:                 # each one done or held by another sweeper
+                report.skipped += len(window)
+                del left[:_WINDOW]
+                continue
             left.remove(timer_id)
             if outcome:
                 setattr(report, outcome, getattr(report, outcome) + 1)
             if progress:
                 progress(1)
-    report.seconds = _time.perf_counter() - started
-    return report
 
 
 def _full(report: SweepReport, limit: int | None) -> bool:
@@ -122,11 +134,12 @@ def _due_page(engine: "Engine", now_s: str, cursor: tuple[str, int] | None,
 
 
 # Built once: constructing SQLAlchemy statements costs more than running them on SQLite.
+_WINDOW = 16     # ids a claim chooses from: few enough that the planner always probes the primary key
 # The claim goes by primary key only: with a `next_at` condition PostgreSQL may scan every due row
 # through that index for each claim (quadratic); whether the row is still due is checked after.
 # PostgreSQL gets the ids as one array, so the statement text never changes and is prepared once.
-_CLAIM = {postgres: (sa.select(timers).where(ids, timers.c.status == RUNNING).order_by(timers.c.id).limit(1)
-                     .with_for_update(skip_locked=True))
+_CLAIM = {postgres: (sa.select(timers).where(ids, timers.c.status == RUNNING)
+                     .order_by(timers.c.next_at, timers.c.id).limit(1).with_for_update(skip_locked=True))
           for postgres, ids in ((False, timers.c.id.in_(sa.bindparam("ids", expanding=True))),
                                 (True, timers.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Integer)))))}
 _CLAIM_PROVISIONAL = (sa.select(timers).where(timers.c.id == sa.bindparam("timer"), timers.c.status == RUNNING,
@@ -136,7 +149,7 @@ _CASE = sa.select(cases).where(cases.c.id == sa.bindparam("case")).with_for_upda
 _UPDATE = timers.update().where(timers.c.id == sa.bindparam("timer"))
 
 
-def _handle_next(engine: "Engine", ids: list[int], now: datetime,
+def _handle_next(engine: "Engine", conn: Connection, ids: list[int], now: datetime,
                  report: SweepReport) -> tuple[str | None, int | None]:
     """Claim and handle one row of `ids` in one transaction: (outcome, its id), or (None, None) if none is left.
 
@@ -145,11 +158,13 @@ def _handle_next(engine: "Engine", ids: list[int], now: datetime,
     """
     claimed: list[int] = []
     try:
-        with engine.store.write() as conn:
+        with conn.begin():                   # SQLite: BEGIN IMMEDIATE (store.py's begin hook)
             return _claim_and_handle(engine, conn, ids, now, claimed)
     except StaleCase:
         return "busy", claimed[0]
     except (CaseflowError, sa.exc.SQLAlchemyError) as exc:
+        if not claimed and isinstance(exc, sa.exc.OperationalError):
+            raise StorageError(f"database error, nothing was changed: {_short(exc)}") from None
         if not claimed:
             raise
         line = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
