@@ -59,14 +59,16 @@ class Plan:
     spiff_rounds: int
     cli_runs: int
     other_timeout: int
+    ladder_rounds: int
+    ladder_n: int
 
 
 # Many short interleaved rounds rather than a few long ones: a burst of load from
 # elsewhere then spoils a few paired rounds, not a whole figure.
-QUICK = Plan(rounds=12, n_normal=25, n_full=20, n_pg=15, n_profile=100, spiff_instances=5, spiff_rounds=4,
-             cli_runs=3, other_timeout=120)
+QUICK = Plan(rounds=12, n_normal=25, n_full=20, n_pg=15, n_profile=60, spiff_instances=5, spiff_rounds=3,
+             cli_runs=3, other_timeout=120, ladder_rounds=6, ladder_n=10)
 FULL = Plan(rounds=40, n_normal=50, n_full=30, n_pg=25, n_profile=600, spiff_instances=20, spiff_rounds=10,
-            cli_runs=15, other_timeout=3600)
+            cli_runs=15, other_timeout=3600, ladder_rounds=40, ladder_n=30)
 
 
 @dataclass
@@ -142,7 +144,7 @@ def bench_advance(plan: Plan, catalog: Any, tmp: Path, skip_pg: bool) -> tuple[l
                 split = adv.phases(engine, None, plan.n_profile, db)
                 sql = adv.statements(engine.store.engine, db, adv.revise_loop(engine, db, 20, "s"), 20)
                 prof = adv.profile(adv.revise_loop(engine, db, plan.n_profile, "c"), plan.n_profile, db)
-                steps = adv.ladder(db, engine, plan.rounds, n)
+                steps = adv.ladder(db, engine, plan.ladder_rounds, plan.ladder_n)
                 notes.append(_profile_text(db.label, split, sql, prof, m, below, steps))
             engine.store.engine.dispose()
         finally:
