@@ -42,7 +42,8 @@ def run(app: App, batch: int, limit: int | None, recompute: bool) -> None:
     engine = app.engine
     now = engine.now()
     moved = recompute_provisional(engine, now) if recompute else 0
-    with _progress(count_due(engine, now) if _tty(app) else 0) as advance:
+    total = min(count_due(engine, now), limit or sys.maxsize) if _tty(app) else 0
+    with _progress(total) as advance:
         report = sweep(engine, now, batch=batch, limit=limit, progress=advance)
     payload = {**report.as_dict(), "recomputed": moved}
     app.out(payload, _render_run(payload))

@@ -178,15 +178,23 @@ def on_transition(conn: Connection, definition: Definition, calendar: BusinessCa
     The rows are locked first (PostgreSQL), so a sweeper firing one of them
     right now finishes before we decide, and we see what it did.
     """
-    if not definition.clocks:
+    step = _Step(conn, definition, calendar, case_id, event, source, dest, data, now)
+    final = definition.states[dest].final
+    moving = [c for c in definition.clocks
+              if final or any(step.hit(t) for t in (c.start, c.stop, c.pause, _resume(c), c.restart))]
+    if not moving:                               # most transitions touch no clock: no query at all
         return []
     found = conn.execute(sa.select(timers).where(timers.c.case_id == case_id).with_for_update())
     rows = {r.name: r for r in found}
-    step = _Step(conn, definition, calendar, case_id, event, source, dest, data, now)
     entries: list[Entry] = []
-    for clock in definition.clocks:
+    for clock in moving:
         entries += step.run(clock, rows.get(clock.name))
     return entries
+
+
+def _resume(clock: Clock) -> Trigger:
+    """A clock resumes on its `resume` trigger, by default on leaving the states that paused it."""
+    return clock.resume if not clock.resume.empty else Trigger(leave=clock.pause.enter)
 
 
 @dataclass
@@ -205,7 +213,7 @@ class _Step:
         # Opening a case enters its initial state: source None counts as a move.
         return trigger.matches(self.event, self.source, self.dest)  # type: ignore[arg-type]
 
-    def run(self, clock: Clock, row: Row | None) -> list[Entry]:
+    def run(self, clock: Clock, row: Row[Any] | None) -> list[Entry]:
         final = self.d.states[self.dest].final
         status = row.status if row is not None else None
         if status in LIVE and (self.hit(clock.stop) or final):
@@ -215,10 +223,9 @@ class _Step:
             return [self.start(clock, row, "started")]
         if status in RESTARTABLE and self.hit(clock.restart) and not final and self.allowed(clock):
             return [self.start(clock, row, "restarted")]
-        resume = clock.resume if not clock.resume.empty else Trigger(leave=clock.pause.enter)
         if status == RUNNING and not clock.pause.empty and self.hit(clock.pause):
             return [self.pause(clock, row)]
-        if status == PAUSED and self.hit(resume):
+        if status == PAUSED and self.hit(_resume(clock)):
             return [self.resume(clock, row)]
         return []
 
@@ -227,7 +234,7 @@ class _Step:
         working = self.calendar.working_days_between if self.calendar else None
         return holds(clock.when, act, context(self.d, self.data, self.now, working))
 
-    def start(self, clock: Clock, row: Row | None, verb: str) -> Entry:
+    def start(self, clock: Clock, row: Row[Any] | None, verb: str) -> Entry:
         start = self.now
         if verb == "started" and clock.from_field and self.data.get(clock.from_field):
             start = parse_datetime(self.data[clock.from_field], self.d.tz)
@@ -246,7 +253,7 @@ class _Step:
         return self.entry(clock, note, {"status": [row.status if row else None, RUNNING],
                                         "due_at": values["due_at"]})
 
-    def end(self, clock: Clock, row: Row, *, stopped: bool) -> Entry:
+    def end(self, clock: Clock, row: Row[Any], *, stopped: bool) -> Entry:
         due = parse_datetime(row.due_at) if row.due_at else None
         late = row.status == BREACHED or (due is not None and ts(self.now) > ts(due, up=True))
         if clock.kind == "timer":
