@@ -155,8 +155,13 @@ def _render_show(app: App, v: dict[str, Any]) -> str:
     if v.get("parent_case"):
         lines.append(f"linked to: {v['parent_case']}")
     lines.append("data:")
-    lines += [f"  {k}: {val}" for k, val in sorted(v["data"].items())]
-    lines.append("events:")
+    fields = d.fields if d else {}
+    for k, val in sorted(v["data"].items()):
+        label = fields.get(k, {}).get("label_zh")
+        if tz and fields.get(k, {}).get("format") == "date-time" and isinstance(val, str):
+            val = show_datetime(val, tz)            # stored in UTC, shown in the workflow's zone
+        lines.append(f"  {k}{f' ({label})' if label else ''}: {val}")
+    lines.append("events:" if v["events"] else "events: none (the case is closed)")
     for e in v["events"]:
         mark = "✔" if e["allowed"] else "✘"
         why = "" if e["allowed"] else "  — " + "; ".join(e["missing"])
