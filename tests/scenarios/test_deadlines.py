@@ -420,6 +420,18 @@ def test_refund_signatures_not_complete_within_24_hours_are_chased(engine, store
     assert ("cs_supervisor", "退费申请签字超时，请催办") in notices(store, cid)
 
 
+def test_each_refund_signer_has_24_hours_from_the_previous_signature(engine, store, clock):
+    clock.set("2025-03-07 15:00")
+    cid = refund_to_signing(engine)
+    clock.set("2025-03-08 14:00")
+    engine.sign(cid, "lin.xiao")                  # 经手人, on the 23rd hour
+    assert due(store, cid, "signoff_24h") == at("2025-03-09 14:00")
+    sweep_at(engine, clock, "2025-03-08 15:01")   # the first deadline has passed, the clock restarted
+    assert "退费申请签字超过24小时未完成" not in escalations(store, cid)
+    sweep_at(engine, clock, "2025-03-09 14:01")
+    assert "退费申请签字超过24小时未完成" in escalations(store, cid)
+
+
 def test_refund_rejected_by_a_signer_starts_a_fresh_24_hours_when_it_comes_back(engine, store, clock):
     clock.set("2025-03-03 10:00")
     cid = refund_to_signing(engine)
