@@ -39,7 +39,7 @@ from .evaluate import stamp
 from .model import Clock
 from .sla import BREACHED, RUNNING, Plan, plan_of, schedule, ts
 from .store import _short, cases, timers
-from .values import parse_datetime, show_datetime
+from .values import show_datetime
 
 if TYPE_CHECKING:
     from .runtime import Engine, Snapshot
@@ -299,8 +299,10 @@ def _update(conn: Connection, timer_id: int, **values: Any) -> None:
 
 
 def _log(conn: Connection, snap: "Snapshot", entries: list[Entry], now: datetime) -> None:
+    if not entries:
+        return
     audit.append(conn, case_id=snap.id, workflow=snap.workflow, definition=snap.definition.sha256,
                  entries=entries, effective_at=stamp(now), recorded_at=stamp(datetime.now(timezone.utc)))
 
 
-__all__ = ["sweep", "SweepReport", "count_due", "recompute_provisional", "replan", "parse_datetime"]
+__all__ = ["sweep", "SweepReport", "count_due", "recompute_provisional", "replan"]
