@@ -54,7 +54,8 @@ COMPLAINT = {"form_no": "TS-2025-001", "customer_name": "张三", "phone": "1381
 # (event or "sign", actor, --set values)
 MAIN_PATH: list[tuple[str, str, dict[str, str]]] = [
     ("assess", "wang.fang", {}),
-    ("accept", "wang.fang", {"responsible_dept": "engineering", "assessment_note": "防水施工问题，投诉成立"}),
+    ("accept", "wang.fang", {"responsible_dept": "engineering",
+                             "assessment_note": "防水施工问题，投诉成立"}),
     ("find_cause", "tang.liang", {"root_cause": "防水层施工不规范", "responsible_person": "xu.peng",
                                   "solution": "重做防水并赔偿瓷砖损失"}),
     ("sign", "zheng.hai", {}),                                   # approve_solution: the manager's sign-off

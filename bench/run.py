@@ -198,7 +198,8 @@ def _sql(counts: dict[str, float]) -> str:
 
 def _profile_tables(prof: dict[str, Any]) -> list[str]:
     lines = ["", f"cProfile self time by library ({prof['profiled_us_per_step']:,.0f} µs per step under the "
-              "profiler, which inflates pure-Python parts; built-ins count for their caller):", "", "| where | share |", "|---|---:|"]
+              "profiler, which inflates pure-Python parts; built-ins count for their caller):", "",
+              "| where | share |", "|---|---:|"]
     lines += [f"| {name} | {share * 100:.0f}% |" for name, share in prof["buckets"] if share >= 0.005]
     lines += ["", "Heaviest caseflow functions (cumulative µs per step under the profiler):", "",
               "| function | cumulative | self |", "|---|---:|---:|"]
@@ -281,7 +282,8 @@ def _main_path_text(engine: Any, db: Any, plan: Plan, ours: list[float], theirs:
                          2 * (len(adv.MAIN_PATH) + 1))
     prof = adv.profile(lambda: adv.walk_main_path(engine, n), steps, db)
     lines = ["### Where a main-path step's time goes (caseflow beside SpiffWorkflow)", "",
-             f"caseflow {1e6 / st.median(ours):,.0f} µs per step; SpiffWorkflow {1e6 / st.median(theirs['memory']):,.0f} µs "
+             f"caseflow {1e6 / st.median(ours):,.0f} µs per step; "
+             f"SpiffWorkflow {1e6 / st.median(theirs['memory']):,.0f} µs "
              f"(in memory) and {1e6 / st.median(theirs['reload']):,.0f} µs (reload each step).", "",
              f"Wall time per call, no profiler (mean of {n} complaints):", "",
              "| call | µs |", "|---|---:|"]
@@ -417,8 +419,8 @@ def table(rows: list[Row]) -> str:
         goal = f">= {r.goal:g}x" if r.goal is not None else ""
         verdict = r.verdict()
         extra = "; ".join(x for x in (verdict, r.note) if x)
-        lines.append(f"| {r.name} | {_fmt(r.value, r.unit)} | {r.baseline or '—'} | "
-                     f"{_fmt(r.baseline_value, r.baseline_unit or r.unit) if r.baseline_value is not None else '—'} | {ratio} | "
+        base = _fmt(r.baseline_value, r.baseline_unit or r.unit) if r.baseline_value is not None else "—"
+        lines.append(f"| {r.name} | {_fmt(r.value, r.unit)} | {r.baseline or '—'} | {base} | {ratio} | "
                      f"{goal} | {extra} |")
     return "\n".join(lines)
 
