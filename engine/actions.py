@@ -65,7 +65,7 @@ def commit(engine: "Engine", conn: Connection, change: "Change", now: datetime, 
     data = dict(change.data)
     entries: list[Entry] = list(change.entries)
     roles = sorted(engine.catalog.org.people[actor].roles & t.roles) if actor in engine.catalog.org.people else []
-    if kind == "transition":
+    if kind == "transition" and t.decide:     # the plan already checked the data; outcomes may change it
         data, decided = _decisions(engine, conn, d, t, data, change.inputs, actor, now)
         problem = schema_problem(d, data)
         if problem:

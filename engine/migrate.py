@@ -10,17 +10,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 
 if TYPE_CHECKING:
+    from alembic.config import Config
+
     from .store import Store
 
 HEAD = "0001"
 
 
-def _config() -> Config:
+def _config() -> "Config":
+    from alembic.config import Config      # imported only when a migration runs (it costs start-up time)
+
     from .store import MIGRATIONS
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -37,6 +38,7 @@ def current(store: "Store") -> str | None:
 def upgrade(store: "Store") -> None:
     if current(store) == HEAD:
         return
+    from alembic import command
     cfg = _config()
     with store.engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -44,4 +46,5 @@ def upgrade(store: "Store") -> None:
 
 
 def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
     return ScriptDirectory.from_config(_config()).get_current_head()
