@@ -4,6 +4,12 @@ Every test here adds what it did (attempts, conflicts, kills survived, inputs
 tried…) through `support.note`; `pytest_terminal_summary` prints them so CI's
 output shows them next to the pass/fail line.
 
+A known engine bug is a test marked `engine_bug("what is wrong", backend=…)`:
+it runs as xfail (strict, so the fix shows up as XPASS and the marker must go)
+and is listed under "known engine bugs" in the same summary.
+
+`launcher` starts real CLI processes (see support.Launcher and forkserver.py);
+`light_workflows` is a workflows directory those processes compile quickly.
 `own_pg` is a PostgreSQL server of the test's own (scripts/pg-throwaway.sh in a
 tmp dir) that the test may stop and start again on the same data directory and
 port: the shared CASEFLOW_TEST_PG server must never be stopped.
@@ -38,17 +44,24 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "the test is expected to fail (xfail) until the engine is fixed")
 
 
+def _engine_bugs(item: pytest.Item) -> list[pytest.Mark]:
+    """The item's engine_bug marks that apply to it (a mark may name one backend: the db_url parameter)."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return [m for m in item.iter_markers("engine_bug")
+            if not m.kwargs.get("backend") or params.get("db_url") == m.kwargs["backend"]]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """engine_bug → xfail, only on the backend it names (the db_url parameter)."""
+    """engine_bug → xfail (strict unless the bug is a race that a run may miss)."""
     for item in items:
-        for mark in item.iter_markers("engine_bug"):
-            backend = mark.kwargs.get("backend")
-            params = getattr(getattr(item, "callspec", None), "params", {})
-            if backend and params.get("db_url") != backend:
-                continue
-            reason = mark.args[0]
-            item.add_marker(pytest.mark.xfail(reason=f"engine bug: {reason}", strict=mark.kwargs.get("strict", True)))
-            KNOWN_BUGS.setdefault(reason, []).append(item.nodeid.split("::")[-1])
+        for mark in _engine_bugs(item):
+            item.add_marker(pytest.mark.xfail(reason=f"engine bug: {mark.args[0]}",
+                                              strict=mark.kwargs.get("strict", True)))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in _engine_bugs(item):
+        KNOWN_BUGS.setdefault(mark.args[0], []).append(item.nodeid.split("::")[-1])
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001

@@ -69,6 +69,7 @@ class Launcher:
         self.fresh = os.environ.get("RELIABILITY_SUBPROCESS") == "1"
         self.server: subprocess.Popen[str] | None = None
         self.started = 0
+        self.running: dict[int, Proc] = {}      # started and not reaped yet
         if not self.fresh:
             env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
             self.server = subprocess.Popen([sys.executable, "-m", "tests.reliability.forkserver"], cwd=str(REPO),
@@ -91,12 +92,22 @@ class Launcher:
             with open(out, "wb") as o, open(err, "wb") as e:
                 p = subprocess.Popen([sys.executable, str(DRIVER), *argv], env=env, cwd=str(REPO),
                                      stdin=subprocess.DEVNULL, stdout=o, stderr=e, start_new_session=True)
-            return Proc(p.pid, out, err, Path(env.get("DRIVER_DIR", ".")), p)
-        pid = self._ask({"argv": list(argv), "env": env, "out": str(out), "err": str(err)})["pid"]
-        return Proc(pid, out, err, Path(env.get("DRIVER_DIR", ".")))
+            proc = Proc(p.pid, out, err, Path(env.get("DRIVER_DIR", ".")), p)
+        else:
+            pid = self._ask({"argv": list(argv), "env": env, "out": str(out), "err": str(err)})["pid"]
+            proc = Proc(pid, out, err, Path(env.get("DRIVER_DIR", ".")))
+        self.running[proc.pid] = proc
+        return proc
 
     def poll(self, procs: Sequence[Proc], timeout: float) -> dict[int, int | None]:
         """Exit codes of the procs that have ended within timeout (None for the others)."""
+        rcs = self._poll(procs, timeout)
+        for pid, rc in rcs.items():
+            if rc is not None:
+                self.running.pop(pid, None)
+        return rcs
+
+    def _poll(self, procs: Sequence[Proc], timeout: float) -> dict[int, int | None]:
         if self.fresh:
             deadline = time.monotonic() + timeout
             rcs: dict[int, int | None] = {}
@@ -123,7 +134,9 @@ class Launcher:
         return outcomes
 
     def kill(self, p: Proc) -> int | None:
-        """SIGKILL one process we started (its own session), then reap it."""
+        """SIGKILL one process we started (its own session) and have not reaped yet, then reap it."""
+        if p.pid not in self.running:
+            return None                          # already reaped: the pid may belong to someone else now
         try:
             os.killpg(p.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -131,6 +144,9 @@ class Launcher:
         return self.poll([p], 10)[p.pid]
 
     def close(self) -> None:
+        """Kill whatever a failed test left running (unreaped, so the pid is still ours), then stop."""
+        for p in list(self.running.values()):
+            self.kill(p)
         if self.server and self.server.stdin:
             self.server.stdin.close()
             try:
@@ -257,6 +273,16 @@ def assert_all_intact(store: Store, area: str) -> None:
         note("audit verify", runs_clean=1)
     with store.engine.connect() as conn:
         note(area, chains_checked=conn.execute(sa.select(sa.func.count(sa.distinct(audit.c.case_id)))).scalar())
+
+
+def is_breach(row: dict[str, Any]) -> bool:
+    """An audit row recording that an SLA went past its deadline (its status changed to breached)."""
+    try:
+        changes = json.loads(row["changes"] or "{}")
+    except ValueError:
+        return False
+    status = changes.get("status") if isinstance(changes, dict) else None
+    return row["kind"] == "sla" and isinstance(status, list) and status[-1:] == ["breached"]
 
 
 def snapshot(store: Store, case_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -16,9 +16,10 @@ import json
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -26,7 +27,7 @@ import sqlalchemy as sa
 from engine.store import Store, decision_counts, outbox, timers
 
 from ..helpers import SIGNERS, open_refund, refund_to_signing
-from .support import Launcher, Proc, assert_all_intact, driver_env, note, snapshot
+from .support import Launcher, Proc, assert_all_intact, driver_env, is_breach, note, snapshot
 
 KILLS = int(os.environ.get("RELIABILITY_KILLS", "20"))       # per backend, per test
 SEED = int(os.environ.get("RELIABILITY_SEED", str(random.randrange(1 << 30))))
@@ -85,15 +86,25 @@ class Track:
     cid: str
     step: int = 0
     explained: bool = False
-    outcomes: list[str] = field(default_factory=list)
 
 
-def test_kill_during_advance_and_sign_leaves_each_case_before_or_after(db_url, engine, store, tmp_path,
+def everything_of(store: Store, cid: str) -> tuple[Any, ...]:
+    """The case row, its log, its clocks and its notifications: all written in one transaction."""
+    row, log = snapshot(store, cid)
+    with store.engine.connect() as conn:
+        clocks = [dict(r._mapping) for r in conn.execute(sa.select(timers).where(timers.c.case_id == cid)
+                                                         .order_by(timers.c.id))]
+        sent = [dict(r._mapping) for r in conn.execute(sa.select(outbox).where(outbox.c.case_id == cid)
+                                                       .order_by(outbox.c.id))]
+    return row, log, clocks, sent
+
+
+def test_kill_during_advance_and_sign_leaves_each_case_before_or_after(db_url, engine, store, clock, tmp_path,
                                                                        launcher, light_workflows):
     rng = random.Random(SEED)
     tracks = [Track(open_refund(engine, order_no=f"D-CRASH-{i}")) for i in range(3)]
     reach = {i: 14 for i in range(len(STEPS))}        # hook points per step, learned as we go
-    kills = completed = rounds = 0
+    kills = completed = rounds = left_before = left_after = 0
     landed: dict[str, int] = {}
     while kills < KILLS and rounds < 4 * KILLS and any(t.step < len(STEPS) for t in tracks):
         rounds += 1
@@ -105,13 +116,14 @@ def test_kill_during_advance_and_sign_leaves_each_case_before_or_after(db_url, e
             user, argv, _ = STEPS[t.step]
             k = rng.randint(1, reach[t.step])
             jobs.append(([a.format(cid=t.cid) for a in argv],
-                         driver_env(db_url, work, user, light_workflows, DRIVER_PARK=k)))
-            before[t.cid] = snapshot(store, t.cid)
+                         driver_env(db_url, work, user, light_workflows, DRIVER_PARK=k,
+                                    CASEFLOW_NOW=clock.now.isoformat())))
+            before[t.cid] = everything_of(store, t.cid)
         counter_before = _counter(store)
         victims = run_to_park(launcher, work, jobs)
         for t, v in zip(live, victims):
-            row, log = snapshot(store, t.cid)
-            old_row, old_log = before[t.cid]
+            now_all = everything_of(store, t.cid)
+            (row, log, clocks, sent), (old_row, old_log, _, old_sent) = now_all, before[t.cid]
             if v.point is None:
                 assert v.rc == 0, f"seed {SEED}: step {STEPS[t.step][1]} exited {v.rc}"
                 reach[t.step] = points_of(work, v)
@@ -123,20 +135,24 @@ def test_kill_during_advance_and_sign_leaves_each_case_before_or_after(db_url, e
             after = v.point is None or v.point == "committed"
             where = f"seed {SEED}, case {t.cid}, {' '.join(STEPS[t.step][1][:3])}, killed at {v.point!r}"
             if not after:
-                assert (row, log) == (old_row, old_log), f"{where}: the case changed"
-                t.outcomes.append("before")
+                assert now_all == before[t.cid], f"{where}: the case, its log, clocks or notifications changed"
+                left_before += v.point is not None
                 continue
             assert row["version"] == old_row["version"] + 1, where
             assert row["state"] == STEPS[t.step][2], where
             assert log[:len(old_log)] == old_log, f"{where}: earlier log rows changed"
-            t.outcomes.append("after")
+            assert sent[:len(old_sent)] == old_sent, f"{where}: earlier notifications changed"
+            running = [c["name"] for c in clocks if c["status"] == "running"]
+            assert running == (["signoff_24h"] if row["state"] == "signing" else []), f"{where}: clocks {running}"
+            left_after += v.point is not None
             t.explained = t.explained or STEPS[t.step][1][2:3] == ["explain"]
             t.step += 1
         # the shared penalty counter counts committed explains only, whatever was killed
         assert _counter(store) == sum(t.explained for t in tracks), \
             f"seed {SEED}: the penalty counter went {counter_before} → {_counter(store)}"
         assert_all_intact(store, "crash")
-    note("crash", advance_kills_survived=kills, advance_runs_completed=completed)
+    note("crash", advance_kills_survived=kills, advance_runs_completed=completed,
+         kills_left_case_before=left_before, kills_left_case_after=left_after)
     note("crash kill points", **landed)
     assert kills >= min(KILLS, 10), f"seed {SEED}: only {kills} kills in {rounds} rounds"
 
@@ -221,7 +237,7 @@ def _no_timer_twice(store: Store, ids: list[str], before: dict, complete: bool =
         _, log = snapshot(store, cid)
         added = [(r["kind"], r["event"], r["note"], r["changes"]) for r in log[len(old_log):]]
         assert len(added) == len(set(added)), f"seed {SEED}: {cid} has a timer entry twice: {added}"
-        breaches = [a for a in added if a[0] == "sla" and a[2] and a[2].startswith("breached")]
+        breaches = [r for r in log[len(old_log):] if is_breach(r)]
         status = {r.name: r.status for r in rows if r.case_id == cid}
         assert len(breaches) == (1 if status.get("signoff_24h") == "breached" else 0), (cid, status, added)
         if complete:

@@ -22,7 +22,7 @@ from engine.runtime import Engine
 from engine.store import Store, timers
 
 from ..helpers import open_refund, refund_to_signing
-from .support import Launcher, Outcome, Proc, assert_all_intact, driver_env, note, snapshot
+from .support import Launcher, Outcome, Proc, assert_all_intact, driver_env, is_breach, note, snapshot
 
 pytestmark = pytest.mark.timeout(240)
 CATALOG = Catalog.load(SHIPPED)
@@ -137,7 +137,7 @@ def test_server_stopped_in_the_middle_of_sla_run_loses_no_timer(outage, own_pg, 
     assert status == {cid: "breached" for cid in ids}
     for cid in ids:
         _, log = snapshot(store, cid)
-        assert sum(1 for r in log if r["kind"] == "sla" and (r["note"] or "").startswith("breached")) == 1
+        assert sum(1 for r in log if is_breach(r)) == 1
     note("db outage", sweeps_cut_off=1)
     assert_all_intact(store, "db outage")
 
