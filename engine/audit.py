@@ -81,11 +81,19 @@ def append_attempt(conn: Connection, *, case_id: str | None, workflow: str | Non
     if postgres:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(7242001)"))
     last = conn.execute(sa.select(attempts.c.hash).order_by(attempts.c.id.desc()).limit(1)).scalar()
-    row = {"case_id": case_id, "workflow": workflow, "event": event, "actor": actor, "error": error,
-           "reason": reason[:2000], "effective_at": effective_at, "recorded_at": recorded_at,
-           "prev_hash": last or GENESIS}
+    row = {"case_id": _clip(case_id), "workflow": _clip(workflow), "event": _clip(event) or "",
+           "actor": _clip(actor) or "", "error": error, "reason": _clip(reason, 2000) or "",
+           "effective_at": effective_at, "recorded_at": recorded_at, "prev_hash": last or GENESIS}
     row["hash"] = row_hash(row, ATTEMPT_HASHED)
     conn.execute(attempts.insert(), [row])
+
+
+def _clip(text: str | None, limit: int = 64) -> str | None:
+    """Refused input can be anything; keep what fits the column, NUL escaped, encodable."""
+    if text is None:
+        return None
+    safe = text.replace("\x00", "\\0").encode("utf-8", "backslashreplace").decode("utf-8")
+    return safe if len(safe) <= limit else safe[:limit - 1] + "…"
 
 
 def history(conn: Connection, case_id: str) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ stderr and its class's exit code (1 refused, 2 usage, 3 concurrent change,
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from datetime import datetime, timezone
@@ -17,7 +18,12 @@ from typing import Any
 import click
 
 from .errors import CaseflowError, DefinitionErrors, UsageError
-from .values import ValueProblem, parse_datetime
+from .values import ValueProblem, check_text, parse_datetime
+
+
+# psycopg logs "error ignored terminating …" when a connection dies; our one error line is enough
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
+logging.getLogger("psycopg").propagate = False
 
 
 class App:
@@ -56,19 +62,50 @@ def _parse_now(text: str) -> datetime:
     try:
         return parse_datetime(text, None).astimezone(timezone.utc)
     except ValueProblem as exc:
-        raise click.BadParameter(str(exc), param_hint="--now") from None
+        raise UsageError(f"--now: {exc}") from None
+
+
+def one_line(text: str) -> str:
+    """Whatever an operator typed, an error stays one printable line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text.replace("\n", " ").strip())
+
+
+def _check_args(args: list[str]) -> None:
+    for arg in args:
+        check_text(arg, f"argument {arg[:40]!r}")
+    user = os.environ.get("CASEFLOW_USER")
+    if user:
+        check_text(user, "CASEFLOW_USER")
 
 
 class CaseflowGroup(click.Group):
+    def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:
+        """Like click's, but every usage error is one `error:` line too (exit 2)."""
+        extra.pop("standalone_mode", None)
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            _check_args(argv)
+            code = super().main(args=argv, prog_name=prog_name, standalone_mode=False, **extra)
+        except ValueProblem as exc:
+            click.echo(f"error: {one_line(str(exc))}", err=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            click.echo(f"error: {one_line(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except DefinitionErrors as exc:
             for e in exc.errors:
-                click.echo(f"error: {e}", err=True)
+                click.echo(f"error: {one_line(str(e))}", err=True)
             ctx.exit(exc.exit_code)
         except CaseflowError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {one_line(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
@@ -78,7 +115,7 @@ class CaseflowGroup(click.Group):
         except Exception as exc:  # noqa: BLE001 - a traceback is never an operator's answer
             if os.environ.get("CASEFLOW_DEBUG"):
                 raise
-            line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            line = one_line(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
             click.echo(f"error: internal error ({type(exc).__name__}: {line}); nothing was changed "
                        "(set CASEFLOW_DEBUG=1 for details)", err=True)
             ctx.exit(70)
@@ -122,7 +159,22 @@ def load_data_file(path: str | None) -> dict[str, Any]:
         raise UsageError(f"--data {path}: {exc}") from None
     if not isinstance(data, dict):
         raise UsageError(f"--data {path}: expected a JSON object")
+    _check_json_text(data, path)
     return data
+
+
+def _check_json_text(value: Any, path: str) -> None:
+    """Keys and strings from a --data file must be storable text (no NUL, no lone surrogates)."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        for text in (key, item):
+            if isinstance(text, str):
+                try:
+                    check_text(text, "a value")
+                except ValueProblem as exc:
+                    raise UsageError(f"--data {path}: {exc}") from None
+        if isinstance(item, (dict, list)):
+            _check_json_text(item, path)
 
 
 set_option = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set a field or event input.")

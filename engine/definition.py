@@ -43,6 +43,7 @@ def workflow_schema() -> Draft202012Validator:
 def format_checker() -> FormatChecker:
     checker = FormatChecker()
     checker.checks("money")(values.check_money_format)
+    checker.checks("date-time")(values.check_datetime_format)
     return checker
 
 
@@ -432,8 +433,16 @@ class _Compiler:
             path=self.src.path, tz=ZoneInfo(doc.get("timezone", "Asia/Shanghai")),
             calendar=doc.get("calendar"), data_schema=doc.get("data", {"type": "object"}),
             fields=self.fields, constants=doc.get("constants", {}), unique=tuple(doc.get("unique", [])),
+            open_roles=self._open_roles(transitions),
             states=states, initial=next(s.id for s in states.values() if s.initial),
             transitions=transitions, decisions=decisions, clocks=clocks, env=self.env)
+
+    def _open_roles(self, transitions: tuple[Transition, ...]) -> frozenset[str]:
+        """Who may open a case: declared, or whoever may work its first step (deny by default)."""
+        if "open_roles" in self.doc:
+            return frozenset(self.doc["open_roles"])
+        initial = next(sid for sid, s in self.doc["states"].items() if s.get("initial"))
+        return frozenset().union(*(t.roles for t in transitions if initial in t.sources and not t.system))
 
     def transition(self, i: int, t: dict[str, Any]) -> Transition:
         path: list[Any] = ["transitions", i]

@@ -111,7 +111,12 @@ class _Lint:
             self.check_graph()
         return self.errors
 
+    def check_open_roles(self) -> None:
+        for j, role in enumerate(self.doc.get("open_roles", [])):
+            self.known("role", role, self.org.roles, ["open_roles", j], "open_roles names")
+
     def check_states(self) -> None:
+        self.check_open_roles()
         initial = [s for s, v in self.states.items() if v.get("initial")]
         if not initial:
             self.err("no initial state", ["states"], "mark the state a case starts in with initial: true",

@@ -137,6 +137,7 @@ class Definition:
     fields: Mapping[str, Mapping[str, Any]]
     constants: Mapping[str, Any]
     unique: tuple[str, ...]
+    open_roles: frozenset[str]
     states: Mapping[str, State]
     initial: str
     transitions: tuple[Transition, ...]

@@ -129,6 +129,10 @@ class Engine:
         with self._recording("open", None, actor, workflow):
             person = self.person(actor)
             definition = self.catalog.get(workflow)
+            if not (person.roles & definition.open_roles):
+                allowed = ", ".join(self.catalog.org.role_label(r) for r in sorted(definition.open_roles))
+                raise RoleNotAllowed("", f"open {workflow}", definition.initial,
+                                     f"{person.id} has none of the roles allowed: {allowed}")
             fields, _ = split_sets(definition, None, sets or {})
             initial = {**(data or {}), **fields}
             now = self.now()
@@ -140,10 +144,14 @@ class Engine:
         """Store the definition text once, so cases can always run under their own version."""
         exists = conn.execute(sa.select(definitions.c.sha256)
                               .where(definitions.c.sha256 == definition.sha256)).first()
-        if not exists:
-            conn.execute(definitions.insert().values(sha256=definition.sha256, workflow=definition.workflow,
-                                                     text=definition.text, path=definition.path,
-                                                     created_at=stamp(now)))
+        if not exists:       # insert-or-ignore: the first opens of a new version may race
+            if conn.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
+            conn.execute(insert(definitions).values(
+                sha256=definition.sha256, workflow=definition.workflow, text=definition.text,
+                path=definition.path, created_at=stamp(now)).on_conflict_do_nothing(index_elements=["sha256"]))
 
     # -- advance ----------------------------------------------------------------------------
     def advance(self, case_id: str, event: str, actor: str | None, sets: Mapping[str, str] | None = None,

@@ -193,7 +193,7 @@ class Store:
         except sa.exc.IntegrityError as exc:
             # a unique key taken by a concurrent writer between our read and our write
             raise ConcurrentChange(_short(exc)) from None
-        except sa.exc.OperationalError as exc:
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise StorageError(f"database error, nothing was changed: {_short(exc)}") from None
 
     @contextmanager
@@ -203,12 +203,15 @@ class Store:
                 conn = conn.execution_options(caseflow_readonly=True)
                 with conn.begin():
                     yield conn
-        except sa.exc.OperationalError as exc:
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise StorageError(f"database error: {_short(exc)}") from None
 
     def migrate(self) -> None:
         from . import migrate
-        migrate.upgrade(self)
+        try:
+            migrate.upgrade(self)
+        except sa.exc.DBAPIError as exc:
+            raise StorageError(f"database error: {_short(exc)}") from None
 
 
 def _short(exc: Exception) -> str:

@@ -18,6 +18,18 @@ from zoneinfo import ZoneInfo
 
 MONEY_MAX = Decimal("1000000000000")   # 1e12 yuan: no real refund is larger
 STRING_MAX = 10_000
+YEAR_MIN, YEAR_MAX = 1900, 2999
+
+
+def check_text(text: str, what: str) -> str:
+    """Operator text must be storable everywhere: valid UTF-8, no NUL."""
+    if "\x00" in text:
+        raise ValueProblem(f"{what} contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueProblem(f"{what} is not valid UTF-8 text") from None
+    return text
 
 
 class ValueProblem(ValueError):
@@ -56,11 +68,14 @@ def parse_datetime(text: str, tz: ZoneInfo | None = None) -> datetime:
     """ISO 8601 → aware UTC; a time without offset is read in `tz` (the workflow's zone)."""
     try:
         value = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
-    except ValueError:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=tz or timezone.utc)
+        value = value.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         raise ValueProblem(f"{text!r} is not an ISO 8601 time (e.g. 2025-01-24T17:00)") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=tz or timezone.utc)
-    return value.astimezone(timezone.utc)
+    if not YEAR_MIN <= value.year <= YEAR_MAX:      # deadline arithmetic must not overflow
+        raise ValueProblem(f"{text!r} is outside the years {YEAR_MIN}–{YEAR_MAX}")
+    return value
 
 
 def format_datetime(value: datetime) -> str:
@@ -81,6 +96,7 @@ _FALSE = {"false", "no", "0", "否", "n"}
 def parse_input(raw: str, schema: Mapping[str, Any], tz: ZoneInfo) -> Any:
     """An operator's string for one field → the stored JSON value, checked against its type."""
     kind, fmt = schema.get("type"), schema.get("format")
+    check_text(raw, "value")
     if len(raw) > STRING_MAX:
         raise ValueProblem(f"value is {len(raw):,} characters; the limit is {STRING_MAX:,}")
     if kind == "string" and fmt == "money":
@@ -119,6 +135,17 @@ def parse_input(raw: str, schema: Mapping[str, Any], tz: ZoneInfo) -> Any:
         except json.JSONDecodeError:
             raise ValueProblem(f"{raw!r} is not valid JSON") from None
     return raw
+
+
+def check_datetime_format(value: object) -> bool:
+    """jsonschema FormatChecker hook for `format: date-time` (values from --data files too)."""
+    if not isinstance(value, str):
+        return True
+    try:
+        parse_datetime(value)
+        return True
+    except ValueProblem:
+        return False
 
 
 def check_money_format(value: object) -> bool:

@@ -114,9 +114,6 @@ def test_n_refusals_at_once_keep_the_attempts_chain(db_url, engine, store, tmp_p
     assert_all_intact(store, "concurrency")
 
 
-@pytest.mark.engine_bug("Engine.register checks then inserts the definition row: concurrent first opens of a "
-                        "new version collide on definitions_pkey and all but one exit 3 'retry', although "
-                        "their cases do not conflict", backend="postgres", strict=False)
 def test_first_opens_of_a_new_version_all_succeed(db_url, store, tmp_path, launcher, light_workflows):
     """Right after a deploy the first N opens race to register the new definition version."""
     opens = race(launcher, db_url, tmp_path, light_workflows, [("wang.fang", [

@@ -53,9 +53,6 @@ def one_line(o: Outcome, starts: str) -> None:
     assert "Traceback" not in o.stderr and o.stdout == "", (o.stdout, o.stderr)
 
 
-@pytest.mark.engine_bug("with the server down every command dies in Store.migrate (the schema check every CLI "
-                        "call makes before its action), outside Store.read/write's error mapping: OperationalError, "
-                        "exit 70 'internal error' instead of exit 5 'database error'")
 def test_every_command_on_a_stopped_server_says_so_in_one_line(outage, own_pg, launcher):
     store, engine, run = outage
     cid = open_refund(engine)
@@ -78,10 +75,7 @@ def test_every_command_on_a_stopped_server_says_so_in_one_line(outage, own_pg, l
 
 
 @pytest.mark.parametrize("point", ["begin", "sql UPDATE cases",
-                                   pytest.param("sql INSERT INTO audit", marks=pytest.mark.engine_bug(
-                                       "psycopg logs 'error ignored terminating <psycopg.Pipeline [BAD]>: the "
-                                       "connection is lost' to stderr (Python's last-resort log handler) above the "
-                                       "error line when a multi-row INSERT loses its connection")),
+                                   "sql INSERT INTO audit",
                                    "before commit"])
 def test_server_stopped_in_the_middle_of_advance_leaves_the_case_as_it_was(outage, own_pg, launcher, tmp_path,
                                                                           point):

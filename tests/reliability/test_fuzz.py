@@ -131,13 +131,7 @@ def known_bug(db_url: str, *, texts: tuple[str, ...] = (), echoed: tuple[str, ..
               times: tuple[str, ...] = (), ids: tuple[str, ...] = (), now: str | None = None) -> bool:
     """True when an input falls in a known bug class: texts (anything), echoed (shown raw in
     messages: --set keys, events), times (date-time values), ids (case ids, events, users)."""
-    everything = texts + echoed + times + ids + ((now,) if now is not None else ())
-    return (any(_not_utf8(t) for t in everything)                          # test_text_that_is_not_utf8…
-            or any(_breaks_lines(t) for t in echoed)                       # test_a_line_break_in_operator…
-            or any(_edge_time(t) for t in times + ((now,) if now else ()))  # test_times_at_the_ends…
-            or (now is not None and _bad_now(now))                         # test_a_bad_now_is_one…
-            or (db_url.startswith("postgresql")                            # test_long_or_nul_text…
-                and (any(len(t) > 64 for t in ids) or any("\x00" in t for t in everything))))
+    return False        # every class found so far is fixed; its explicit test is at the end of this file
 
 
 # -- the CLI, in-process ----------------------------------------------------------------------------
@@ -495,8 +489,6 @@ def _open_args(workflow: str, **override: str) -> list[str]:
     return ["--as", "wang.fang", "open", workflow, *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")]]
 
 
-@pytest.mark.engine_bug("lone surrogates — what Python makes of non-UTF-8 bytes in argv or the environment, "
-                        "or a \\ud800 escape in --data JSON — reach the database driver: UnicodeEncodeError, exit 70")
 @pytest.mark.parametrize("where", ["--set value", "--data value", "case id", "--as user"])
 def test_text_that_is_not_utf8_is_refused_cleanly(cli_run, store, engine, tmp_path, where):
     """`caseflow open refund --set customer_name=$'\\xff'` and friends, as the shell passes them."""
@@ -516,8 +508,6 @@ def test_text_that_is_not_utf8_is_refused_cleanly(cli_run, store, engine, tmp_pa
     assert everything(store) == before and snapshot(store, real) == case_before
 
 
-@pytest.mark.engine_bug("operator text is echoed raw in some messages (the KEY of --set in evaluate.split_sets, "
-                        "the event in TransitionRefused.__str__): a line break in it splits the one error line")
 @pytest.mark.parametrize("where", ["--set key", "event"])
 def test_a_line_break_in_operator_text_stays_on_one_error_line(cli_run, store, engine, where):
     real = open_refund(engine)
@@ -530,8 +520,6 @@ def test_a_line_break_in_operator_text_stays_on_one_error_line(cli_run, store, e
     assert snapshot(store, real) == before
 
 
-@pytest.mark.engine_bug("times near year 1 or 9999: values.parse_datetime converts to UTC outside its try "
-                        "(OverflowError escapes), and deadline arithmetic overflows too: exit 70")
 @pytest.mark.parametrize("args", [
     ["--now", "0001-01-01T00:00+08:00", *_open_args("refund")],
     _open_args("complaint", received_at="0001-01-01T07:00:00+08:00"),
@@ -546,9 +534,6 @@ def test_times_at_the_ends_of_the_range_are_refused_cleanly(cli_run, store, args
         assert everything(store) == before
 
 
-@pytest.mark.engine_bug("click's own usage errors (a bad --now, an unknown option, a missing argument) print "
-                        "'Usage: …', 'Try …' and 'Error: …' over four lines instead of one `error:` line "
-                        "(cli._parse_now raises click.BadParameter; CaseflowGroup re-raises click.UsageError)")
 @pytest.mark.parametrize("args", [["--now", "tomorrow", *_open_args("refund")],
                                   ["--as", "wang.fang", "advance", "REF-1", "withdraw", "--bogus"],
                                   ["--as", "wang.fang", "advance", "REF-1"]],
@@ -557,9 +542,6 @@ def test_usage_errors_are_one_error_line(cli_run, store, args):
     one_error_line(cli_run(*args), 2)
 
 
-@pytest.mark.engine_bug("PostgreSQL: text columns are VARCHAR(64) in the attempts log and reject NUL everywhere, "
-                        "so a refusal naming a long or NUL-containing id, event, user or --set key, or a unique "
-                        "value with a NUL, fails with DataError, exit 70", backend="postgres")
 @pytest.mark.parametrize("what", ["long case id", "long event", "long user", "NUL in case id", "NUL in a --set key",
                                   "NUL in a unique value"])
 def test_long_or_nul_text_is_refused_cleanly(cli_run, store, engine, tmp_path, what):
@@ -580,9 +562,6 @@ def test_long_or_nul_text_is_refused_cleanly(cli_run, store, engine, tmp_path, w
     assert snapshot(store, real) == before and everything(store) == all_before
 
 
-@pytest.mark.engine_bug("--data values skip typed parsing and the data schema's format checker has no "
-                        "date-time check (definition.format_checker): an invalid time is accepted, then breaks "
-                        "CEL activation (ValueProblem escapes, exit 70)")
 @pytest.mark.parametrize("workflow, field", [("refund", "paid_at"), ("complaint", "received_at"),
                                              ("member_card", "lost_reported_at")])
 def test_data_file_times_are_checked_like_set_values(cli_run, store, tmp_path, workflow, field):
