@@ -226,7 +226,6 @@ def next_signer_role(t: Transition, given: list[dict[str, Any]]) -> str:
 
 def plan_signature(engine: "Engine", snap: "Snapshot", person: Person, reject: bool,
                    note: str | None, now: datetime) -> tuple["Change", str]:
-    from .runtime import Change
     d, org = snap.definition, engine.catalog.org
     t = d.signoff_transition(snap.state)
     what = "reject" if reject else "sign"

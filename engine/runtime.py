@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from . import audit, sla
+from . import audit
 from .audit import Entry
 from .catalog import Catalog
 from .errors import (CaseflowError, GuardFailed, InvalidData, MissingFields, NotFound, RoleNotAllowed,

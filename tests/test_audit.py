@@ -19,7 +19,7 @@ from hypothesis import given, strategies as st
 
 from engine.audit import row_hash
 from engine.runtime import Engine
-from engine.store import Store, audit, cases
+from engine.store import Store, audit
 from engine.verify import verify
 
 from .conftest import audit_rows, snapshot

@@ -16,7 +16,7 @@ from engine.errors import StaleCase
 from engine.runtime import Engine
 
 from .conftest import snapshot
-from .helpers import SIGNERS, open_refund, refund_to_signing
+from .helpers import open_refund, refund_to_signing
 
 
 def refused(run, store, cid, *args, code, message):

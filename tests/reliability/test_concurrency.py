@@ -13,7 +13,6 @@ import json
 import secrets
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from engine.store import Store, attempts, decision_counts

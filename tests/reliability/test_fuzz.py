@@ -19,7 +19,6 @@ import os
 import re
 import string
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest

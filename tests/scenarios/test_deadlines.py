@@ -18,12 +18,13 @@ import sqlalchemy as sa
 
 from engine.errors import GuardFailed
 from engine.sla import ts
-from engine.store import cases, outbox, timers
+from engine.store import cases, timers
 from engine.sweep import SweepReport, sweep
 from engine.views import list_cases
 
 from ..conftest import audit_rows, shanghai
 from ..helpers import open_complaint, refund_to_signing
+from .common import notices
 
 CAUSE = {"root_cause": "防水层施工不规范", "solution": "重做卫生间防水层", "responsible_person": "huang.lei"}
 DESK = "xie.na"
@@ -61,13 +62,6 @@ def log(store, cid: str, *kinds: str) -> list[tuple[str, str, str]]:
 
 def escalations(store, cid: str) -> list[str]:
     return [note for _, _, note in log(store, cid, "escalation")]
-
-
-def notices(store, cid: str) -> list[tuple[str, str]]:
-    with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(outbox.c.role, outbox.c.message).where(outbox.c.case_id == cid)
-                            .order_by(outbox.c.id))
-        return [tuple(r) for r in rows]
 
 
 def complaint_at(engine, clock, when: str) -> str:

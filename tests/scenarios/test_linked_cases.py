@@ -10,32 +10,20 @@ test_deadlines.py.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from engine.errors import GuardFailed, MissingFields, RoleNotAllowed, SignoffRefused
-from engine.store import cases, outbox
+from engine.store import cases
 
-from ..conftest import audit_rows, snapshot
+from ..conftest import audit_rows
 from ..helpers import open_complaint
+from .common import escalations, notices, refused
 
 REVIEW = {"review_text": "本人未按规范检查防水层施工，今后每道工序亲自验收。"}
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-def refused(store, cid: str, action: Callable[[], Any], error: type[Exception], message: str) -> Exception:
-    """Run an action that must be refused; prove the case and its audit log did not change."""
-    before = snapshot(store, cid)
-    with pytest.raises(error) as caught:
-        action()
-    assert str(caught.value) == message
-    assert snapshot(store, cid) == before
-    return caught.value
-
 
 def children(store, parent: str) -> list[tuple[str, str]]:
     """(case id, workflow) of every case opened from `parent`."""
@@ -49,17 +37,6 @@ def child(store, parent: str, workflow: str) -> str:
     found = [cid for cid, wf in children(store, parent) if wf == workflow]
     assert len(found) == 1, children(store, parent)
     return found[0]
-
-
-def notices(store, cid: str) -> list[tuple[str, str]]:
-    with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(outbox.c.role, outbox.c.message).where(outbox.c.case_id == cid)
-                            .order_by(outbox.c.id))
-        return [tuple(r) for r in rows]
-
-
-def escalations(store, cid: str) -> list[str]:
-    return [r["note"] for r in audit_rows(store, cid) if r["kind"] == "escalation"]
 
 
 def cause_found(engine, person: str = "huang.lei") -> str:

@@ -14,13 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from engine.actions import fire_system
 from engine.errors import GuardFailed, InvalidData, MissingFields, RoleNotAllowed, UsageError, WrongState
-from engine.store import cases, outbox
 
 from ..conftest import audit_rows, snapshot
+from .common import case_count, notices, refused
 
 HOLDER = {"name": "李娜", "id_number": "110101199001011234", "birth_date": "1990-01-01",
           "phone": "13900000001", "tier": "vip"}
@@ -31,28 +30,6 @@ DESK = "xie.na"            # 谢娜, 贵宾厅
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-def refused(store, cid: str, action: Callable[[], Any], error: type[Exception], message: str) -> Exception:
-    """Run an action that must be refused; prove the case and its audit log did not change."""
-    before = snapshot(store, cid)
-    with pytest.raises(error) as caught:
-        action()
-    assert str(caught.value) == message
-    assert snapshot(store, cid) == before
-    return caught.value
-
-
-def case_count(store) -> int:
-    with store.engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(cases)).scalar_one()
-
-
-def notices(store, cid: str) -> list[tuple[str, str]]:
-    with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(outbox.c.role, outbox.c.message).where(outbox.c.case_id == cid)
-                            .order_by(outbox.c.id))
-        return [tuple(r) for r in rows]
-
 
 def apply_for(engine, tier: str = "vip", **holder: str) -> str:
     return engine.open("member_card", DESK, {**HOLDER, "tier": tier, **holder})["id"]

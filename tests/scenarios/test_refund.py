@@ -8,48 +8,18 @@ test_deadlines.py.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
 
-import pytest
-import sqlalchemy as sa
 
 from engine.errors import GuardFailed, MissingFields, RoleNotAllowed, SignoffRefused, UsageError, WrongState
-from engine.store import outbox
 
-from ..conftest import audit_rows, snapshot
+from ..conftest import audit_rows
 from ..helpers import SIGNERS, open_complaint, open_refund, refund_to_signing, sign_all
+from .common import decisions, notices, path_taken, refused
 
 EXPLAIN = {"reason": "客户资金周转困难", "responsibility": "客户原因，无员工责任"}
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-def refused(store, cid: str, action: Callable[[], Any], error: type[Exception], message: str) -> Exception:
-    """Run an action that must be refused; prove the case and its audit log did not change."""
-    before = snapshot(store, cid)
-    with pytest.raises(error) as caught:
-        action()
-    assert str(caught.value) == message
-    assert snapshot(store, cid) == before
-    return caught.value
-
-
-def path_taken(store, cid: str) -> list[str]:
-    """The states the case went through, from its audit log."""
-    return [r["to_state"] for r in audit_rows(store, cid) if r["kind"] in ("open", "transition")]
-
-
-def notices(store, cid: str) -> list[tuple[str, str]]:
-    with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(outbox.c.role, outbox.c.message).where(outbox.c.case_id == cid)
-                            .order_by(outbox.c.id))
-        return [tuple(r) for r in rows]
-
-
-def decisions(store, cid: str) -> list[dict[str, Any]]:
-    return [json.loads(r["changes"]) for r in audit_rows(store, cid) if r["kind"] == "decision"]
-
 
 def after_work_to_applying(engine, paid: str = "20000.00", charge: str = "7500.00") -> str:
     """Path B (work started) up to 填写退费申请单."""
