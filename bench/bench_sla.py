@@ -1,7 +1,7 @@
 """SLA sweep: does `caseflow sla run` cost what the due timers cost, whatever the number of cases?
 
     . /tmp/venv/bin/activate
-    python bench/bench_sla.py --quick        # 1k due timers in 10k vs 100k cases
+    python bench/bench_sla.py --quick        # 200 due timers in 5k vs 50k cases (under a minute)
     python bench/bench_sla.py                # 1k due timers in 10k vs 1M cases
     python bench/bench_sla.py --pg URL       # also on PostgreSQL (default: CASEFLOW_BENCH_PG or /tmp/pgdev/url)
 
@@ -216,14 +216,16 @@ def _pg_reachable(url: str) -> bool:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="10k vs 100k cases instead of 10k vs 1M")
-    ap.add_argument("--due", type=int, default=1000, help="due timers per sweep (default 1000)")
+    ap.add_argument("--quick", action="store_true",
+                    help="200 due timers in 5k vs 50k cases, 1 round (instead of 1000 in 10k vs 1M, 5 rounds)")
+    ap.add_argument("--due", type=int, help="due timers per sweep (default 1000, quick 200)")
     ap.add_argument("--pg", help="PostgreSQL URL (default CASEFLOW_BENCH_PG or /tmp/pgdev/url)")
     ap.add_argument("--rounds", type=int, help="sweeps per database (default 3 quick, 5 full)")
     ap.add_argument("--skip-pg", action="store_true")
     args = ap.parse_args()
-    small, large = 10_000, (100_000 if args.quick else 1_000_000)
-    args.rounds = args.rounds or (3 if args.quick else 5)
+    small, large = (5_000, 50_000) if args.quick else (10_000, 1_000_000)
+    args.rounds = args.rounds or (1 if args.quick else 5)
+    args.due = args.due or (200 if args.quick else 1000)
     pg = None if args.skip_pg else _pg_url(args.pg)
     backends = ["sqlite"] + (["postgres"] if pg and _pg_reachable(pg) else [])
     catalog = Catalog.load(SHIPPED)
