@@ -49,7 +49,7 @@ def open_case(engine: "Engine", conn: Connection, d: Definition, data: dict[str,
     _claim_keys(conn, d, case_id, {}, data, opening=True)
     entries = [Entry("open", "open", None, d.initial, actor, sorted(person.roles) if person else [],
                      _changes({}, data), note)]
-    entries += _run_actions(engine, conn, d, case_id, d.states[d.initial].on_enter, data, {}, {}, actor, now)
+    entries += run_actions(engine, conn, d, case_id, d.states[d.initial].on_enter, data, {}, {}, actor, now)
     entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), case_id, "open", None,
                                  d.initial, data, now)
     audit.append(conn, case_id=case_id, workflow=d.workflow, definition=d.sha256, entries=entries,
@@ -91,7 +91,7 @@ def commit(engine: "Engine", conn: Connection, change: "Change", now: datetime, 
     else:
         moved = change.dest != snap.state
         todo = (list(d.states[change.dest].on_enter) if moved else []) + (list(t.actions) if kind == "transition" else [])
-        entries += _run_actions(engine, conn, d, snap.id, todo, data, change.inputs, t.inputs, actor, now, depth)
+        entries += run_actions(engine, conn, d, snap.id, todo, data, change.inputs, t.inputs, actor, now, depth)
         entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), snap.id,
                                      event, snap.state, change.dest, data, now)
     audit.append(conn, case_id=snap.id, workflow=d.workflow, definition=d.sha256, entries=entries,
@@ -185,7 +185,7 @@ def _claim_keys(conn: Connection, d: Definition, case_id: str, before: dict[str,
             conn.execute(case_keys.insert().values(workflow=d.workflow, field=f, value=str(new), case_id=case_id))
 
 
-def _run_actions(engine: "Engine", conn: Connection, d: Definition, case_id: str, todo: list[Action] | tuple,
+def run_actions(engine: "Engine", conn: Connection, d: Definition, case_id: str, todo: list[Action] | tuple,
                  data: dict[str, Any], inputs: dict[str, Any], input_schemas: dict, actor: str,
                  now: datetime, depth: int = 0) -> list[Entry]:
     entries: list[Entry] = []

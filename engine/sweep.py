@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from . import audit
-from .actions import _run_actions, fire_system
+from .actions import run_actions, fire_system
 from .audit import Entry
 from .calendar import BusinessCalendar
 from .errors import CaseflowError, StaleCase, StorageError
@@ -253,7 +253,7 @@ def _due(engine: "Engine", conn: Connection, snap: "Snapshot", clock: Clock, pla
             else f"due {when}: {clock.label_zh}")
     entries.append(Entry(clock.kind, clock.name, None, None, "system", [],
                          {"status": [row.status, BREACHED if sla_clock else "fired"]}, note))
-    entries += _run_actions(engine, conn, d, snap.id, clock.actions, snap.data, {}, {}, "system", now)
+    entries += run_actions(engine, conn, d, snap.id, clock.actions, snap.data, {}, {}, "system", now)
     _log(conn, snap, entries, now)
     for fire in [e for e in entries if e.kind == "fire"]:
         if not fire_system(engine, conn, snap.id, fire.event, now, f"{clock.name}: {note}"):
