@@ -26,6 +26,7 @@ from .model import (Action, Clock, Decision, Definition, Duration, Guard, Org,
 from .schema import _DURATION, _unique, check_schema, format_checker, workflow_schema  # noqa: F401
 from .source import Source, parse_source, read_source
 
+
 def load_definition(path: str | Path, org: Org, calendars: Iterable[str] = (),
                     display: str | None = None) -> Definition:
     """Read, check and compile one workflow file; raise DefinitionErrors."""
