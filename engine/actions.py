@@ -67,7 +67,7 @@ def commit(engine: "Engine", conn: Connection, change: "Change", now: datetime, 
     roles = sorted(engine.catalog.org.people[actor].roles & t.roles) if actor in engine.catalog.org.people else []
     if kind == "transition" and t.decide:     # the plan already checked the data; outcomes may change it
         data, decided = _decisions(engine, conn, d, t, data, change.inputs, actor, now)
-        problem = schema_problem(d, data)
+        problem = schema_problem(d, data, before=snap.data)
         if problem:
             raise InvalidData(snap.id, t.event, snap.state, f"data would be invalid: {problem}")
     else:

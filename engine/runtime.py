@@ -235,7 +235,7 @@ class Engine:
                 data = {**data, **apply_effects(d, t, act, ctx)}
             except ValueProblem as exc:
                 raise InvalidData(snap.id, t.event, snap.state, str(exc)) from None
-        problem = schema_problem(d, data)
+        problem = schema_problem(d, data, before=snap.data)
         if problem:
             raise InvalidData(snap.id, t.event, snap.state, f"data would be invalid: {problem}")
         dest = machine_for(d).fire(snap.state, t, reject=reject)
