@@ -26,7 +26,14 @@ from .store import case_keys, cases, decision_counts, outbox
 if TYPE_CHECKING:
     from .runtime import Change, Engine, Snapshot
 
-MAX_CHAIN = 5   # fire actions may trigger further system events, but not forever
+MAX_CHAIN = 5
+
+# The optimistic write, built once (building a statement costs more than running it).
+_UPDATE_CASE = (cases.update()
+                .where(cases.c.id == sa.bindparam("case_id"), cases.c.version == sa.bindparam("seen"))
+                .values(state=sa.bindparam("state"), data=sa.bindparam("data"),
+                        signoffs=sa.bindparam("signoffs"), version=sa.bindparam("version"),
+                        updated_at=sa.bindparam("updated_at")))   # fire actions may trigger further system events, but not forever
 
 
 def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
@@ -72,9 +79,9 @@ def commit(engine: "Engine", conn: Connection, change: "Change", now: datetime, 
             raise InvalidData(snap.id, t.event, snap.state, f"data would be invalid: {problem}")
     else:
         decided = []
-    result = conn.execute(cases.update().where(cases.c.id == snap.id, cases.c.version == snap.version)
-                          .values(state=change.dest, data=_dump(data), signoffs=_dump(change.signoffs),
-                                  version=snap.version + 1, updated_at=stamp(now)))
+    result = conn.execute(_UPDATE_CASE, {"case_id": snap.id, "seen": snap.version, "state": change.dest,
+                                         "data": _dump(data), "signoffs": _dump(change.signoffs),
+                                         "version": snap.version + 1, "updated_at": stamp(now)})
     if result.rowcount != 1:
         raise StaleCase(snap.id)
     _claim_keys(conn, d, snap.id, snap.data, data, final=d.states[change.dest].final,

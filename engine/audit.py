@@ -48,10 +48,17 @@ def row_hash(row: dict[str, Any], keys: tuple[str, ...] = HASHED) -> str:
     return hashlib.sha256(canonical([row.get(k) for k in keys]).encode("utf-8")).hexdigest()
 
 
+# Built once: constructing a SELECT costs more than running it on an indexed table.
+_HEAD = (sa.select(audit.c.seq, audit.c.hash).where(audit.c.case_id == sa.bindparam("case_id"))
+         .order_by(audit.c.seq.desc()).limit(1))
+
+
+_INSERT = audit.insert()
+
+
 def head(conn: Connection, case_id: str) -> tuple[int, str]:
     """(seq, hash) of the last row of a case, or (0, GENESIS)."""
-    row = conn.execute(sa.select(audit.c.seq, audit.c.hash).where(audit.c.case_id == case_id)
-                       .order_by(audit.c.seq.desc()).limit(1)).first()
+    row = conn.execute(_HEAD, {"case_id": case_id}).first()
     return (row.seq, row.hash) if row else (0, GENESIS)
 
 
@@ -70,7 +77,7 @@ def append(conn: Connection, *, case_id: str, workflow: str, definition: str, en
         row["hash"] = prev = row_hash(row)
         rows.append(row)
     if rows:
-        conn.execute(audit.insert(), rows)
+        conn.execute(_INSERT, rows)
     return seq
 
 

@@ -63,6 +63,9 @@ class Change:
     actor: str
 
 
+_CASE = sa.select(cases).where(cases.c.id == sa.bindparam("case_id"))   # built once, run per action
+
+
 class Engine:
     """The library API; the CLI is a thin layer over it."""
 
@@ -90,7 +93,7 @@ class Engine:
         return self.catalog.version(sha, load)
 
     def snapshot(self, conn: Connection, case_id: str) -> Snapshot:
-        row = conn.execute(sa.select(cases).where(cases.c.id == case_id)).first()
+        row = conn.execute(_CASE, {"case_id": case_id}).first()
         if row is None:
             raise NotFound("case", case_id)
         return Snapshot(row.id, row.workflow, self.definition_of(conn, row.definition), row.state,

@@ -170,6 +170,9 @@ def schedule(plan: Plan, calendar: BusinessCalendar | None, warned: int, now: da
 
 # -- transitions ----------------------------------------------------------------------------
 
+_CASE_TIMERS = sa.select(timers).where(timers.c.case_id == sa.bindparam("case_id")).with_for_update()
+
+
 def on_transition(conn: Connection, definition: Definition, calendar: BusinessCalendar | None,
                   case_id: str, event: str, source: str | None, dest: str,
                   data: dict[str, Any], now: datetime) -> list[Entry]:
@@ -184,7 +187,7 @@ def on_transition(conn: Connection, definition: Definition, calendar: BusinessCa
               if final or any(step.hit(t) for t in (c.start, c.stop, c.pause, _resume(c), c.restart))]
     if not moving:                               # most transitions touch no clock: no query at all
         return []
-    found = conn.execute(sa.select(timers).where(timers.c.case_id == case_id).with_for_update())
+    found = conn.execute(_CASE_TIMERS, {"case_id": case_id})
     rows = {r.name: r for r in found}
     entries: list[Entry] = []
     for clock in moving:
