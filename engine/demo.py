@@ -86,14 +86,20 @@ class Narrator:
         data = self.engine.read_case(cid).data
         return ", ".join(f"{n}={data.get(n)}" for n in names)
 
-    def sweep(self) -> None:
-        """Fire due timers, as cron would with `caseflow sla run`."""
-        try:
-            from .sweep import sweep
-        except ImportError:
-            return
+    def sweep(self, case_id: str | None = None) -> None:
+        """Fire due timers, as cron would with `caseflow sla run`, and show what they recorded."""
+        from .sweep import sweep
         report = sweep(self.engine, self.now)
-        self.say(f"⏱ caseflow sla run @ {self._stamp()}: {report}")
+        self.say(f"⏱ caseflow sla run @ {self._stamp()}: {report.breached} breached, {report.fired} timers fired, "
+                 f"{report.warnings} warnings")
+        if case_id:
+            from .audit import history
+            from .evaluate import stamp
+            with self.engine.store.read() as conn:
+                rows = [r for r in history(conn, case_id) if r["kind"] in ("escalation", "notify", "sla")
+                        and r["effective_at"] == stamp(self.now)]
+            for r in rows:
+                self.say(f"  {case_id} [{r['kind']}] {r['note'] or r['event']}")
 
 
 def run_demo(engine: Engine, echo: Callable[[str], None]) -> tuple[dict[str, list[str]], list[str]]:
@@ -173,11 +179,9 @@ def _complaint_escalates(n: Narrator, ids: dict[str, list[str]]) -> None:
     n.do(cid, "assess", "wang.fang")
     n.wait(minutes=40)
     n.do(cid, "accept", "wu.ting", responsible_dept="engineering")
-    n.say("the department has 2 working days; National Day (Oct 1–8) is off, so it is due Oct 10")
-    n.at("2025-10-10 17:00")
-    n.sweep()
-    n.at("2025-10-11 09:30")
-    n.sweep()
+    n.say("the department has 2 working days; National Day (Oct 1–8) is off, so it is due Thu Oct 9 17:10")
+    n.at("2025-10-09 17:30")
+    n.sweep(cid)
     n.do(cid, "find_cause", "tang.liang", root_cause="防水层施工未做闭水试验", responsible_person="feng.gang",
          solution="重做防水并赔偿邻居天花板修复费")
     _self_review(n, cid)
@@ -236,7 +240,8 @@ def _report(n: Narrator, ids: dict[str, list[str]]) -> None:
         from .reports import complaint_statistics, render_complaint_statistics
     except ImportError:
         return
-    n.title("顾客投诉分类统计表 — complaint statistics, 2025-10")
-    stats = complaint_statistics(n.engine, "2025-10")
-    for line in render_complaint_statistics(stats).splitlines():
-        n.say(line)
+    for month in ("2025-09", "2025-10"):
+        n.title(f"顾客投诉分类统计表 — complaint statistics, {month}")
+        stats = complaint_statistics(n.engine, month)
+        for line in render_complaint_statistics(stats).splitlines():
+            n.say(line)
