@@ -162,7 +162,7 @@ class Engine:
         with self._recording(event, case_id, actor):
             person = self.person(actor)
             now = self.now()
-            with self.store.read() as conn:
+            with self.store.read_one() as conn:
                 snap = self.snapshot(conn, case_id)
             change = self.plan(snap, event, person, sets or {}, note, now)
             self.write(change, now, note)
@@ -256,7 +256,7 @@ class Engine:
         with self._recording("reject" if reject else "sign", case_id, actor):
             person = self.person(actor)
             now = self.now()
-            with self.store.read() as conn:
+            with self.store.read_one() as conn:
                 snap = self.snapshot(conn, case_id)
             change, kind = case_actions.plan_signature(self, snap, person, reject, note, now)
             self.write(change, now, note, kind)

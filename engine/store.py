@@ -159,8 +159,10 @@ def _sqlite_setup(engine: SAEngine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        readonly = conn.get_execution_options().get("caseflow_readonly", False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        options = conn.get_execution_options()
+        if options.get("caseflow_single_read"):
+            return                              # one SELECT is atomic by itself: no BEGIN/COMMIT
+        conn.exec_driver_sql("BEGIN" if options.get("caseflow_readonly") else "BEGIN IMMEDIATE")
 
 
 def create_engine(url: str | None = None) -> SAEngine:
@@ -203,6 +205,22 @@ class Store:
                 conn = conn.execution_options(caseflow_readonly=True)
                 with conn.begin():
                     yield conn
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise StorageError(f"database error: {_short(exc)}") from None
+
+    @contextmanager
+    def read_one(self) -> Iterator[Connection]:
+        """For a single SELECT (the snapshot an action decides on): no transaction round trips.
+
+        The optimistic version check at write time is what makes the action safe, not
+        isolation of this read.
+        """
+        try:
+            with self.engine.connect() as conn:
+                options = {"caseflow_readonly": True, "caseflow_single_read": True}
+                if self.is_postgres:
+                    options["isolation_level"] = "AUTOCOMMIT"
+                yield conn.execution_options(**options)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise StorageError(f"database error: {_short(exc)}") from None
 
