@@ -9,6 +9,7 @@ clocks. Any exception rolls all of it back together.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ from .errors import (InvalidData, RoleNotAllowed, SignoffRefused, StaleCase, Tra
                      WrongState)
 from .evaluate import activation, context, evaluate_decision, holds, schema_problem, stamp
 from .model import Action, Definition, Person, Transition
-from .store import case_keys, cases, decision_counts, outbox
+from .store import case_keys, cases, decision_counts, outbox, upsert
 
 if TYPE_CHECKING:
     from .runtime import Change, Engine, Snapshot
@@ -87,7 +88,7 @@ def commit(engine: "Engine", conn: Connection, change: "Change", now: datetime, 
     _claim_keys(conn, d, snap.id, snap.data, data, final=d.states[change.dest].final,
                 event=t.event, state=snap.state)
     event = t.event if kind != "reject" else "reject"
-    changed = _changes(snap.data, data)
+    changed: dict[str, Any] = dict(_changes(snap.data, data))
     if change.inputs:
         changed["@input"] = change.inputs          # event inputs (e.g. a purchase amount) are evidence too
     entries.append(Entry(kind, event, snap.state, change.dest, actor, roles, changed, note))
@@ -160,14 +161,11 @@ SHARED = "*"   # decision counters are shared by table name across workflows (a 
 
 def _bump(conn: Connection, d: Definition, name: str, key: str, period: str) -> int:
     """Increment and return a shared counter atomically (an upsert: safe under concurrency)."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(decision_counts).values(workflow=SHARED, decision=name, key=key, period=period, count=1)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["workflow", "decision", "key", "period"],
-        set_={"count": decision_counts.c.count + 1}).returning(decision_counts.c.count)
+    stmt = (upsert(conn, decision_counts)
+            .values(workflow=SHARED, decision=name, key=key, period=period, count=1)
+            .on_conflict_do_update(index_elements=["workflow", "decision", "key", "period"],
+                                   set_={"count": decision_counts.c.count + 1})
+            .returning(decision_counts.c.count))
     return int(conn.execute(stmt).scalar_one())
 
 
@@ -192,8 +190,8 @@ def _claim_keys(conn: Connection, d: Definition, case_id: str, before: dict[str,
             conn.execute(case_keys.insert().values(workflow=d.workflow, field=f, value=str(new), case_id=case_id))
 
 
-def run_actions(engine: "Engine", conn: Connection, d: Definition, case_id: str, todo: list[Action] | tuple,
-                 data: dict[str, Any], inputs: dict[str, Any], input_schemas: dict, actor: str,
+def run_actions(engine: "Engine", conn: Connection, d: Definition, case_id: str, todo: Sequence[Action],
+                 data: dict[str, Any], inputs: dict[str, Any], input_schemas: Mapping[str, Any], actor: str,
                  now: datetime, depth: int = 0) -> list[Entry]:
     entries: list[Entry] = []
     ctx = context(d, data, now, engine.working_days(d), engine.person_attr)

@@ -30,7 +30,7 @@ from .evaluate import (activation, apply_effects, context, failed_guard, missing
 from .lint import did_you_mean
 from .machine import machine_for
 from .model import Definition, Person, Transition
-from .store import Store, cases, definitions
+from .store import Store, cases, definitions, upsert
 from .values import ValueProblem
 from . import actions as case_actions
 
@@ -148,11 +148,7 @@ class Engine:
         exists = conn.execute(sa.select(definitions.c.sha256)
                               .where(definitions.c.sha256 == definition.sha256)).first()
         if not exists:       # insert-or-ignore: the first opens of a new version may race
-            if conn.dialect.name == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert
-            conn.execute(insert(definitions).values(
+            conn.execute(upsert(conn, definitions).values(
                 sha256=definition.sha256, workflow=definition.workflow, text=definition.text,
                 path=definition.path, created_at=stamp(now)).on_conflict_do_nothing(index_elements=["sha256"]))
 

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -143,6 +144,15 @@ checkpoints = sa.Table(
 )
 
 DEFAULT_URL = "sqlite:///caseflow.db"
+
+
+def upsert(conn: Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT, which has on_conflict_do_nothing / _do_update (both backends)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+    return sqlite_insert(table)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
