@@ -144,7 +144,8 @@ class DefinitionCache:
     """Each row is labelled and masked by the definition version it was written under."""
 
     def __init__(self, engine: "Engine", conn: Connection) -> None:
-        self.engine, self.conn, self.cache = engine, conn, {}  # type: dict[str, Definition | None]
+        self.engine, self.conn = engine, conn
+        self.cache: dict[str, Definition | None] = {}
 
     def get(self, sha: str | None, workflow: str | None) -> Definition | None:
         key = sha or f"wf:{workflow}"

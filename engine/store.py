@@ -227,7 +227,7 @@ class Store:
         """
         try:
             with self.engine.connect() as conn:
-                options = {"caseflow_readonly": True, "caseflow_single_read": True}
+                options: dict[str, Any] = {"caseflow_readonly": True, "caseflow_single_read": True}
                 if self.is_postgres:
                     options["isolation_level"] = "AUTOCOMMIT"
                 yield conn.execution_options(**options)

@@ -123,12 +123,12 @@ def parse_input(raw: str, schema: Mapping[str, Any], tz: ZoneInfo) -> Any:
         raise ValueProblem(f"{raw!r} is not true or false")
     if kind == "number":
         try:
-            number = float(raw)
+            real = float(raw)
         except ValueError:
             raise ValueProblem(f"{raw!r} is not a number") from None
-        if not math.isfinite(number):
+        if not math.isfinite(real):
             raise ValueProblem(f"{raw!r} is not a finite number")
-        return number
+        return real
     if kind in ("array", "object"):
         try:
             return json.loads(raw)
