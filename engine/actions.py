@@ -61,7 +61,7 @@ def open_case(engine: "Engine", conn: Connection, d: Definition, data: dict[str,
     entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), case_id, "open", None,
                                  d.initial, data, now)
     audit.append(conn, case_id=case_id, workflow=d.workflow, definition=d.sha256, entries=entries,
-                 effective_at=stamp(now), recorded_at=stamp(_real_now()))
+                 effective_at=stamp(now))
     return case_id
 
 
@@ -103,7 +103,7 @@ def commit(engine: "Engine", conn: Connection, change: "Change", now: datetime, 
         entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), snap.id,
                                      event, snap.state, change.dest, data, now)
     audit.append(conn, case_id=snap.id, workflow=d.workflow, definition=d.sha256, entries=entries,
-                 effective_at=stamp(now), recorded_at=stamp(_real_now()))
+                 effective_at=stamp(now))
     for fire in [e for e in entries if e.kind == "fire"]:
         fire_system(engine, conn, snap.id, fire.event, now, f"fired by {t.event}", depth + 1)
 
@@ -264,8 +264,3 @@ def plan_signature(engine: "Engine", snap: "Snapshot", person: Person, reject: b
 
 def _dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def _real_now() -> datetime:
-    from .runtime import _real_now as real
-    return real()

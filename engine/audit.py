@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,11 @@ class Entry:
     note: str | None = None
 
 
+def real_stamp() -> str:
+    """The real time a row is written, always recorded beside the (possibly simulated) effective time."""
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def canonical(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -63,8 +69,9 @@ def head(conn: Connection, case_id: str) -> tuple[int, str]:
 
 
 def append(conn: Connection, *, case_id: str, workflow: str, definition: str, entries: list[Entry],
-           effective_at: str, recorded_at: str) -> int:
+           effective_at: str, recorded_at: str | None = None) -> int:
     """Chain and insert entries for one case; returns the last seq."""
+    recorded_at = recorded_at or real_stamp()
     seq, prev = head(conn, case_id)
     rows = []
     for e in entries:
@@ -82,7 +89,7 @@ def append(conn: Connection, *, case_id: str, workflow: str, definition: str, en
 
 
 def append_attempt(conn: Connection, *, case_id: str | None, workflow: str | None, event: str,
-                   actor: str, error: str, reason: str, effective_at: str, recorded_at: str,
+                   actor: str, error: str, reason: str, effective_at: str, recorded_at: str | None = None,
                    postgres: bool) -> None:
     """Record a refused or denied attempt in its own chain; the case is not touched."""
     if postgres:
@@ -90,7 +97,7 @@ def append_attempt(conn: Connection, *, case_id: str | None, workflow: str | Non
     last = conn.execute(sa.select(attempts.c.hash).order_by(attempts.c.id.desc()).limit(1)).scalar()
     row = {"case_id": _clip(case_id), "workflow": _clip(workflow), "event": _clip(event) or "",
            "actor": _clip(actor) or "", "error": error, "reason": _clip(reason, 2000) or "",
-           "effective_at": effective_at, "recorded_at": recorded_at, "prev_hash": last or GENESIS}
+           "effective_at": effective_at, "recorded_at": recorded_at or real_stamp(), "prev_hash": last or GENESIS}
     row["hash"] = row_hash(row, ATTEMPT_HASHED)
     conn.execute(attempts.insert(), [row])
 

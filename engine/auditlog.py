@@ -133,7 +133,6 @@ def check_unmask(engine: "Engine", user: str | None, what: str) -> Person:
     with engine.store.write() as conn:
         chain.append_attempt(conn, case_id=None, workflow=None, event="unmask", actor=person.id,
                              error=type(exc).__name__, reason=f"{what}: {exc}", effective_at=format_datetime(now),
-                             recorded_at=format_datetime(datetime.now(timezone.utc)),
                              postgres=engine.store.is_postgres)
     raise exc
 

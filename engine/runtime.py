@@ -13,7 +13,7 @@ import json
 import secrets
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -24,7 +24,7 @@ from . import audit
 from .audit import Entry
 from .catalog import Catalog
 from .errors import (CaseflowError, GuardFailed, InvalidData, MissingFields, NotFound, RoleNotAllowed,
-                     StaleCase, TransitionRefused, UnknownUser, UsageError, WrongState)
+                     TransitionRefused, UnknownUser, UsageError, WrongState)
 from .evaluate import (activation, apply_effects, context, failed_guard, missing_fields,
                        schema_problem, split_sets, stamp)
 from .lint import did_you_mean
@@ -120,7 +120,7 @@ class Engine:
                 with self.store.write() as conn:
                     audit.append_attempt(conn, case_id=case_id, workflow=workflow, event=event,
                                          actor=actor or "", error=type(exc).__name__, reason=str(exc),
-                                         effective_at=stamp(now), recorded_at=stamp(_real_now()),
+                                         effective_at=stamp(now),
                                          postgres=self.store.is_postgres)
             except CaseflowError:
                 pass
@@ -265,16 +265,8 @@ class Engine:
             return self.snapshot(conn, case_id)
 
 
-def _real_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def new_case_id(workflow: str) -> str:
     return f"{workflow[:3].upper()}-{secrets.token_hex(4).upper()}"
 
 
-def stale(case_id: str) -> StaleCase:
-    return StaleCase(case_id)
-
-
-__all__ = ["Engine", "Snapshot", "Change", "new_case_id", "replace"]
+__all__ = ["Engine", "Snapshot", "Change", "new_case_id"]

@@ -23,7 +23,7 @@ import json
 import time as _time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -302,7 +302,7 @@ def _log(conn: Connection, snap: "Snapshot", entries: list[Entry], now: datetime
     if not entries:
         return
     audit.append(conn, case_id=snap.id, workflow=snap.workflow, definition=snap.definition.sha256,
-                 entries=entries, effective_at=stamp(now), recorded_at=stamp(datetime.now(timezone.utc)))
+                 entries=entries, effective_at=stamp(now))
 
 
 __all__ = ["sweep", "SweepReport", "count_due", "recompute_provisional", "replan"]
