@@ -228,18 +228,12 @@ def _complaint_major_and_invalid(n: Narrator, ids: dict[str, list[str]]) -> None
 
 
 def _member_card(n: Narrator, ids: dict[str, list[str]]) -> None:
-    try:
-        from .demo_card import member_card_story
-    except ImportError:
-        return
+    from .demo_card import member_card_story     # imported late: demo_card imports Narrator's module
     member_card_story(n, ids)
 
 
 def _report(n: Narrator, ids: dict[str, list[str]]) -> None:
-    try:
-        from .reports import complaint_statistics, render_complaint_statistics
-    except ImportError:
-        return
+    from .reports import complaint_statistics, render_complaint_statistics
     for month in ("2025-09", "2025-10"):
         n.title(f"顾客投诉分类统计表 — complaint statistics, {month}")
         stats = complaint_statistics(n.engine, month)
