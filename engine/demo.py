@@ -12,7 +12,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from .demo_card import member_card_story
 from .errors import CaseflowError
+from .reports import complaint_statistics, render_complaint_statistics
 from .runtime import Engine
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -228,12 +230,10 @@ def _complaint_major_and_invalid(n: Narrator, ids: dict[str, list[str]]) -> None
 
 
 def _member_card(n: Narrator, ids: dict[str, list[str]]) -> None:
-    from .demo_card import member_card_story     # imported late: demo_card imports Narrator's module
     member_card_story(n, ids)
 
 
 def _report(n: Narrator, ids: dict[str, list[str]]) -> None:
-    from .reports import complaint_statistics, render_complaint_statistics
     for month in ("2025-09", "2025-10"):
         n.title(f"顾客投诉分类统计表 — complaint statistics, {month}")
         stats = complaint_statistics(n.engine, month)
