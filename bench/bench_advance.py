@@ -43,9 +43,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.catalog import SHIPPED, Catalog
-from engine.runtime import Engine
-from engine.store import Store, audit, cases, create_engine
+from caseflow.catalog import SHIPPED, Catalog
+from caseflow.runtime.engine import Engine
+from caseflow.store.database import Store, create_engine
+from caseflow.store.tables import audit, cases
 
 # Keep in step with OPEN_DATA / STEPS in bench_spiff.py.
 COMPLAINT = {"form_no": "TS-2025-001", "customer_name": "张三", "phone": "13812345678",
@@ -203,8 +204,8 @@ class CoreLadder:
                                       cases.c.data, cases.c.version).where(cases.c.id == case_id)).one()
 
     def step(self, i: int) -> None:
-        from engine.evaluate import schema_problem
-        from engine.store import timers
+        from caseflow.definition.evaluate import schema_problem
+        from caseflow.store.tables import timers
         case_id = self.ids[i % len(self.ids)]
         if self.level >= 1:
             with self.engine.connect() as conn:

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.catalog import SHIPPED, Catalog
-from engine.runtime import Engine
-from engine.store import Store
+from caseflow.catalog import SHIPPED, Catalog
+from caseflow.runtime.engine import Engine
+from caseflow.store.database import Store
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -38,7 +38,7 @@ def caseflow_command() -> list[str]:
     found = shutil.which("caseflow")
     if found:
         return [found]
-    return [sys.executable, "-c", "from engine.cli import cli; cli()"]
+    return [sys.executable, "-c", "from caseflow.cli.main import cli; cli()"]
 
 
 def _env() -> dict[str, str]:

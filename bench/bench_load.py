@@ -42,12 +42,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine import lint  # noqa: E402
-from engine.calendar import load_calendars  # noqa: E402
-from engine import catalog as catalog_module  # noqa: E402
-from engine.catalog import SHIPPED, SPECIAL, Catalog  # noqa: E402
-from engine.definition import _Compiler, check_schema, load_org  # noqa: E402
-from engine.source import parse_source  # noqa: E402
+from caseflow import catalog as catalog_module  # noqa: E402
+from caseflow.catalog import SHIPPED, SPECIAL, Catalog  # noqa: E402
+from caseflow.definition import lint  # noqa: E402
+from caseflow.definition.compile import _Compiler, check_schema, load_org  # noqa: E402
+from caseflow.definition.source import parse_source  # noqa: E402
+from caseflow.sla.calendar import load_calendars  # noqa: E402
 
 
 def generated_workflow(n_states: int = 300) -> str:

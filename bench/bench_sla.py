@@ -34,7 +34,7 @@ import time
 import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +43,14 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine import audit  # noqa: E402
-from engine.catalog import SHIPPED, Catalog  # noqa: E402
-from engine.runtime import Engine  # noqa: E402
-from engine.sla import ts  # noqa: E402
-from engine.store import Store, audit as audit_table, cases, timers  # noqa: E402
-from engine.sweep import recompute_provisional, sweep  # noqa: E402
+from caseflow.audit import chain as audit  # noqa: E402
+from caseflow.catalog import SHIPPED, Catalog  # noqa: E402
+from caseflow.runtime.engine import Engine  # noqa: E402
+from caseflow.runtime.sweep import recompute_provisional, sweep  # noqa: E402
+from caseflow.sla.clocks import ts  # noqa: E402
+from caseflow.store.database import Store  # noqa: E402
+from caseflow.store.tables import audit as audit_table  # noqa: E402
+from caseflow.store.tables import cases, timers  # noqa: E402
 
 DATA = {"form_no": "TS-B", "customer_name": "张三", "phone": "13812345678", "channel": "phone",
         "category": "quality", "description": "卫生间防水层漏水", "severity": "normal",
@@ -159,7 +161,7 @@ def compare(kind: str, pg_url: str | None, catalog: Catalog, sizes: tuple[int, i
     elsewhere spoils a round of each rather than one side; the figures are
     medians, and the ratio is the median of the per-round ratios.
     """
-    opened = datetime(2025, 3, 3, 2, tzinfo=timezone.utc)
+    opened = datetime(2025, 3, 3, 2, tzinfo=UTC)
     due, now = opened + timedelta(hours=24), opened + timedelta(hours=24, minutes=5)
     with database(kind, pg_url) as small, database(kind, pg_url) as large:
         sides = []

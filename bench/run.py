@@ -24,16 +24,16 @@ CASEFLOW_BENCH_PG or /tmp/pgdev/url and is skipped, with a note, if unreachable.
 from __future__ import annotations
 
 import argparse
-import statistics as st
 import json
 import os
 import platform
+import statistics as st
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -468,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     cmd = "python bench/run.py" + (" --quick" if args.quick else "")
     head = [f"# caseflow benchmarks ({'quick' if args.quick else 'full'} mode)", "",
-            f"- date: {datetime.now(timezone.utc).astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
+            f"- date: {datetime.now(UTC).astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
             f"- machine: {machine()}",
             f"- command: `{cmd}` (took {elapsed:.0f} s)",
             f"- caseflow: {revision()}; Python {platform.python_version()}, SQLAlchemy {sqlalchemy.__version__}, "

@@ -12,11 +12,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .calendar import BusinessCalendar, load_calendars
-from .definition import definition_from_text, load_definition, load_org, sha256_of
-from .errors import DefinitionError, DefinitionErrors, NotFound
-from .lint import did_you_mean
-from .model import Definition, Org
+from caseflow.definition.compile import definition_from_text, load_definition, load_org, sha256_of
+from caseflow.definition.lint import did_you_mean
+from caseflow.definition.model import Definition, Org
+from caseflow.errors import DefinitionError, DefinitionErrors, NotFound
+from caseflow.sla.calendar import BusinessCalendar, load_calendars
 
 SHIPPED = Path(__file__).resolve().parent.parent / "workflows"
 SPECIAL = {"org.yaml", "calendars.yaml"}
@@ -38,7 +38,7 @@ class LazyDefinitions(Mapping[str, Definition]):
     would cost most of its start-up. The file name is the workflow id.
     """
 
-    def __init__(self, catalog: "Catalog", paths: dict[str, Path]) -> None:
+    def __init__(self, catalog: Catalog, paths: dict[str, Path]) -> None:
         self._catalog, self._paths = catalog, paths
         self._loaded: dict[str, Definition] = {}
 
@@ -70,7 +70,7 @@ class Catalog:
     _by_sha: dict[str, Definition] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, directory: str | Path | None = None, only: list[str] | None = None) -> "Catalog":
+    def load(cls, directory: str | Path | None = None, only: list[str] | None = None) -> Catalog:
         """Load org and calendars now; workflows lazily (see `check_all` for everything at once)."""
         d = Path(directory) if directory else default_dir()
         if not (d / "org.yaml").exists():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -69,8 +69,8 @@ def parse_datetime(text: str, tz: ZoneInfo | None = None) -> datetime:
     try:
         value = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
         if value.tzinfo is None:
-            value = value.replace(tzinfo=tz or timezone.utc)
-        value = value.astimezone(timezone.utc)
+            value = value.replace(tzinfo=tz or UTC)
+        value = value.astimezone(UTC)
     except (ValueError, OverflowError):
         raise ValueProblem(f"{text!r} is not an ISO 8601 time (e.g. 2025-01-24T17:00)") from None
     if not YEAR_MIN <= value.year <= YEAR_MAX:      # deadline arithmetic must not overflow
@@ -79,7 +79,7 @@ def parse_datetime(text: str, tz: ZoneInfo | None = None) -> datetime:
 
 
 def format_datetime(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def show_datetime(text: str | None, tz: ZoneInfo) -> str:

@@ -13,7 +13,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,10 +22,10 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from engine.catalog import SHIPPED, Catalog
-from engine.cli import cli
-from engine.runtime import Engine
-from engine.store import Store
+from caseflow.catalog import SHIPPED, Catalog
+from caseflow.cli.main import cli
+from caseflow.runtime.engine import Engine
+from caseflow.store.database import Store
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PG_URL = os.environ.get("CASEFLOW_TEST_PG")
@@ -34,7 +34,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 def shanghai(text: str) -> datetime:
     """'2025-01-24 17:00' in Shanghai → aware UTC datetime."""
-    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI).astimezone(timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI).astimezone(UTC)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -122,14 +122,14 @@ def run(db_url: str, clock: Clock) -> Any:
 
 
 def case_row(store: Store, case_id: str) -> dict[str, Any]:
-    from engine.store import cases
+    from caseflow.store.tables import cases
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(cases).where(cases.c.id == case_id)).one()
     return dict(row._mapping)
 
 
 def audit_rows(store: Store, case_id: str) -> list[dict[str, Any]]:
-    from engine.store import audit
+    from caseflow.store.tables import audit
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(audit).where(audit.c.case_id == case_id).order_by(audit.c.seq))
         return [dict(r._mapping) for r in rows]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.runtime import Engine
+from caseflow.runtime.engine import Engine
 
 REFUND = {"order_no": "D2025-0310", "customer_name": "王建国", "contract_amount": "80000.00",
           "amount_paid": "20000.00"}

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from engine import runtime
-from engine.cli import main
+from caseflow.cli.main import main
+from caseflow.runtime import engine as runtime
 
 race_dir = Path(os.environ["RACE_DIR"])
 n = int(os.environ["RACE_N"])

@@ -15,12 +15,15 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from engine.audit import row_hash
-from engine.runtime import Engine
-from engine.store import Store, audit
-from engine.verify import verify
+from caseflow.audit.chain import row_hash
+from caseflow.audit.verify import verify
+from caseflow.errors import TransitionRefused, WrongState
+from caseflow.runtime.engine import Engine
+from caseflow.store.database import Store
+from caseflow.store.tables import audit
 
 from .conftest import audit_rows, snapshot
 
@@ -89,7 +92,7 @@ def verify_cli(run: Any) -> tuple[int, list[str]]:
                                        "UPDATE checkpoints SET actor = 'x'", "DELETE FROM checkpoints"])
 def test_plain_sql_update_and_delete_on_the_log_are_refused_by_the_database(engine, store, run, statement):
     cid = open_complaint(engine)
-    with pytest.raises(Exception):
+    with pytest.raises(WrongState):
         engine.advance(cid, "accept", "liu.yang")                       # an attempts row
     assert run("--as", "jiang.wen", "audit", "checkpoint").exit_code == 0
     before = snapshot(store, cid)
@@ -232,7 +235,7 @@ def test_verify_sees_history_whose_case_row_was_deleted(engine, store):
 def test_verify_names_edited_and_deleted_attempts(engine, store):
     cid = open_complaint(engine)
     for who in ("liu.yang", "zhou.jie", "huang.lei"):           # three refused attempts
-        with pytest.raises(Exception):
+        with pytest.raises(WrongState):
             engine.advance(cid, "accept", who)
     drop_triggers(store, "attempts")
     sql(store, "UPDATE attempts SET actor = 'wang.fang' WHERE id = 1")
@@ -289,7 +292,7 @@ def test_audit_filters_by_case_actor_event_and_time(engine, run, clock):
 
 def test_audit_table_has_chinese_labels_and_attempts_are_listed(engine, run):
     cid = complaint_to_implementing(engine)
-    with pytest.raises(Exception):
+    with pytest.raises(TransitionRefused):
         engine.advance(cid, "customer_accepts", "cao.ying")
     table = run("audit", "--case", cid).stdout
     assert "案件" in table and "投诉成立，转责任部门" in table and "投诉判断→展开调查" in table
@@ -395,7 +398,7 @@ def test_authorised_unmask_shows_personal_data_and_logs_one_row_per_case_shown(e
 
 def _chain(notes: list[str]) -> list[dict[str, Any]]:
     """A case's rows as `audit.append` would write them."""
-    from engine.audit import GENESIS
+    from caseflow.audit.chain import GENESIS
     rows, prev = [], GENESIS
     for seq, note in enumerate(notes, 1):
         row = {"case_id": "COM-PROP", "seq": seq, "workflow": "complaint", "definition": "d" * 64,
@@ -412,7 +415,7 @@ notes = st.lists(st.text(min_size=1, max_size=12), min_size=3, max_size=12)
 
 @given(notes=notes, data=st.data())
 def test_any_edit_to_any_row_is_named(notes, data):
-    from engine.verify import check_case
+    from caseflow.audit.verify import check_case
     rows = _chain(notes)
     i = data.draw(st.integers(0, len(rows) - 1))
     field = data.draw(st.sampled_from(["note", "actor", "to_state", "changes", "effective_at"]))
@@ -423,7 +426,7 @@ def test_any_edit_to_any_row_is_named(notes, data):
 
 @given(notes=notes, data=st.data())
 def test_any_deleted_inner_row_is_named(notes, data):
-    from engine.verify import check_case
+    from caseflow.audit.verify import check_case
     rows = _chain(notes)
     i = data.draw(st.integers(1, len(rows) - 2))
     del rows[i]
@@ -432,7 +435,7 @@ def test_any_deleted_inner_row_is_named(notes, data):
 
 @given(notes=notes, data=st.data())
 def test_any_swap_of_two_rows_is_named(notes, data):
-    from engine.verify import check_case
+    from caseflow.audit.verify import check_case
     rows = _chain(notes)
     i, j = sorted(data.draw(st.lists(st.integers(0, len(rows) - 1), min_size=2, max_size=2, unique=True)))
     rows[i], rows[j] = {**rows[j], "seq": i + 1}, {**rows[i], "seq": j + 1}
@@ -442,13 +445,13 @@ def test_any_swap_of_two_rows_is_named(notes, data):
 
 @given(notes=notes)
 def test_an_untouched_chain_verifies(notes):
-    from engine.verify import check_case
+    from caseflow.audit.verify import check_case
     assert check_case("COM-PROP", _chain(notes)) == []
 
 
 @given(notes=notes, data=st.data())
 def test_any_row_inserted_into_the_chain_is_named(notes, data):
-    from engine.verify import check_case
+    from caseflow.audit.verify import check_case
     rows = _chain(notes)
     i = data.draw(st.integers(0, len(rows) - 1))             # the forged row becomes row i + 1
     forged = {**rows[i], "note": "伪造", "prev_hash": rows[i - 1]["hash"] if i else rows[0]["prev_hash"]}
@@ -462,7 +465,7 @@ def test_any_row_inserted_into_the_chain_is_named(notes, data):
 
 @given(notes=notes, data=st.data())
 def test_a_row_inserted_with_a_used_seq_is_named(notes, data):
-    from engine.verify import check_case
+    from caseflow.audit.verify import check_case
     rows = _chain(notes)
     i = data.draw(st.integers(0, len(rows) - 1))
     forged = {**rows[i], "note": rows[i]["note"] + "（改）"}

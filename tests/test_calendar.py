@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.calendar import BusinessCalendar, CalendarError, Deadline, load_calendars
+from caseflow.sla.calendar import BusinessCalendar, CalendarError, Deadline, load_calendars
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CALENDARS_YAML = Path(__file__).resolve().parent.parent / "workflows" / "calendars.yaml"
@@ -138,13 +138,13 @@ def test_fractional_hours_are_exact(cal: BusinessCalendar) -> None:
 
 def test_results_are_aware_utc(cal: BusinessCalendar) -> None:
     at = cal.add_working_hours(sh(2025, 3, 10, 9, 0), 1).at
-    assert at.tzinfo is timezone.utc
-    assert at == datetime(2025, 3, 10, 2, 0, tzinfo=timezone.utc)
+    assert at.tzinfo is UTC
+    assert at == datetime(2025, 3, 10, 2, 0, tzinfo=UTC)
 
 
 def test_utc_input_is_converted_to_shanghai_before_counting(cal: BusinessCalendar) -> None:
     # 2025-03-09 23:00 UTC is Monday 07:00 in Shanghai: counting starts at 09:00.
-    start = datetime(2025, 3, 9, 23, 0, tzinfo=timezone.utc)
+    start = datetime(2025, 3, 9, 23, 0, tzinfo=UTC)
     assert local(cal.add_working_hours(start, 1)) == sh(2025, 3, 10, 10, 0)
 
 

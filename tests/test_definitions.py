@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from engine.calendar import load_calendars
-from engine.cli import cli
-from engine.definition import definition_from_text, load_definition, load_org
-from engine.errors import DefinitionError, DefinitionErrors
-from engine.model import Definition
-from engine.source import MAX_BYTES, MAX_DEPTH, parse_source
+from caseflow.cli.main import cli
+from caseflow.definition.compile import definition_from_text, load_definition, load_org
+from caseflow.definition.model import Definition
+from caseflow.definition.source import MAX_BYTES, MAX_DEPTH, parse_source
+from caseflow.errors import DefinitionError, DefinitionErrors
+from caseflow.sla.calendar import load_calendars
 
 REPO = Path(__file__).resolve().parent.parent
 DEFS = Path("tests/definitions")                 # as typed on the command line, from the repo root

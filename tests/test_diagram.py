@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from engine.catalog import SHIPPED, Catalog
-from engine.cli import cli
-from engine.definition import definition_from_text, load_org
-from engine.diagram import to_dot, to_mermaid
+from caseflow.catalog import SHIPPED, Catalog
+from caseflow.cli.main import cli
+from caseflow.definition.compile import definition_from_text, load_org
+from caseflow.views.diagram import to_dot, to_mermaid
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -34,7 +34,7 @@ def caseflow(*args: str) -> list[str]:
     """The installed console script, or the same entry point through this interpreter."""
     exe = shutil.which("caseflow", path=os.pathsep.join([str(Path(sys.executable).parent),
                                                          os.environ.get("PATH", "")]))
-    return [exe, *args] if exe else [sys.executable, "-c", "from engine.cli import main; main()", *args]
+    return [exe, *args] if exe else [sys.executable, "-c", "from caseflow.cli.main import main; main()", *args]
 
 
 def diagram(*args: str) -> str:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.catalog import SHIPPED, Catalog
-from engine.errors import StaleCase
-from engine.runtime import Engine
+from caseflow.catalog import SHIPPED, Catalog
+from caseflow.errors import StaleCase
+from caseflow.runtime.engine import Engine
 
 from .conftest import snapshot
 from .helpers import open_refund, refund_to_signing
@@ -153,7 +153,8 @@ def test_refused_unknown_user(run, engine, store):
 
 def test_refused_attempts_are_recorded_in_the_attempts_log(engine, store, run):
     import sqlalchemy as sa
-    from engine.store import attempts
+
+    from caseflow.store.tables import attempts
     cid = open_refund(engine)
     run("--as", "cao.ying", "advance", cid, "start_before_work")
     with store.engine.connect() as conn:

@@ -18,14 +18,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine.catalog import SHIPPED, Catalog
-from engine.definition import parse_duration
-from engine.model import Clock as ClockDef, Trigger
-from engine.runtime import Engine
-from engine.sla import deadline, sla_compliance, ts
-from engine.store import audit, outbox, timers
-from engine.sweep import count_due, recompute_provisional, sweep
-from engine.verify import verify
+from caseflow.audit.verify import verify
+from caseflow.catalog import SHIPPED, Catalog
+from caseflow.definition.compile import parse_duration
+from caseflow.definition.model import Clock as ClockDef
+from caseflow.definition.model import Trigger
+from caseflow.runtime.engine import Engine
+from caseflow.runtime.sweep import count_due, recompute_provisional, sweep
+from caseflow.sla.clocks import deadline, sla_compliance, ts
+from caseflow.store.tables import audit, outbox, timers
 
 from .conftest import audit_rows, shanghai
 from .helpers import open_complaint
@@ -159,7 +160,7 @@ def test_paused_clock_keeps_its_remaining_working_time_and_resumes_from_it(ticke
     clock.set("2025-03-04 09:00")
     shown = ticket_engine.read_case(cid)
     assert shown.state == "waiting"
-    from engine.views import show
+    from caseflow.views.cases import show
     (reply, _silence) = show(ticket_engine, cid, "wang.fang")["slas"]
     assert (reply["status"], reply["remaining"]) == ("paused", "3h 00m of working time (paused)")
     ticket_engine.advance(cid, "answer", "wang.fang")
@@ -365,7 +366,7 @@ def test_two_sla_run_processes_fire_each_of_10000_due_timers_exactly_once(store,
          opened)
     env = {**os.environ, "CASEFLOW_DB": db_url, "CASEFLOW_WORKFLOWS": str(SHIPPED),
            "CASEFLOW_NOW": (opened + timedelta(hours=25)).isoformat()}
-    cmd = [sys.executable, "-c", "from engine.cli import main; main()", "--json", "sla", "run"]
+    cmd = [sys.executable, "-c", "from caseflow.cli.main import main; main()", "--json", "sla", "run"]
     procs = [subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     outputs = [p.communicate(timeout=540) for p in procs]

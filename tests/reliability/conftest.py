@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.catalog import SHIPPED
+from caseflow.catalog import SHIPPED
 
 from .support import FIGURES, REPO, Launcher
 

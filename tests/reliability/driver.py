@@ -3,7 +3,7 @@
 Used two ways: as a script (`python driver.py ARGS…`, a full new interpreter per
 command) and by forkserver.py (a pre-imported interpreter forks one child per
 command, so a test can afford hundreds of processes). Either way the command is
-the real CLI (`engine.cli.main`) in its own process with its own connections.
+the real CLI (`caseflow.cli.main`) in its own process with its own connections.
 
 Environment (all optional; DRIVER_DIR is where the files below go):
 
@@ -36,8 +36,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from engine import migrate as migrate_mod, store as store_mod
-from engine.cli import main
+from caseflow.cli.main import main
+from caseflow.store import database as store_mod
+from caseflow.store import migrate as migrate_mod
 
 
 def install() -> None:

@@ -20,8 +20,8 @@ import os
 import sys
 import time
 
+import caseflow.catalog  # noqa: E401,F401,E402
 from tests.reliability import driver  # noqa: F401  (imports the engine, SQLAlchemy, click…)
-import engine.catalog, engine.runtime, engine.migrate, engine.cli_read  # noqa: E401,F401,E402
 
 
 def child(req: dict) -> None:

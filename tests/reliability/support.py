@@ -23,9 +23,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.audit import ATTEMPT_HASHED, GENESIS, row_hash
-from engine.catalog import SHIPPED
-from engine.store import Store, attempts, audit, cases
+from caseflow.audit.chain import ATTEMPT_HASHED, GENESIS, row_hash
+from caseflow.catalog import SHIPPED
+from caseflow.store.database import Store
+from caseflow.store.tables import attempts, audit, cases
 
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "driver.py"
@@ -252,9 +253,9 @@ def case_problems(store: Store, case_ids: Iterable[str] | None = None) -> list[s
 def verify_problems(store: Store) -> list[str] | None:
     """`caseflow audit verify` through the library, or None while engine/verify.py does not exist."""
     try:
-        from engine import verify
+        from caseflow.audit import verify
     except ModuleNotFoundError as exc:
-        if exc.name == "engine.verify":
+        if exc.name == "caseflow.audit.verify":
             return None
         raise
     report = verify.verify(store)

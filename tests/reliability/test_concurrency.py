@@ -15,7 +15,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from engine.store import Store, attempts, decision_counts
+from caseflow.store.database import Store
+from caseflow.store.tables import attempts, decision_counts
 
 from ..helpers import SIGNERS, open_refund
 from .support import Launcher, Outcome, assert_all_intact, driver_env, note, snapshot

@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine.store import Store, decision_counts, outbox, timers
+from caseflow.store.database import Store
+from caseflow.store.tables import decision_counts, outbox, timers
 
 from ..helpers import SIGNERS, open_refund, refund_to_signing
 from .support import Launcher, Proc, assert_all_intact, driver_env, is_breach, note, snapshot
@@ -158,7 +159,7 @@ def test_kill_during_advance_and_sign_leaves_each_case_before_or_after(db_url, e
 
     # work continues: finish every case through the library, from wherever it was left
     for t in tracks:
-        for user, argv, to in STEPS[t.step:]:
+        for user, argv, _to in STEPS[t.step:]:
             if argv[0] == "sign":
                 engine.sign(t.cid, user)
             else:
@@ -179,7 +180,7 @@ def _counter(store: Store) -> int:
 
 def test_kill_during_sla_run_fires_every_timer_exactly_once(db_url, engine, store, clock, tmp_path,
                                                             launcher, light_workflows):
-    pytest.importorskip("engine.sweep", reason="engine/sweep.py (caseflow sla run) does not exist yet")
+    pytest.importorskip("caseflow.runtime.sweep", reason="engine/sweep.py (caseflow sla run) does not exist yet")
     rng = random.Random(SEED + 1)
     ids: list[str] = []
     logs_before: dict = {}

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from engine.catalog import SHIPPED, Catalog
-from engine.runtime import Engine
-from engine.store import Store, timers
+from caseflow.catalog import SHIPPED, Catalog
+from caseflow.runtime.engine import Engine
+from caseflow.store.database import Store
+from caseflow.store.tables import timers
 
 from ..helpers import open_refund, refund_to_signing
 from .support import Launcher, Outcome, Proc, assert_all_intact, driver_env, is_breach, note, snapshot
@@ -106,7 +107,7 @@ def test_server_stopped_in_the_middle_of_advance_leaves_the_case_as_it_was(outag
 
 
 def test_server_stopped_in_the_middle_of_sla_run_loses_no_timer(outage, own_pg, launcher, clock):
-    pytest.importorskip("engine.sweep", reason="engine/sweep.py (caseflow sla run) does not exist yet")
+    pytest.importorskip("caseflow.runtime.sweep", reason="engine/sweep.py (caseflow sla run) does not exist yet")
     store, engine, run = outage
     ids = [refund_to_signing(engine) for _ in range(3)]
     with store.engine.connect() as conn:

@@ -18,27 +18,30 @@ import json
 import os
 import re
 import string
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from hypothesis import HealthCheck, Phase, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import strategies as st
 
-from engine.catalog import SHIPPED, Catalog
-from engine.cli import cli
-from engine.definition import compile_source
-from engine.errors import DefinitionError, DefinitionErrors
-from engine.machine import machine_for
-from engine.source import parse_source
-from engine import store as store_module
-from engine.store import Store, audit, cases
-from engine.values import ValueProblem, parse_input
+from caseflow.catalog import SHIPPED, Catalog
+from caseflow.cli.main import cli
+from caseflow.definition.compile import compile_source
+from caseflow.definition.source import parse_source
+from caseflow.errors import DefinitionError, DefinitionErrors
+from caseflow.runtime.machine import machine_for
+from caseflow.store import database as store_module
+from caseflow.store.database import Store
+from caseflow.store.tables import audit, cases
+from caseflow.values import ValueProblem, parse_input
 
 from ..conftest import Result
 from ..helpers import COMPLAINT, REFUND, open_refund
 from .support import chain_problems, note, snapshot
+
 
 def fuzz(examples: int) -> settings:
     """Bounded: a fixed number of examples, no per-example deadline (CLI calls hit a database), and
@@ -77,7 +80,7 @@ def _odd_text() -> st.SearchStrategy[str]:
 
 
 def _times() -> st.SearchStrategy[str]:
-    zones = st.sampled_from([None, timezone.utc, timezone(timedelta(hours=8)), timezone(timedelta(hours=-10)),
+    zones = st.sampled_from([None, UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-10)),
                              timezone(timedelta(hours=23, minutes=59)), timezone(timedelta(hours=-23, minutes=-59))])
     return st.builds(lambda d, tz: d.replace(tzinfo=tz).isoformat(),
                      st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59)), zones)

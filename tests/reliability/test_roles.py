@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import pytest
 import sqlalchemy as sa
 
-from engine.catalog import SHIPPED, Catalog
-from engine.errors import RoleNotAllowed
-from engine.model import Person
-from engine.runtime import Engine
-from engine.store import attempts, cases
+from caseflow.catalog import SHIPPED, Catalog
+from caseflow.definition.model import Person
+from caseflow.errors import RoleNotAllowed
+from caseflow.runtime.engine import Engine
+from caseflow.store.tables import attempts, cases
 
 from .support import chain_problems, note, snapshot
 

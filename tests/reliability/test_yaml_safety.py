@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from engine.catalog import SHIPPED, Catalog
-from engine.cli import cli
-from engine.errors import CaseflowError, DefinitionError, DefinitionErrors, GuardFailed
-from engine.runtime import Engine
-from engine.source import parse_source
+from caseflow.catalog import SHIPPED, Catalog
+from caseflow.cli.main import cli
+from caseflow.definition.source import parse_source
+from caseflow.errors import CaseflowError, DefinitionError, DefinitionErrors, GuardFailed
+from caseflow.runtime.engine import Engine
 
 from ..helpers import open_refund
 from .support import driver_env, note, snapshot
@@ -36,7 +36,7 @@ def refused(text: str, name: str = "refund.yaml") -> DefinitionError:
     started = time.monotonic()
     with pytest.raises((DefinitionError, DefinitionErrors)) as info:
         cat = Catalog.load(SHIPPED)
-        from engine.definition import compile_source
+        from caseflow.definition.compile import compile_source
         compile_source(parse_source(text.encode("utf-8"), name), cat.org, set(cat.calendars))
     took = time.monotonic() - started
     err = info.value.errors[0] if isinstance(info.value, DefinitionErrors) else info.value
@@ -65,7 +65,7 @@ def with_label(value: str) -> tuple[str, int]:
     "!!python/object/apply:builtins.exec ['open(\"{marker}\", \"w\")']",
     "!!python/name:os.system",
     "!!python/module:os",
-    "!!python/object:engine.model.Role {{id: x, label_zh: x, can_unmask: true}}",
+    "!!python/object:caseflow.definition.model.Role {{id: x, label_zh: x, can_unmask: true}}",
     "!<tag:yaml.org,2002:python/object/apply:os.system> ['touch {marker}']",
     "!custom value",
     "!!binary dG91Y2g=",
@@ -126,7 +126,7 @@ def test_self_referencing_and_merged_aliases_are_refused_or_bounded(text):
 
 
 def test_a_file_over_the_size_limit_is_refused_before_parsing(tmp_path):
-    from engine.source import MAX_BYTES, read_source
+    from caseflow.definition.source import MAX_BYTES, read_source
     path = tmp_path / "refund.yaml"
     path.write_text(REFUND + "#" * (MAX_BYTES + 1) + "\n", encoding="utf-8")
     with pytest.raises(DefinitionError) as info:
@@ -136,7 +136,7 @@ def test_a_file_over_the_size_limit_is_refused_before_parsing(tmp_path):
 
 @pytest.mark.parametrize("shape", ["block mappings", "flow lists", "flow mappings"])
 def test_deep_nesting_is_refused_not_a_recursion_error(shape):
-    from engine.source import MAX_DEPTH
+    from caseflow.definition.source import MAX_DEPTH
     deep = {"block mappings": "".join("  " * i + f"k{i}:\n" for i in range(MAX_DEPTH + 5)) + "  " * (MAX_DEPTH + 5) + "x",
             "flow lists": "a: " + "[" * 200_000 + "]" * 200_000,
             "flow mappings": "a: " + "{a: " * 100_000 + "1" + "}" * 100_000}[shape]
@@ -144,7 +144,7 @@ def test_deep_nesting_is_refused_not_a_recursion_error(shape):
 
 
 def test_many_values_within_the_size_limit_are_bounded():
-    from engine.source import MAX_BYTES
+    from caseflow.definition.source import MAX_BYTES
     values = "".join(f"  - {i}\n" for i in range(MAX_BYTES // 10))
     refused(REFUND + "x_generated:\n" + values)
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine.store import cases, outbox
+from caseflow.store.tables import cases, outbox
 
 from ..conftest import audit_rows, snapshot
 

@@ -15,9 +15,17 @@ from collections import deque
 
 import pytest
 
-from engine.errors import (GuardFailed, InvalidData, MissingFields, RoleNotAllowed, SignoffRefused,
-                           TransitionRefused, UsageError, WrongState)
-from engine.reports import complaints as complaint_statistics
+from caseflow.errors import (
+    GuardFailed,
+    InvalidData,
+    MissingFields,
+    RoleNotAllowed,
+    SignoffRefused,
+    TransitionRefused,
+    UsageError,
+    WrongState,
+)
+from caseflow.views.reports import complaints as complaint_statistics
 
 from ..conftest import audit_rows, snapshot
 from ..helpers import COMPLAINT, open_complaint
@@ -417,7 +425,7 @@ def test_the_engine_computes_the_tier_and_a_manager_decides_the_penalty(engine, 
                          f"责任类别已确定并已计入当月处罚次数，不可重复确定")
     for fine in ("199.99", "1000.01"):
         refused(store, cid, lambda: engine.advance(cid, "decide_penalty", "zheng.hai",
-                                                   {"penalty_decision": "罚款", "penalty_fine": fine}),
+                                                   {"penalty_decision": "罚款", "penalty_fine": fine}),  # noqa: B023  (called at once)
                 GuardFailed, f"case {cid}: cannot decide_penalty in state reviewing: "
                              f"C类（服务意识差）罚款应在200–1000元之间，或决定辞退")
     engine.advance(cid, "decide_penalty", "zheng.hai", {"penalty_decision": "罚款800元", "penalty_fine": "800"})

@@ -5,7 +5,7 @@ Jan 28–Feb 4 off, with Sun Jan 26 and Sat Feb 8 working (调休); National Day
 Oct 1–8 off, with Sun Sep 28 and Sat Oct 11 working; working hours are
 09:00–12:00 and 13:30–18:00 (calendars.yaml). Each test moves the clock to
 just before and just after a deadline and runs the sweeper as cron would
-(`engine.sweep.sweep` is what `caseflow sla run` calls). Times are Shanghai.
+(`caseflow.runtime.sweep.sweep` is what `caseflow sla run` calls). Times are Shanghai.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine.errors import GuardFailed
-from engine.sla import ts
-from engine.store import cases, timers
-from engine.sweep import SweepReport, sweep
-from engine.views import list_cases
+from caseflow.errors import GuardFailed
+from caseflow.runtime.sweep import SweepReport, sweep
+from caseflow.sla.clocks import ts
+from caseflow.store.tables import cases, timers
+from caseflow.views.cases import list_cases
 
 from ..conftest import audit_rows, shanghai
 from ..helpers import open_complaint, refund_to_signing

@@ -13,8 +13,8 @@ import json
 
 import sqlalchemy as sa
 
-from engine.errors import GuardFailed, MissingFields, RoleNotAllowed, SignoffRefused
-from engine.store import cases
+from caseflow.errors import GuardFailed, MissingFields, RoleNotAllowed, SignoffRefused
+from caseflow.store.tables import cases
 
 from ..conftest import audit_rows
 from ..helpers import open_complaint

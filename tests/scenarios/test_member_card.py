@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from engine.actions import fire_system
-from engine.errors import GuardFailed, InvalidData, MissingFields, RoleNotAllowed, UsageError, WrongState
+from caseflow.errors import GuardFailed, InvalidData, MissingFields, RoleNotAllowed, UsageError, WrongState
+from caseflow.runtime.actions import fire_system
 
 from ..conftest import audit_rows, snapshot
 from .common import case_count, notices, refused

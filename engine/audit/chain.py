@@ -1,0 +1,115 @@
+"""The hash-chained, append-only audit log: append and read.
+
+Each row carries the sha256 of its own content and of the previous row of the
+same case, so editing, deleting, inserting or reordering rows breaks the
+chain; checkpoints (see `verify.py`) cover the deletion of a whole case's
+history. Appends happen inside the caller's transaction, so a row exists iff
+the change it describes was committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from caseflow.store.tables import attempts, audit
+
+GENESIS = "0" * 64
+HASHED = ("case_id", "seq", "workflow", "definition", "kind", "event", "from_state", "to_state",
+          "actor", "roles", "changes", "note", "effective_at", "recorded_at", "prev_hash")
+ATTEMPT_HASHED = ("case_id", "workflow", "event", "actor", "error", "reason", "effective_at",
+                  "recorded_at", "prev_hash")
+
+
+@dataclass
+class Entry:
+    """One audit row before it is chained."""
+
+    kind: str                  # open transition signoff reject escalation decision notify spawn timer unmask
+    event: str
+    from_state: str | None
+    to_state: str | None
+    actor: str
+    roles: list[str] = field(default_factory=list)
+    changes: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None
+
+
+def real_stamp() -> str:
+    """The real time a row is written, always recorded beside the (possibly simulated) effective time."""
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def row_hash(row: dict[str, Any], keys: tuple[str, ...] = HASHED) -> str:
+    return hashlib.sha256(canonical([row.get(k) for k in keys]).encode("utf-8")).hexdigest()
+
+
+# Built once: constructing a SELECT costs more than running it on an indexed table.
+_HEAD = (sa.select(audit.c.seq, audit.c.hash).where(audit.c.case_id == sa.bindparam("case_id"))
+         .order_by(audit.c.seq.desc()).limit(1))
+
+
+_INSERT = audit.insert()
+
+
+def head(conn: Connection, case_id: str) -> tuple[int, str]:
+    """(seq, hash) of the last row of a case, or (0, GENESIS)."""
+    row = conn.execute(_HEAD, {"case_id": case_id}).first()
+    return (row.seq, row.hash) if row else (0, GENESIS)
+
+
+def append(conn: Connection, *, case_id: str, workflow: str, definition: str, entries: list[Entry],
+           effective_at: str, recorded_at: str | None = None) -> int:
+    """Chain and insert entries for one case; returns the last seq."""
+    recorded_at = recorded_at or real_stamp()
+    seq, prev = head(conn, case_id)
+    rows = []
+    for e in entries:
+        seq += 1
+        row = {"case_id": case_id, "seq": seq, "workflow": workflow, "definition": definition,
+               "kind": e.kind, "event": e.event, "from_state": e.from_state, "to_state": e.to_state,
+               "actor": e.actor, "roles": canonical(sorted(e.roles)), "changes": canonical(e.changes),
+               "note": e.note, "effective_at": effective_at, "recorded_at": recorded_at,
+               "prev_hash": prev}
+        row["hash"] = prev = row_hash(row)
+        rows.append(row)
+    if rows:
+        conn.execute(_INSERT, rows)
+    return seq
+
+
+def append_attempt(conn: Connection, *, case_id: str | None, workflow: str | None, event: str,
+                   actor: str, error: str, reason: str, effective_at: str, recorded_at: str | None = None,
+                   postgres: bool) -> None:
+    """Record a refused or denied attempt in its own chain; the case is not touched."""
+    if postgres:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(7242001)"))
+    last = conn.execute(sa.select(attempts.c.hash).order_by(attempts.c.id.desc()).limit(1)).scalar()
+    row = {"case_id": _clip(case_id), "workflow": _clip(workflow), "event": _clip(event) or "",
+           "actor": _clip(actor) or "", "error": error, "reason": _clip(reason, 2000) or "",
+           "effective_at": effective_at, "recorded_at": recorded_at or real_stamp(), "prev_hash": last or GENESIS}
+    row["hash"] = row_hash(row, ATTEMPT_HASHED)
+    conn.execute(attempts.insert(), [row])
+
+
+def _clip(text: str | None, limit: int = 64) -> str | None:
+    """Refused input can be anything; keep what fits the column, NUL escaped, encodable."""
+    if text is None:
+        return None
+    safe = text.replace("\x00", "\\0").encode("utf-8", "backslashreplace").decode("utf-8")
+    return safe if len(safe) <= limit else safe[:limit - 1] + "…"
+
+
+def history(conn: Connection, case_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.select(audit).where(audit.c.case_id == case_id).order_by(audit.c.seq))
+    return [dict(r._mapping) for r in rows]

@@ -1,0 +1,13 @@
+"""The `caseflow` console script: the group from app.py with every command module registered."""
+
+from __future__ import annotations
+
+from caseflow.cli import audit, read, sla  # noqa: F401  (importing a command module registers its commands)
+from caseflow.cli.app import cli
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="caseflow", standalone_mode=True)
+
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,183 @@
+"""Evaluating a transition's rules against a case: inputs, requires, guards, effects.
+
+Pure functions over (definition, data, input, now): no database, no state
+change. The runtime calls them on a snapshot and only then writes, so a
+refusal can always explain itself and never leaves anything behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from caseflow.definition.compile import format_checker
+from caseflow.definition.expressions import Compiled, EvalContext, ExpressionError, from_cel, to_cel
+from caseflow.definition.lint import did_you_mean
+from caseflow.definition.model import Definition, Transition
+from caseflow.errors import UsageError
+from caseflow.values import ValueProblem, format_datetime, parse_input
+
+_validators: dict[tuple[int, str | None], Draft202012Validator] = {}
+
+
+def split_sets(definition: Definition, t: Transition | None, sets: Mapping[str, str]) -> tuple[dict, dict]:
+    """Operator `--set` strings → (field updates, event inputs), typed by their schemas."""
+    fields, inputs = {}, {}
+    accepts = set(definition.fields) if t is None else set(t.accepts)
+    for key, raw in sets.items():
+        if key in accepts:
+            fields[key] = _parse(key, raw, definition.fields[key], definition)
+        elif t is not None and key in t.inputs:
+            inputs[key] = _parse(key, raw, t.inputs[key], definition)
+        else:
+            allowed = sorted(accepts | set(t.inputs if t else ()))
+            what = f"event {t.event!r}" if t else f"opening a {definition.workflow} case"
+            hint = did_you_mean(key, allowed) or (f"it accepts: {', '.join(allowed)}" if allowed
+                                                  else "it accepts no --set values")
+            raise UsageError(f"--set {key}: not accepted by {what} ({hint})")
+    return fields, inputs
+
+
+def _parse(key: str, raw: str, schema: Mapping[str, Any], definition: Definition) -> Any:
+    try:
+        value = parse_input(raw, schema, definition.tz)
+    except ValueProblem as exc:
+        raise UsageError(f"--set {key}: {exc}") from None
+    if "enum" in schema and value not in schema["enum"]:
+        hint = did_you_mean(str(value), [str(v) for v in schema["enum"]])
+        raise UsageError(f"--set {key}: {value!r} is not one of {', '.join(map(str, schema['enum']))}"
+                         + (f" ({hint})" if hint else ""))
+    return value
+
+
+def activation(definition: Definition, data: Mapping[str, Any], inputs: Mapping[str, Any],
+               input_schemas: Mapping[str, Mapping[str, Any]], now: datetime, actor: str,
+               extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The CEL variables for one evaluation; unset fields are left out (they fail closed)."""
+    act: dict[str, Any] = dict(definition.constants)
+    for name, schema in definition.fields.items():
+        if data.get(name) is not None:
+            act[name] = to_cel(data[name], schema)
+    for name, value in inputs.items():
+        if value is not None:
+            act[f"input.{name}"] = to_cel(value, input_schemas.get(name, {}))
+    act["now"], act["actor"] = now, actor
+    act.update(extra or {})
+    return act
+
+
+def context(definition: Definition, data: Mapping[str, Any], now: datetime,
+            working_days: Callable[[datetime, datetime], int] | None,
+            person_attr: Callable[[str, str], Any] | None = None) -> EvalContext:
+    return EvalContext(definition.tz, now, data, working_days, person_attr)
+
+
+def missing_fields(t: Transition, data: Mapping[str, Any], inputs: Mapping[str, Any]) -> list[str]:
+    gone = [f for f in t.requires if data.get(f) in (None, "")]
+    gone += [f"input {i}" for i in t.input_required if inputs.get(i) in (None, "")]
+    return gone
+
+
+def failed_guard(t: Transition, act: Mapping[str, Any], ctx: EvalContext) -> str | None:
+    """The first guard that does not hold, described for the operator; None if all hold."""
+    for guard in t.guards:
+        why = guard.message or f"guard {guard.expr.text!r} is false"
+        try:
+            ok = guard.expr.evaluate(act, ctx)
+        except ExpressionError as exc:
+            return f"{why} ({exc.message})" if guard.message else f"guard {guard.expr.text!r} failed: {exc.message}"
+        if ok is not True:
+            return why
+    return None
+
+
+def holds(expr: Compiled | None, act: Mapping[str, Any], ctx: EvalContext) -> bool:
+    """A side condition (action `when`, clock `when`): fails closed."""
+    if expr is None:
+        return True
+    try:
+        return expr.evaluate(act, ctx) is True
+    except ExpressionError:
+        return False
+
+
+def apply_effects(definition: Definition, t: Transition, act: Mapping[str, Any],
+                  ctx: EvalContext) -> dict[str, Any]:
+    """Evaluate every `set` on the pre-event data (simultaneous assignment)."""
+    out = {}
+    for field_name, expr in t.effects:
+        try:
+            value = expr.evaluate(act, ctx)
+            out[field_name] = from_cel(value, definition.fields[field_name], definition.tz)
+        except ExpressionError as exc:
+            raise ValueProblem(f"effect {field_name} = {expr.text!r} failed: {exc.message}") from None
+    return out
+
+
+def evaluate_decision(definition: Definition, name: str, act: Mapping[str, Any], ctx: EvalContext,
+                      count: int | None) -> dict[str, Any] | None:
+    """First matching rule's outcome (hit policy FIRST), or None."""
+    table = definition.decisions[name]
+    scope = dict(act)
+    if count is not None:
+        scope["count"] = count
+    for expr, outcome in table.rules:
+        if holds(expr, scope, ctx):
+            return dict(outcome)
+    return None
+
+
+_SIMPLE_KEYS = {"type", "properties", "required", "title", "description", "$schema", "$comment"}
+
+
+def schema_problem(definition: Definition, data: Mapping[str, Any],
+                   before: Mapping[str, Any] | None = None) -> str | None:
+    """None if the data fits the workflow's data schema, else one line saying where not.
+
+    Given the data `before` a change, and a schema whose rules are per field (type,
+    properties, required — no cross-field keywords), only the changed fields are
+    validated: the rest were valid when stored. This halves the cost of an advance.
+    """
+    present = {k: v for k, v in data.items() if v is not None}
+    if before is None or not _is_simple(definition):
+        return _first_problem(_validator(definition, None), present, ())
+    for name in definition.data_schema.get("required", []):
+        if name not in present:
+            return f"{name!r} is a required property"
+    for name, value in present.items():
+        if before.get(name) != value:
+            problem = _first_problem(_validator(definition, name), value, (name,))
+            if problem:
+                return problem
+    return None
+
+
+def _is_simple(definition: Definition) -> bool:
+    schema = definition.data_schema
+    return set(schema) <= _SIMPLE_KEYS and schema.get("type", "object") == "object" \
+        and not any("$ref" in str(v) for v in schema.get("properties", {}).values())
+
+
+def _validator(definition: Definition, field: str | None) -> Draft202012Validator:
+    key = (id(definition), field)
+    if key not in _validators:
+        schema = definition.data_schema if field is None else \
+            definition.data_schema.get("properties", {}).get(field, {})
+        _validators[key] = Draft202012Validator(schema, format_checker=format_checker())
+    return _validators[key]
+
+
+def _first_problem(validator: Draft202012Validator, instance: Any, prefix: tuple[str, ...]) -> str | None:
+    from jsonschema.exceptions import best_match
+    error = best_match(validator.iter_errors(instance))
+    if error is None:
+        return None
+    where = ".".join(str(p) for p in (*prefix, *error.absolute_path))
+    return f"{where}: {error.message}" if where else error.message
+
+
+def stamp(now: datetime) -> str:
+    return format_datetime(now)

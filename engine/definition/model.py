@@ -1,0 +1,192 @@
+"""The compiled, immutable shape of a workflow definition and of the organisation.
+
+Built once per definition version by `definition.py`; the runtime only reads
+it. Keeping these as frozen dataclasses (as SpiffWorkflow keeps specs apart
+from instances) means a case can never change the rules it runs under.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from caseflow.definition.expressions import Compiled, Environment
+
+
+@dataclass(frozen=True)
+class Guard:
+    expr: Compiled
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str                      # escalate | notify | fire | spawn
+    value: str                     # text, role, event or workflow id
+    message: str | None = None
+    when: Compiled | None = None
+    spawn_data: Mapping[str, Compiled] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Signoffs:
+    roles: tuple[str, ...]
+    order: str                     # sequential | any
+    distinct_people: bool
+    reject_to: str | None
+
+
+@dataclass(frozen=True)
+class Transition:
+    index: int
+    event: str
+    label_zh: str
+    sources: tuple[str, ...]
+    to: str
+    roles: frozenset[str]
+    system: bool
+    accepts: tuple[str, ...]
+    inputs: Mapping[str, Mapping[str, Any]]
+    input_required: tuple[str, ...]
+    requires: tuple[str, ...]
+    guards: tuple[Guard, ...]
+    effects: tuple[tuple[str, Compiled], ...]
+    decide: tuple[str, ...]
+    actions: tuple[Action, ...]
+    signoffs: Signoffs | None
+
+
+@dataclass(frozen=True)
+class State:
+    id: str
+    label_zh: str
+    initial: bool
+    final: bool
+    on_enter: tuple[Action, ...]
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A moment in a case's life: entering/leaving states, or events."""
+
+    enter: frozenset[str] = frozenset()
+    leave: frozenset[str] = frozenset()
+    event: frozenset[str] = frozenset()
+
+    def matches(self, event: str, source: str, dest: str) -> bool:
+        moved = source != dest
+        return (event in self.event or (moved and dest in self.enter)
+                or (moved and source in self.leave))
+
+    @property
+    def empty(self) -> bool:
+        return not (self.enter or self.leave or self.event)
+
+
+@dataclass(frozen=True)
+class Duration:
+    amount: int
+    unit: str                      # minutes hours days weeks months years
+    working: bool                  # working hours / working days
+
+    def __str__(self) -> str:
+        return f"{self.amount} {'working ' if self.working else ''}{self.unit}"
+
+
+@dataclass(frozen=True)
+class Clock:
+    name: str
+    label_zh: str
+    kind: str                      # sla | timer
+    start: Trigger
+    stop: Trigger
+    pause: Trigger
+    resume: Trigger
+    restart: Trigger
+    from_field: str | None
+    when: Compiled | None
+    within: Duration
+    working_days: str              # elapsed | end_of_day
+    warn_at: tuple[int, ...]
+    actions: tuple[Action, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    name: str
+    label_zh: str
+    count_key: str | None
+    count_period: str | None
+    count_when: Compiled | None
+    rules: tuple[tuple[Compiled, Mapping[str, Any]], ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Definition:
+    """One version of one workflow, identified by the sha256 of its text."""
+
+    workflow: str
+    label_zh: str
+    sha256: str
+    text: str
+    path: str
+    tz: ZoneInfo
+    calendar: str | None
+    data_schema: Mapping[str, Any]
+    fields: Mapping[str, Mapping[str, Any]]
+    constants: Mapping[str, Any]
+    unique: tuple[str, ...]
+    open_roles: frozenset[str]
+    states: Mapping[str, State]
+    initial: str
+    transitions: tuple[Transition, ...]
+    decisions: Mapping[str, Decision]
+    clocks: tuple[Clock, ...]
+    env: Environment = field(repr=False, compare=False)
+
+    def transitions_from(self, state: str) -> list[Transition]:
+        return [t for t in self.transitions if state in t.sources]
+
+    def candidates(self, event: str, state: str) -> list[Transition]:
+        return [t for t in self.transitions if t.event == event and state in t.sources]
+
+    def signoff_transition(self, state: str) -> Transition | None:
+        return next((t for t in self.transitions_from(state) if t.signoffs), None)
+
+    def label(self, state: str) -> str:
+        s = self.states.get(state)
+        return f"{s.label_zh}({state})" if s else state
+
+    def event_label(self, event: str) -> str:
+        t = next((t for t in self.transitions if t.event == event), None)
+        return f"{t.label_zh}({event})" if t and t.label_zh != event else event
+
+    def pii_fields(self) -> dict[str, str]:
+        return {k: v["x-pii"] for k, v in self.fields.items() if "x-pii" in v}
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    name: str
+    roles: frozenset[str]
+    attributes: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Role:
+    id: str
+    label_zh: str
+    can_unmask: bool
+
+
+@dataclass(frozen=True)
+class Org:
+    people: Mapping[str, Person]
+    roles: Mapping[str, Role]
+
+    def role_label(self, role: str) -> str:
+        r = self.roles.get(role)
+        return f"{r.label_zh}({role})" if r else role

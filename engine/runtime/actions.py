@@ -1,0 +1,270 @@
+"""The write side of an action: commit a planned change and run its consequences.
+
+Inside one transaction: the versioned UPDATE (or INSERT for a new case), the
+unique-key rows, decision tables with their counters, the audit rows, the
+state's and transition's actions (escalate, notify, spawn, fire) and the SLA
+clocks. Any exception rolls all of it back together.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from caseflow.audit import chain as audit
+from caseflow.audit.chain import Entry
+from caseflow.definition.evaluate import activation, context, evaluate_decision, holds, schema_problem, stamp
+from caseflow.definition.model import Action, Definition, Person, Transition
+from caseflow.errors import InvalidData, RoleNotAllowed, SignoffRefused, StaleCase, TransitionRefused, WrongState
+from caseflow.sla import clocks as sla
+from caseflow.store.database import upsert
+from caseflow.store.tables import case_keys, cases, decision_counts, outbox
+
+if TYPE_CHECKING:
+    from caseflow.runtime.engine import Engine
+    from caseflow.runtime.snapshot import Change, Snapshot
+
+MAX_CHAIN = 5
+
+# The optimistic write, built once (building a statement costs more than running it).
+_UPDATE_CASE = (cases.update()
+                .where(cases.c.id == sa.bindparam("case_id"), cases.c.version == sa.bindparam("seen"))
+                .values(state=sa.bindparam("state"), data=sa.bindparam("data"),
+                        signoffs=sa.bindparam("signoffs"), version=sa.bindparam("version"),
+                        updated_at=sa.bindparam("updated_at")))
+# fire actions may trigger further system events, but not forever
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    keys = set(before) | set(after)
+    return {k: [before.get(k), after.get(k)] for k in sorted(keys) if before.get(k) != after.get(k)}
+
+
+def open_case(engine: Engine, conn: Connection, d: Definition, data: dict[str, Any], person: Person | None,
+              now: datetime, note: str | None, parent: str | None) -> str:
+    from caseflow.runtime.snapshot import new_case_id
+    actor = person.id if person else "system"
+    problem = schema_problem(d, data)
+    if problem:
+        raise InvalidData("", f"open {d.workflow}", d.initial, f"data would be invalid: {problem}")
+    engine.register(conn, d, now)
+    case_id = new_case_id(d.workflow)
+    conn.execute(cases.insert().values(
+        id=case_id, workflow=d.workflow, definition=d.sha256, state=d.initial, data=_dump(data),
+        signoffs="[]", version=1, parent_case=parent, created_at=stamp(now), updated_at=stamp(now)))
+    _claim_keys(conn, d, case_id, {}, data, opening=True)
+    entries = [Entry("open", "open", None, d.initial, actor, sorted(person.roles) if person else [],
+                     _changes({}, data), note)]
+    entries += run_actions(engine, conn, d, case_id, d.states[d.initial].on_enter, data, {}, {}, actor, now)
+    entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), case_id, "open", None,
+                                 d.initial, data, now)
+    audit.append(conn, case_id=case_id, workflow=d.workflow, definition=d.sha256, entries=entries,
+                 effective_at=stamp(now))
+    return case_id
+
+
+def commit(engine: Engine, conn: Connection, change: Change, now: datetime, note: str | None,
+           kind: str, depth: int = 0) -> None:
+    snap, t, d = change.snap, change.transition, change.snap.definition
+    assert t is not None
+    actor = change.actor
+    data = dict(change.data)
+    entries: list[Entry] = list(change.entries)
+    roles = sorted(engine.catalog.org.people[actor].roles & t.roles) if actor in engine.catalog.org.people else []
+    if kind == "transition" and t.decide:     # the plan already checked the data; outcomes may change it
+        data, decided = _decisions(engine, conn, d, t, data, change.inputs, actor, now)
+        problem = schema_problem(d, data, before=snap.data)
+        if problem:
+            raise InvalidData(snap.id, t.event, snap.state, f"data would be invalid: {problem}")
+    else:
+        decided = []
+    result = conn.execute(_UPDATE_CASE, {"case_id": snap.id, "seen": snap.version, "state": change.dest,
+                                         "data": _dump(data), "signoffs": _dump(change.signoffs),
+                                         "version": snap.version + 1, "updated_at": stamp(now)})
+    if result.rowcount != 1:
+        raise StaleCase(snap.id)
+    _claim_keys(conn, d, snap.id, snap.data, data, final=d.states[change.dest].final,
+                event=t.event, state=snap.state)
+    event = t.event if kind != "reject" else "reject"
+    changed: dict[str, Any] = dict(_changes(snap.data, data))
+    if change.inputs:
+        changed["@input"] = change.inputs          # event inputs (e.g. a purchase amount) are evidence too
+    entries.append(Entry(kind, event, snap.state, change.dest, actor, roles, changed, note))
+    entries += decided
+    if kind == "signoff":
+        entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), snap.id,
+                                     "sign", snap.state, snap.state, data, now)
+    else:
+        moved = change.dest != snap.state
+        todo = ((list(d.states[change.dest].on_enter) if moved else [])
+                + (list(t.actions) if kind == "transition" else []))
+        entries += run_actions(engine, conn, d, snap.id, todo, data, change.inputs, t.inputs, actor, now, depth)
+        entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), snap.id,
+                                     event, snap.state, change.dest, data, now)
+    audit.append(conn, case_id=snap.id, workflow=d.workflow, definition=d.sha256, entries=entries,
+                 effective_at=stamp(now))
+    for fire in [e for e in entries if e.kind == "fire"]:
+        fire_system(engine, conn, snap.id, fire.event, now, f"fired by {t.event}", depth + 1)
+
+
+def fire_system(engine: Engine, conn: Connection, case_id: str, event: str, now: datetime,
+                reason: str, depth: int = 0) -> bool:
+    """Fire a system event inside the caller's transaction (timers, SLA breaches, fire actions).
+
+    Returns False (and changes nothing) when the event is not possible now, e.g. the case moved on.
+    """
+    if depth > MAX_CHAIN:
+        return False
+    snap = engine.snapshot(conn, case_id)
+    for t in snap.definition.candidates(event, snap.state):
+        if not t.system:
+            continue
+        try:
+            change = engine.decide(snap, t, dict(snap.data), {}, "system", now)
+        except TransitionRefused:
+            continue
+        commit(engine, conn, change, now, reason, "transition", depth)
+        return True
+    return False
+
+
+def _decisions(engine: Engine, conn: Connection, d: Definition, t: Transition, data: dict[str, Any],
+               inputs: dict[str, Any], actor: str, now: datetime) -> tuple[dict[str, Any], list[Entry]]:
+    entries = []
+    for name in t.decide:
+        table = d.decisions[name]
+        ctx = context(d, data, now, engine.working_days(d), engine.person_attr)
+        act = activation(d, data, inputs, t.inputs, now, actor)
+        count = None
+        if table.count_key and data.get(table.count_key) is not None and holds(table.count_when, act, ctx):
+            count = _bump(conn, d, name, str(data[table.count_key]), _period(now, d, table.count_period))
+        outcome = evaluate_decision(d, name, act, ctx, count)
+        if outcome is None:
+            entries.append(Entry("decision", name, None, None, actor, [], {"count": count, "outcome": None},
+                                 f"{table.label_zh}: no rule matched"))
+            continue
+        entries.append(Entry("decision", name, None, None, actor, [], {"count": count, "outcome": outcome},
+                             table.label_zh))
+        data = {**data, **outcome}
+    return data, entries
+
+
+def _period(now: datetime, d: Definition, period: str | None) -> str:
+    local = now.astimezone(d.tz)
+    return {"day": local.strftime("%Y-%m-%d"), "year": local.strftime("%Y")}.get(period or "month",
+                                                                                  local.strftime("%Y-%m"))
+
+
+SHARED = "*"   # decision counters are shared by table name across workflows (a person's offences add up)
+
+
+def _bump(conn: Connection, d: Definition, name: str, key: str, period: str) -> int:
+    """Increment and return a shared counter atomically (an upsert: safe under concurrency)."""
+    stmt = (upsert(conn, decision_counts)
+            .values(workflow=SHARED, decision=name, key=key, period=period, count=1)
+            .on_conflict_do_update(index_elements=["workflow", "decision", "key", "period"],
+                                   set_={"count": decision_counts.c.count + 1})
+            .returning(decision_counts.c.count))
+    return int(conn.execute(stmt).scalar_one())
+
+
+def _claim_keys(conn: Connection, d: Definition, case_id: str, before: dict[str, Any],
+                after: dict[str, Any], final: bool = False, opening: bool = False,
+                event: str = "", state: str = "") -> None:
+    """`unique` fields: one open case per value, enforced by the table's primary key."""
+    for f in d.unique:
+        old, new = before.get(f), (None if final else after.get(f))
+        if old == new and not final:
+            continue
+        if old is not None:
+            conn.execute(case_keys.delete().where(case_keys.c.workflow == d.workflow, case_keys.c.field == f,
+                                                  case_keys.c.value == str(old), case_keys.c.case_id == case_id))
+        if new is not None:
+            holder = conn.execute(sa.select(case_keys.c.case_id).where(
+                case_keys.c.workflow == d.workflow, case_keys.c.field == f,
+                case_keys.c.value == str(new))).scalar()
+            if holder and holder != case_id:
+                raise InvalidData("" if opening else case_id, f"open {d.workflow}" if opening else event,
+                                  state or d.initial, f"{f} already belongs to open case {holder}")
+            conn.execute(case_keys.insert().values(workflow=d.workflow, field=f, value=str(new), case_id=case_id))
+
+
+def run_actions(engine: Engine, conn: Connection, d: Definition, case_id: str, todo: Sequence[Action],
+                 data: dict[str, Any], inputs: dict[str, Any], input_schemas: Mapping[str, Any], actor: str,
+                 now: datetime, depth: int = 0) -> list[Entry]:
+    entries: list[Entry] = []
+    ctx = context(d, data, now, engine.working_days(d), engine.person_attr)
+    act = activation(d, data, inputs, input_schemas, now, actor)
+    for a in todo:
+        if not holds(a.when, act, ctx):
+            continue
+        if a.kind == "escalate":
+            entries.append(Entry("escalation", "escalate", None, None, actor, [], {}, a.value))
+        elif a.kind == "notify":
+            text = a.message or f"{d.label_zh} {case_id}"
+            conn.execute(outbox.insert().values(case_id=case_id, role=a.value, message=text,
+                                                created_at=stamp(now)))
+            entries.append(Entry("notify", "notify", None, None, actor, [], {"role": a.value}, text))
+        elif a.kind == "fire":
+            entries.append(Entry("fire", a.value, None, None, actor, [], {}, None))
+        elif a.kind == "spawn":
+            child_def = engine.catalog.get(a.value)
+            child_data = {}
+            for k, expr in a.spawn_data.items():
+                from caseflow.definition.expressions import from_cel
+                value = expr.evaluate(act, ctx)
+                child_data[k] = from_cel(value, child_def.fields.get(k, {}), d.tz)
+            child = open_case(engine, conn, child_def, child_data, None, now, f"linked to {case_id}", case_id)
+            entries.append(Entry("spawn", a.value, None, None, actor, [], {"case": child}, child_def.label_zh))
+    return entries
+
+
+# -- sign-offs ------------------------------------------------------------------------------
+
+def next_signer_role(t: Transition, given: list[dict[str, Any]]) -> str:
+    assert t.signoffs is not None
+    done = [s["role"] for s in given]
+    remaining = [r for r in t.signoffs.roles if r not in done] or list(t.signoffs.roles)
+    return remaining[0]
+
+
+def plan_signature(engine: Engine, snap: Snapshot, person: Person, reject: bool,
+                   note: str | None, now: datetime) -> tuple[Change, str]:
+    d, org = snap.definition, engine.catalog.org
+    t = d.signoff_transition(snap.state)
+    what = "reject" if reject else "sign"
+    if t is None or t.signoffs is None:
+        raise WrongState(snap.id, what, snap.state, f"nothing to sign in {d.label(snap.state)}")
+    so, given = t.signoffs, snap.signoffs
+    remaining = [r for r in so.roles if r not in [s["role"] for s in given]]
+    eligible = remaining[:1] if so.order == "sequential" else remaining
+    role = next((r for r in eligible if r in person.roles), None)
+    if role is None:
+        wanted = " or ".join(org.role_label(r) for r in eligible)
+        raise RoleNotAllowed(snap.id, what, snap.state, f"the next sign-off is by {wanted}; {person.id} is not")
+    if so.distinct_people and any(s["by"] == person.id for s in given):
+        first = next(s for s in given if s["by"] == person.id)
+        raise SignoffRefused(snap.id, what, snap.state,
+                             f"{person.id} already signed as {org.role_label(first['role'])}; "
+                             f"each sign-off needs a different person")
+    if reject:
+        if not note:
+            raise SignoffRefused(snap.id, what, snap.state, "a rejection needs --note saying why")
+        return engine.decide(snap, t, dict(snap.data), {}, person.id, now, reject=True), "reject"
+    signature = {"role": role, "by": person.id, "at": stamp(now)}
+    if len(remaining) > 1:
+        change = engine.decide(snap, t, dict(snap.data), {}, person.id, now)   # checks it could still fire
+        change.dest, change.data, change.signoffs = snap.state, dict(snap.data), given + [signature]
+        return change, "signoff"
+    change = engine.decide(snap, t, dict(snap.data), {}, person.id, now)
+    change.entries = [Entry("signoff", "sign", snap.state, snap.state, person.id, [role], {}, note)]
+    return change, "transition"
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)

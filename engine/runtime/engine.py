@@ -1,0 +1,256 @@
+"""The Engine: open, advance, sign — each one database transaction.
+
+Every action reads a snapshot, decides everything on it (role, required
+fields, guards, sign-offs, effects, data schema) and only then writes: the new
+state with an optimistic version check, plus its audit rows, in one commit.
+A refusal raises before the write, so the case and its log stay exactly as
+they were; the refusal itself goes to the separate attempts log.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from caseflow.audit import chain as audit
+from caseflow.catalog import Catalog
+from caseflow.definition.evaluate import (
+    activation,
+    apply_effects,
+    context,
+    failed_guard,
+    missing_fields,
+    schema_problem,
+    split_sets,
+    stamp,
+)
+from caseflow.definition.lint import did_you_mean
+from caseflow.definition.model import Definition, Person, Transition
+from caseflow.errors import (
+    CaseflowError,
+    GuardFailed,
+    InvalidData,
+    MissingFields,
+    NotFound,
+    RoleNotAllowed,
+    TransitionRefused,
+    UnknownUser,
+    UsageError,
+    WrongState,
+)
+from caseflow.runtime import actions as case_actions
+from caseflow.runtime.machine import machine_for
+from caseflow.runtime.snapshot import Change, Snapshot, new_case_id
+from caseflow.store.database import Store, upsert
+from caseflow.store.tables import cases, definitions
+from caseflow.values import ValueProblem
+
+_CASE = sa.select(cases).where(cases.c.id == sa.bindparam("case_id"))   # built once, run per action
+
+
+class Engine:
+    """The library API; the CLI is a thin layer over it."""
+
+    def __init__(self, store: Store, catalog: Catalog, clock: Callable[[], datetime] | None = None,
+                 before_write: Callable[[Snapshot], None] | None = None) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.before_write = before_write      # a hook for tests and instrumentation
+
+    # -- helpers ----------------------------------------------------------------------------
+    def now(self) -> datetime:
+        return self.clock().astimezone(UTC)
+
+    def person(self, user: str | None) -> Person:
+        if not user or user not in self.catalog.org.people:
+            raise UnknownUser(user)
+        return self.catalog.org.people[user]
+
+    def definition_of(self, conn: Connection, sha: str) -> Definition:
+        def load(s: str) -> tuple[str, str]:
+            row = conn.execute(sa.select(definitions.c.text, definitions.c.path)
+                               .where(definitions.c.sha256 == s)).one()
+            return row.text, row.path
+        return self.catalog.version(sha, load)
+
+    def snapshot(self, conn: Connection, case_id: str) -> Snapshot:
+        row = conn.execute(_CASE, {"case_id": case_id}).first()
+        if row is None:
+            raise NotFound("case", case_id)
+        return Snapshot(row.id, row.workflow, self.definition_of(conn, row.definition), row.state,
+                        json.loads(row.data), json.loads(row.signoffs), row.version, row.parent_case,
+                        row.created_at, row.updated_at)
+
+    def person_attr(self, person: str, key: str) -> Any:
+        p = self.catalog.org.people.get(person)
+        return None if p is None else ({"name": p.name} | dict(p.attributes)).get(key)
+
+    def working_days(self, definition: Definition) -> Callable[[datetime, datetime], int] | None:
+        cal = self.catalog.calendar_for(definition)
+        return cal.working_days_between if cal else None
+
+    @contextmanager
+    def _recording(self, event: str, case_id: str | None, actor: str | None,
+                   workflow: str | None = None) -> Iterator[None]:
+        """Record refused and denied attempts in the attempts log, then re-raise."""
+        try:
+            yield
+        except (TransitionRefused, UnknownUser, NotFound, UsageError) as exc:
+            now = self.now()
+            try:
+                with self.store.write() as conn:
+                    audit.append_attempt(conn, case_id=case_id, workflow=workflow, event=event,
+                                         actor=actor or "", error=type(exc).__name__, reason=str(exc),
+                                         effective_at=stamp(now),
+                                         postgres=self.store.is_postgres)
+            except CaseflowError:
+                pass
+            raise
+
+    # -- open -------------------------------------------------------------------------------
+    def open(self, workflow: str, actor: str | None, sets: Mapping[str, str] | None = None,
+             data: Mapping[str, Any] | None = None, note: str | None = None) -> dict[str, Any]:
+        with self._recording("open", None, actor, workflow):
+            person = self.person(actor)
+            definition = self.catalog.get(workflow)
+            if not (person.roles & definition.open_roles):
+                allowed = ", ".join(self.catalog.org.role_label(r) for r in sorted(definition.open_roles))
+                raise RoleNotAllowed("", f"open {workflow}", definition.initial,
+                                     f"{person.id} has none of the roles allowed: {allowed}")
+            fields, _ = split_sets(definition, None, sets or {})
+            initial = {**(data or {}), **fields}
+            now = self.now()
+            with self.store.write() as conn:
+                case_id = case_actions.open_case(self, conn, definition, initial, person, now, note, None)
+        return {"id": case_id, "workflow": workflow, "state": definition.initial}
+
+    def register(self, conn: Connection, definition: Definition, now: datetime) -> None:
+        """Store the definition text once, so cases can always run under their own version."""
+        exists = conn.execute(sa.select(definitions.c.sha256)
+                              .where(definitions.c.sha256 == definition.sha256)).first()
+        if not exists:       # insert-or-ignore: the first opens of a new version may race
+            conn.execute(upsert(conn, definitions).values(
+                sha256=definition.sha256, workflow=definition.workflow, text=definition.text,
+                path=definition.path, created_at=stamp(now)).on_conflict_do_nothing(index_elements=["sha256"]))
+
+    # -- advance ----------------------------------------------------------------------------
+    def advance(self, case_id: str, event: str, actor: str | None, sets: Mapping[str, str] | None = None,
+                note: str | None = None) -> dict[str, Any]:
+        with self._recording(event, case_id, actor):
+            person = self.person(actor)
+            now = self.now()
+            with self.store.read_one() as conn:
+                snap = self.snapshot(conn, case_id)
+            change = self.plan(snap, event, person, sets or {}, note, now)
+            self.write(change, now, note)
+        return {"id": case_id, "workflow": snap.workflow, "event": event, "from": snap.state,
+                "state": change.dest}
+
+    def plan(self, snap: Snapshot, event: str, person: Person, sets: Mapping[str, str],
+             note: str | None, now: datetime) -> Change:
+        """Choose the transition and decide every change; raise a refusal if not allowed."""
+        d = snap.definition
+        candidates = d.candidates(event, snap.state)
+        if not candidates:
+            raise self._no_such_event(snap, event)
+        refusals: list[TransitionRefused] = []
+        for t in candidates:
+            try:
+                return self._plan_one(snap, t, person, sets, note, now)
+            except TransitionRefused as exc:
+                refusals.append(exc)
+        # Alternatives the person may fire explain better than ones they may not.
+        relevant = [r for r in refusals if not isinstance(r, RoleNotAllowed)]
+        if relevant:
+            raise relevant[0]
+        if len(candidates) > 1 and not any(t.system or t.signoffs for t in candidates):
+            roles = sorted(set().union(*(t.roles for t in candidates)))
+            allowed = ", ".join(self.catalog.org.role_label(r) for r in roles)
+            raise RoleNotAllowed(snap.id, event, snap.state, f"{person.id} has none of the roles allowed: {allowed}")
+        raise refusals[0]
+
+    def _no_such_event(self, snap: Snapshot, event: str) -> TransitionRefused:
+        d = snap.definition
+        here = sorted({t.event for t in d.transitions_from(snap.state) if not t.system})
+        if any(t.event == event for t in d.transitions):
+            reason = f"{d.event_label(event)} is not possible in {d.label(snap.state)}"
+        else:
+            hint = did_you_mean(event, {t.event for t in d.transitions})
+            reason = f"unknown event {event!r}" + (f" ({hint})" if hint else "")
+        reason += f"; possible now: {', '.join(here)}" if here else "; the case is closed"
+        return WrongState(snap.id, event, snap.state, reason)
+
+    def _plan_one(self, snap: Snapshot, t: Transition, person: Person, sets: Mapping[str, str],
+                  note: str | None, now: datetime, *, signing: bool = False) -> Change:
+        d = snap.definition
+        if t.system:
+            raise RoleNotAllowed(snap.id, t.event, snap.state, f"{d.event_label(t.event)} is fired by timers only")
+        if t.signoffs and not signing:
+            nxt = case_actions.next_signer_role(t, snap.signoffs)
+            raise RoleNotAllowed(snap.id, t.event, snap.state,
+                                 f"needs sign-offs; next: {self.catalog.org.role_label(nxt)} "
+                                 f"(use: caseflow sign {snap.id})")
+        if not signing and not (person.roles & t.roles):
+            allowed = ", ".join(self.catalog.org.role_label(r) for r in sorted(t.roles))
+            raise RoleNotAllowed(snap.id, t.event, snap.state,
+                                 f"{person.id} has none of the roles allowed: {allowed}")
+        fields, inputs = split_sets(d, t, sets)
+        return self.decide(snap, t, {**snap.data, **fields}, inputs, person.id, now)
+
+    def decide(self, snap: Snapshot, t: Transition, data: dict[str, Any], inputs: dict[str, Any],
+               actor: str, now: datetime, *, reject: bool = False) -> Change:
+        """Check requires and guards, apply effects, validate: the part shared by people and timers."""
+        d = snap.definition
+        if not reject:
+            gone = missing_fields(t, data, inputs)
+            if gone:
+                raise MissingFields(snap.id, t.event, snap.state, f"missing required: {', '.join(gone)}"
+                                    f" (set with --set {gone[0].removeprefix('input ')}=…)")
+            ctx = context(d, data, now, self.working_days(d), self.person_attr)
+            act = activation(d, data, inputs, t.inputs, now, actor)
+            why = failed_guard(t, act, ctx)
+            if why:
+                raise GuardFailed(snap.id, t.event, snap.state, why)
+            try:
+                data = {**data, **apply_effects(d, t, act, ctx)}
+            except ValueProblem as exc:
+                raise InvalidData(snap.id, t.event, snap.state, str(exc)) from None
+        problem = schema_problem(d, data, before=snap.data)
+        if problem:
+            raise InvalidData(snap.id, t.event, snap.state, f"data would be invalid: {problem}")
+        dest = machine_for(d).fire(snap.state, t, reject=reject)
+        return Change(snap, t, dest, data, [], [], inputs, actor)
+
+    def write(self, change: Change, now: datetime, note: str | None, kind: str = "transition") -> None:
+        if self.before_write:
+            self.before_write(change.snap)
+        with self.store.write() as conn:
+            case_actions.commit(self, conn, change, now, note, kind)
+
+    # -- sign -------------------------------------------------------------------------------
+    def sign(self, case_id: str, actor: str | None, reject: bool = False,
+             note: str | None = None) -> dict[str, Any]:
+        with self._recording("reject" if reject else "sign", case_id, actor):
+            person = self.person(actor)
+            now = self.now()
+            with self.store.read_one() as conn:
+                snap = self.snapshot(conn, case_id)
+            change, kind = case_actions.plan_signature(self, snap, person, reject, note, now)
+            self.write(change, now, note, kind)
+        return {"id": case_id, "workflow": snap.workflow, "state": change.dest,
+                "signoffs": change.signoffs, "fired": kind == "transition"}
+
+    # -- reads ------------------------------------------------------------------------------
+    def read_case(self, case_id: str) -> Snapshot:
+        with self.store.read() as conn:
+            return self.snapshot(conn, case_id)
+
+
+__all__ = ["Engine", "Snapshot", "Change", "new_case_id"]

@@ -1,0 +1,42 @@
+"""What an action reads (Snapshot) and what it will write (Change), decided before the write."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from caseflow.audit.chain import Entry
+from caseflow.definition.model import Definition, Transition
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: str
+    workflow: str
+    definition: Definition
+    state: str
+    data: dict[str, Any]
+    signoffs: list[dict[str, Any]]
+    version: int
+    parent_case: str | None
+    created_at: str
+    updated_at: str
+
+
+@dataclass
+class Change:
+    """Everything one action will write, decided before the write transaction."""
+
+    snap: Snapshot
+    transition: Transition | None
+    dest: str
+    data: dict[str, Any]
+    signoffs: list[dict[str, Any]]
+    entries: list[Entry]
+    inputs: dict[str, Any]
+    actor: str
+
+
+def new_case_id(workflow: str) -> str:
+    return f"{workflow[:3].upper()}-{secrets.token_hex(4).upper()}"

@@ -1,0 +1,403 @@
+"""SLA clocks and timers: deadlines, and what each transition does to a case's clocks.
+
+One `timers` row per (case, clock). The runtime calls `on_transition` inside
+the write transaction of every open/transition, so a clock can never disagree
+with the state it is about; the sweeper (`sweep.py`) only ever looks at rows
+whose `next_at` has passed, through the index, so its cost follows the number
+of due timers and not the number of cases.
+
+Row columns, as this module keeps them:
+- `started_at`: when the clock started (the `from_field` value, else now);
+- `due_at`: the deadline; NULL while paused;
+- `next_at`: when the sweeper must next look at the row — the next warning
+  threshold, the deadline, or (for a provisional deadline) the first day the
+  calendar did not cover when it was computed; NULL once nothing is left to do;
+- `paused_at`/`remaining_s`: the last checkpoint — `remaining_s` seconds of
+  the clock's measure (working seconds for working-time clocks) were left at
+  `paused_at`. While `paused` the clock is frozen there; after a resume it runs
+  on from it (both NULL for a clock that never paused);
+- `status`: running, paused, breached (an SLA past due and still running:
+  what `list --overdue` shows), met (stopped on time), late (stopped after its
+  deadline), fired (a timer whose `on_due` ran), stopped (a timer stopped
+  before it was due), cancelled (the case closed while the clock ran).
+
+Timestamps in this table are whole seconds in UTC (`…T02:00:00Z`): fixed width,
+so comparing the strings in SQL compares the times. Deadlines round up, `now`
+rounds down, and a clock is late only strictly after its deadline.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Final
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from caseflow.audit.chain import Entry
+from caseflow.definition.evaluate import activation, context, holds
+from caseflow.definition.model import Clock, Definition, Trigger
+from caseflow.errors import CalendarError
+from caseflow.sla.calendar import BusinessCalendar, Deadline
+from caseflow.store.tables import cases, timers
+from caseflow.values import format_datetime, parse_datetime, show_datetime
+
+if TYPE_CHECKING:
+    from caseflow.runtime.engine import Engine
+
+RUNNING: Final = "running"
+PAUSED: Final = "paused"
+BREACHED: Final = "breached"
+LIVE: Final = (RUNNING, PAUSED, BREACHED)            # a stop/pause trigger still acts on these
+RESTARTABLE: Final = LIVE + ("fired",)               # ended by itself, not by a stop
+
+
+# -- time helpers ---------------------------------------------------------------------------
+
+def ts(moment: datetime, *, up: bool = False) -> str:
+    """Whole-second UTC text; `up` rounds a deadline up so it is never early."""
+    moment = moment.astimezone(UTC)
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0) + (timedelta(seconds=1) if up else timedelta())
+    return format_datetime(moment)
+
+
+def _add_months(start: datetime, months: int, tz: ZoneInfo) -> datetime:
+    """Calendar months in the workflow's zone; Jan 31 + 1 month is the last day of February."""
+    local = start.astimezone(tz)
+    index = local.month - 1 + months
+    year, month = local.year + index // 12, index % 12 + 1
+    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+    return local.replace(year=year, month=month, day=min(local.day, last)).astimezone(UTC)
+
+
+def _add_clock_time(start: datetime, amount: int, unit: str, tz: ZoneInfo) -> datetime:
+    if unit in ("minutes", "hours"):
+        return start + timedelta(**{unit: amount})
+    if unit in ("days", "weeks"):                    # wall-clock days in the workflow's zone
+        return (start.astimezone(tz) + timedelta(**{unit: amount})).astimezone(UTC)
+    return _add_months(start, amount * (12 if unit == "years" else 1), tz)
+
+
+def _calendar(clock: Clock, calendar: BusinessCalendar | None) -> BusinessCalendar:
+    if calendar is None:
+        raise CalendarError(f"clock {clock.name!r} counts working time but the workflow has no calendar")
+    return calendar
+
+
+def deadline(clock: Clock, calendar: BusinessCalendar | None, tz: ZoneInfo, start: datetime) -> Deadline:
+    """The clock's full duration counted from `start`."""
+    w = clock.within
+    if not w.working:
+        return Deadline(_add_clock_time(start, w.amount, w.unit, tz), False)
+    cal = _calendar(clock, calendar)
+    if w.unit in ("hours", "minutes"):
+        return cal.add_working_hours(start, Decimal(w.amount) / (1 if w.unit == "hours" else 60))
+    if w.unit == "days" and clock.working_days == "end_of_day":
+        return cal.end_of_nth_working_day(start, w.amount)
+    if w.unit == "days":
+        return cal.add_working_days_elapsed(start, w.amount)
+    raise CalendarError(f"clock {clock.name!r}: '{w}' is not supported; count working time in hours or days")
+
+
+def measure(clock: Clock, calendar: BusinessCalendar | None, a: datetime, b: datetime) -> float:
+    """Seconds of the clock's own time from a to b: working seconds for working-time clocks."""
+    if clock.within.working:
+        return _calendar(clock, calendar).remaining_working_hours(a, b) * 3600
+    return max((b - a).total_seconds(), 0.0)
+
+
+def advance(clock: Clock, calendar: BusinessCalendar | None, start: datetime, seconds: float) -> Deadline:
+    """`start` plus `seconds` of the clock's own time."""
+    if clock.within.working:
+        return _calendar(clock, calendar).add_working_hours(start, Decimal(str(max(seconds, 0.0))) / 3600)
+    return Deadline(start + timedelta(seconds=max(seconds, 0.0)), False)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where a running clock stands: `left` seconds were left at `ref`; `total` is its full length."""
+
+    clock: Clock
+    started: datetime
+    ref: datetime
+    left: float
+    total: float
+    due: Deadline
+
+    def threshold(self, calendar: BusinessCalendar | None, percent: int) -> datetime:
+        """When `percent` of the clock's time will have been used."""
+        target = self.total * percent / 100 - (self.total - self.left)
+        at = advance(self.clock, calendar, self.ref, target).at if target > 0 else self.ref
+        return min(at, self.due.at)
+
+    def next_at(self, calendar: BusinessCalendar | None, warned: int, now: datetime) -> datetime:
+        """The next warning not yet given, else the deadline; sooner if the deadline is provisional."""
+        marks = sorted(self.clock.warn_at)[warned:]
+        at = self.threshold(calendar, marks[0]) if marks else self.due.at
+        if self.due.provisional and calendar is not None:
+            first_guess = datetime.combine(calendar.covered_until() + timedelta(days=1), time(), calendar.tz)
+            if now < first_guess < at:
+                at = first_guess                      # look again once the data may cover it
+        return at
+
+
+def plan_fresh(clock: Clock, calendar: BusinessCalendar | None, tz: ZoneInfo, start: datetime) -> Plan:
+    due = deadline(clock, calendar, tz, start)
+    total = measure(clock, calendar, start, due.at)
+    return Plan(clock, start, start, total, total, due)
+
+
+def plan_of(clock: Clock, calendar: BusinessCalendar | None, tz: ZoneInfo, row: Any) -> Plan:
+    """Recompute a running row's plan from its start (and checkpoint) with today's calendar."""
+    fresh = plan_fresh(clock, calendar, tz, parse_datetime(row.started_at))
+    if row.remaining_s is None or row.paused_at is None:
+        return fresh
+    ref = parse_datetime(row.paused_at)
+    return Plan(clock, fresh.started, ref, row.remaining_s, fresh.total,
+                advance(clock, calendar, ref, row.remaining_s))
+
+
+def schedule(plan: Plan, calendar: BusinessCalendar | None, warned: int, now: datetime) -> dict[str, Any]:
+    """The row values that put a plan on the sweeper's list."""
+    return {"due_at": ts(plan.due.at, up=True), "next_at": ts(plan.next_at(calendar, warned, now), up=True),
+            "provisional": plan.due.provisional}
+
+
+# -- transitions ----------------------------------------------------------------------------
+
+_CASE_TIMERS = sa.select(timers).where(timers.c.case_id == sa.bindparam("case_id")).with_for_update()
+
+
+def on_transition(conn: Connection, definition: Definition, calendar: BusinessCalendar | None,
+                  case_id: str, event: str, source: str | None, dest: str,
+                  data: dict[str, Any], now: datetime) -> list[Entry]:
+    """Start, stop, pause, resume or restart the case's clocks; return audit entries.
+
+    The rows are locked first (PostgreSQL), so a sweeper firing one of them
+    right now finishes before we decide, and we see what it did.
+    """
+    step = _Step(conn, definition, calendar, case_id, event, source, dest, data, now)
+    final = definition.states[dest].final
+    moving = [c for c in definition.clocks
+              if final or any(step.hit(t) for t in (c.start, c.stop, c.pause, _resume(c), c.restart))]
+    if not moving:                               # most transitions touch no clock: no query at all
+        return []
+    found = conn.execute(_CASE_TIMERS, {"case_id": case_id})
+    rows = {r.name: r for r in found}
+    entries: list[Entry] = []
+    for clock in moving:
+        entries += step.run(clock, rows.get(clock.name))
+    return entries
+
+
+def _resume(clock: Clock) -> Trigger:
+    """A clock resumes on its `resume` trigger, by default on leaving the states that paused it."""
+    return clock.resume if not clock.resume.empty else Trigger(leave=clock.pause.enter)
+
+
+@dataclass
+class _Step:
+    conn: Connection
+    d: Definition
+    calendar: BusinessCalendar | None
+    case_id: str
+    event: str
+    source: str | None
+    dest: str
+    data: dict[str, Any]
+    now: datetime
+
+    def hit(self, trigger: Trigger) -> bool:
+        # Opening a case enters its initial state: source None counts as a move.
+        return trigger.matches(self.event, self.source, self.dest)  # type: ignore[arg-type]
+
+    def run(self, clock: Clock, row: Row[Any] | None) -> list[Entry]:
+        final = self.d.states[self.dest].final
+        status = row.status if row is not None else None
+        if status in LIVE and (self.hit(clock.stop) or final):
+            assert row is not None
+            return [self.end(clock, row, stopped=not final or self.hit(clock.stop))]
+        if status not in LIVE and self.hit(clock.start) and not final and self.allowed(clock):
+            return [self.start(clock, row, "started")]
+        if status in RESTARTABLE and self.hit(clock.restart) and not final and self.allowed(clock):
+            return [self.start(clock, row, "restarted")]
+        if status == RUNNING and not clock.pause.empty and self.hit(clock.pause):
+            return [self.pause(clock, row)]
+        if status == PAUSED and self.hit(_resume(clock)):
+            return [self.resume(clock, row)]
+        return []
+
+    def allowed(self, clock: Clock) -> bool:
+        act = activation(self.d, self.data, {}, {}, self.now, "system")
+        working = self.calendar.working_days_between if self.calendar else None
+        return holds(clock.when, act, context(self.d, self.data, self.now, working))
+
+    def start(self, clock: Clock, row: Row[Any] | None, verb: str) -> Entry:
+        start = self.now
+        if verb == "started" and clock.from_field and self.data.get(clock.from_field):
+            start = parse_datetime(self.data[clock.from_field], self.d.tz)
+        start = parse_datetime(ts(start))
+        plan = plan_fresh(clock, self.calendar, self.d.tz, start)
+        values = {"kind": clock.kind, "status": RUNNING, "started_at": ts(start), "warned": 0,
+                  "paused_at": None, "remaining_s": None, "ended_at": None,
+                  **schedule(plan, self.calendar, 0, self.now)}
+        if row is None:
+            self.conn.execute(timers.insert().values(case_id=self.case_id, name=clock.name, **values))
+        else:
+            self.conn.execute(timers.update().where(timers.c.id == row.id).values(**values))
+        note = f"{verb}: {clock.label_zh} within {clock.within}, due {self.show(values['due_at'])}"
+        if plan.due.provisional:
+            note += " (provisional: the holiday calendar does not cover it yet)"
+        return self.entry(clock, note, {"status": [row.status if row else None, RUNNING],
+                                        "due_at": values["due_at"]})
+
+    def end(self, clock: Clock, row: Row[Any], *, stopped: bool) -> Entry:
+        due = parse_datetime(row.due_at) if row.due_at else None
+        late = row.status == BREACHED or (due is not None and ts(self.now) > ts(due, up=True))
+        if clock.kind == "timer":
+            status = "stopped" if stopped else "cancelled"
+        else:
+            status = "late" if late else ("met" if stopped else "cancelled")
+        why = "stopped" if stopped else "case closed"
+        if status == "late" and due is not None:
+            note = f"missed: {why} {_human((self.now - due).total_seconds())} after the deadline"
+        elif status == "met" and due is not None:
+            note = f"met: {why} with {self.left(clock, due)} to spare"
+        else:
+            note = f"{status}: {why}"
+        self.conn.execute(timers.update().where(timers.c.id == row.id).values(
+            status=status, next_at=None, ended_at=ts(self.now)))
+        return self.entry(clock, note, {"status": [row.status, status]})
+
+    def pause(self, clock: Clock, row: Any) -> Entry:
+        left = measure(clock, self.calendar, self.now, parse_datetime(row.due_at))
+        self.conn.execute(timers.update().where(timers.c.id == row.id).values(
+            status=PAUSED, due_at=None, next_at=None, paused_at=ts(self.now), remaining_s=left))
+        return self.entry(clock, f"paused with {_human(left)} left", {"status": [RUNNING, PAUSED]})
+
+    def resume(self, clock: Clock, row: Any) -> Entry:
+        now = parse_datetime(ts(self.now))
+        fresh = plan_fresh(clock, self.calendar, self.d.tz, parse_datetime(row.started_at))
+        plan = Plan(clock, fresh.started, now, row.remaining_s, fresh.total,
+                    advance(clock, self.calendar, now, row.remaining_s))
+        values = schedule(plan, self.calendar, row.warned, self.now)
+        self.conn.execute(timers.update().where(timers.c.id == row.id).values(
+            status=RUNNING, paused_at=ts(now), **values))
+        return self.entry(clock, f"resumed, due {self.show(values['due_at'])}", {"status": [PAUSED, RUNNING]})
+
+    def left(self, clock: Clock, due: datetime) -> str:
+        seconds = measure(clock, self.calendar, self.now, due)
+        return _human(seconds) + (" of working time" if clock.within.working else "")
+
+    def show(self, text: str) -> str:
+        return show_datetime(text, self.d.tz)
+
+    def entry(self, clock: Clock, note: str, changes: dict[str, Any]) -> Entry:
+        return Entry(clock.kind, clock.name, None, None, "system", [], changes, note)
+
+
+# -- reads ----------------------------------------------------------------------------------
+
+def clocks(conn: Connection, definition: Definition, calendar: BusinessCalendar | None,
+           case_id: str, now: datetime) -> list[dict[str, Any]]:
+    """Each clock the case has started, as `caseflow show` prints it.
+
+    A running SLA whose deadline has passed is reported `breached` even before
+    the sweeper has recorded the breach: the operator should know now.
+    """
+    by_name = {c.name: c for c in definition.clocks}
+    out = []
+    for r in conn.execute(sa.select(timers).where(timers.c.case_id == case_id).order_by(timers.c.id)):
+        clock = by_name.get(r.name)
+        due = parse_datetime(r.due_at) if r.due_at else None
+        overdue = r.status == RUNNING and due is not None and ts(now) > r.due_at
+        status = BREACHED if overdue and r.kind == "sla" else r.status
+        out.append({"name": r.name, "label_zh": clock.label_zh if clock else r.name, "kind": r.kind,
+                    "started_at": r.started_at, "due_at": r.due_at, "status": status,
+                    "remaining": _remaining(clock, calendar, r, due, now) if clock else None,
+                    "warned": r.warned > 0, "warnings": r.warned,
+                    "breached": status in (BREACHED, "late"), "provisional": bool(r.provisional),
+                    "ended_at": r.ended_at})
+    return out
+
+
+def _remaining(clock: Clock, calendar: BusinessCalendar | None, r: Any, due: datetime | None,
+               now: datetime) -> str | None:
+    suffix = " of working time" if clock.within.working else ""
+    if r.status == PAUSED and r.remaining_s is not None:
+        return f"{_human(r.remaining_s)}{suffix} (paused)"
+    if r.status not in (RUNNING, BREACHED) or due is None:
+        return None
+    if now > due:
+        return f"overdue by {_human((now - due).total_seconds())}"
+    return _human(measure(clock, calendar, now, due)) + suffix
+
+
+def _human(seconds: float) -> str:
+    """3d 4h, 2h 05m, 45m: what an operator reads at a glance."""
+    minutes = math.ceil(seconds / 60 - 1e-9)
+    if minutes <= 0:
+        return "0m"
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    return f"{hours}h {mins:02d}m" if hours else f"{mins}m"
+
+
+def sla_compliance(engine: Engine, workflow: str | None = None, since: datetime | None = None,
+                   until: datetime | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Per workflow and SLA: met on time, breached (late or overdue now), still running, % on time.
+
+    `since`/`until` select clocks by when they started. A running SLA already
+    past its deadline counts as breached even if the sweeper has not run yet.
+    """
+    now_s = ts(now or engine.now())
+    overdue = sa.and_(timers.c.status == RUNNING, timers.c.due_at < now_s)
+    q = (sa.select(cases.c.workflow, timers.c.name, timers.c.status, overdue.label("overdue"),
+                   sa.func.count().label("n"))
+         .select_from(timers.join(cases, cases.c.id == timers.c.case_id))
+         .where(timers.c.kind == "sla")
+         .group_by(cases.c.workflow, timers.c.name, timers.c.status, overdue))
+    if workflow:
+        engine.catalog.get(workflow)
+        q = q.where(cases.c.workflow == workflow)
+    if since:
+        q = q.where(timers.c.started_at >= ts(since))
+    if until:
+        q = q.where(timers.c.started_at < ts(until))
+    with engine.store.read() as conn:
+        found = conn.execute(q).all()
+    table: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in found:
+        row = table.setdefault((r.workflow, r.name), _empty_compliance(engine, r.workflow, r.name))
+        if r.status == "met":
+            row["met"] += r.n
+        elif r.status in ("late", BREACHED) or r.overdue:
+            row["breached"] += r.n
+            row["overdue"] += r.n if r.status != "late" else 0
+        elif r.status in (RUNNING, PAUSED):
+            row["running"] += r.n
+        else:
+            row["cancelled"] += r.n
+    for row in table.values():
+        decided = row["met"] + row["breached"]
+        row["on_time_pct"] = round(100 * row["met"] / decided, 1) if decided else None
+    return [table[k] for k in sorted(table)]
+
+
+def _empty_compliance(engine: Engine, workflow: str, name: str) -> dict[str, Any]:
+    d = engine.catalog.current.get(workflow)
+    clock = next((c for c in d.clocks if c.name == name), None) if d else None
+    return {"workflow": workflow, "sla": name, "label_zh": clock.label_zh if clock else name,
+            "within": str(clock.within) if clock else None,
+            "met": 0, "breached": 0, "overdue": 0, "running": 0, "cancelled": 0}
+
+
+__all__ = ["on_transition", "clocks", "sla_compliance", "deadline", "plan_of", "plan_fresh", "schedule",
+           "ts", "RUNNING", "PAUSED", "BREACHED"]

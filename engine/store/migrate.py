@@ -1,0 +1,51 @@
+"""Schema creation and upgrades with Alembic, checked cheaply on every start.
+
+Every CLI call opens the store; running Alembic's machinery each time would
+cost ~100 ms, so we first compare the stored revision with the head and only
+upgrade when they differ.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+    from caseflow.store.database import Store
+
+HEAD = "0001"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def _config() -> Config:
+    from alembic.config import Config  # imported only when a migration runs (it costs start-up time)
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def current(store: Store) -> str | None:
+    with store.engine.connect() as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def upgrade(store: Store) -> None:
+    if current(store) == HEAD:
+        return
+    from alembic import command
+    cfg = _config()
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+    return ScriptDirectory.from_config(_config()).get_current_head()

@@ -1,0 +1,129 @@
+"""The tables (SQLAlchemy Core): definitions, cases, audit, attempts, timers, outbox, keys, counters, checkpoints.
+
+Migrations (store/migrations/) create them; the runtime reads and writes them through Core.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+definitions = sa.Table(
+    "definitions", metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("workflow", sa.String(64), nullable=False, index=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+)
+
+cases = sa.Table(
+    "cases", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("workflow", sa.String(64), nullable=False),
+    sa.Column("definition", sa.String(64), sa.ForeignKey("definitions.sha256"), nullable=False),
+    sa.Column("state", sa.String(64), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("signoffs", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("parent_case", sa.String(32), nullable=True),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Index("ix_cases_workflow_state", "workflow", "state"),
+)
+
+audit = sa.Table(
+    "audit", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.String(32), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("workflow", sa.String(64), nullable=False),
+    sa.Column("definition", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("from_state", sa.String(64), nullable=True),
+    sa.Column("to_state", sa.String(64), nullable=True),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("roles", sa.Text, nullable=False),
+    sa.Column("changes", sa.Text, nullable=False),
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Column("effective_at", sa.String(32), nullable=False),
+    sa.Column("recorded_at", sa.String(32), nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.UniqueConstraint("case_id", "seq", name="uq_audit_case_seq"),
+    sa.Index("ix_audit_actor", "actor"),
+    sa.Index("ix_audit_effective", "effective_at"),
+    sa.Index("ix_audit_workflow_event", "workflow", "event"),
+)
+
+attempts = sa.Table(
+    "attempts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.String(64), nullable=True),
+    sa.Column("workflow", sa.String(64), nullable=True),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("error", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("effective_at", sa.String(32), nullable=False),
+    sa.Column("recorded_at", sa.String(32), nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+timers = sa.Table(
+    "timers", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.String(32), nullable=False, index=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),            # sla | timer
+    sa.Column("status", sa.String(16), nullable=False),         # running paused met breached fired cancelled
+    sa.Column("started_at", sa.String(32), nullable=False),
+    sa.Column("due_at", sa.String(32), nullable=True),          # NULL while paused
+    sa.Column("next_at", sa.String(32), nullable=True),         # next warning or the due time; what the sweeper scans
+    sa.Column("warned", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("provisional", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("paused_at", sa.String(32), nullable=True),
+    sa.Column("remaining_s", sa.Float, nullable=True),          # working/clock seconds left while paused
+    sa.Column("ended_at", sa.String(32), nullable=True),
+    sa.UniqueConstraint("case_id", "name", name="uq_timer_case_name"),
+    sa.Index("ix_timers_next_at", "next_at"),
+)
+
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.String(32), nullable=False, index=True),
+    sa.Column("role", sa.String(64), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("delivered_at", sa.String(32), nullable=True),
+)
+
+case_keys = sa.Table(
+    "case_keys", metadata,
+    sa.Column("workflow", sa.String(64), primary_key=True),
+    sa.Column("field", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(512), primary_key=True),
+    sa.Column("case_id", sa.String(32), nullable=False),
+)
+
+decision_counts = sa.Table(
+    "decision_counts", metadata,
+    sa.Column("workflow", sa.String(64), primary_key=True),
+    sa.Column("decision", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(512), primary_key=True),
+    sa.Column("period", sa.String(16), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
+checkpoints = sa.Table(
+    "checkpoints", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("heads", sa.Text, nullable=False),                # {case_id: [seq, hash]}
+    sa.Column("digest", sa.String(64), nullable=False),
+)

@@ -1,0 +1,178 @@
+"""Read models for operators: show, list, history — with personal data masked.
+
+These return plain dicts in the documented `--json` shapes; the CLI renders
+them. Masking happens here, once, so no output path can forget it; unmasking
+needs a role with `can_unmask` in org.yaml and is itself written to the log.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from caseflow.audit import chain as audit
+from caseflow.audit.chain import Entry
+from caseflow.definition.evaluate import activation, context, failed_guard, missing_fields, stamp
+from caseflow.definition.model import Definition, Person
+from caseflow.errors import CaseflowError, RoleNotAllowed
+from caseflow.runtime.actions import next_signer_role
+from caseflow.sla import clocks as sla
+from caseflow.store.tables import cases, timers
+
+if TYPE_CHECKING:
+    from caseflow.runtime.engine import Engine
+    from caseflow.runtime.snapshot import Snapshot
+
+
+def mask(value: Any, kind: str) -> Any:
+    """Keep just enough to recognise the value: 138****5678, 1101**********1234, 张*."""
+    if value is None or not isinstance(value, str) or not value:
+        return value
+    if kind == "phone":
+        return value[:3] + "*" * max(len(value) - 7, 1) + value[-4:] if len(value) > 7 else "*" * len(value)
+    if kind == "id_number":
+        return value[:4] + "*" * max(len(value) - 8, 1) + value[-4:] if len(value) > 8 else "*" * len(value)
+    if kind == "name":
+        return value[0] + "*" * (len(value) - 1)
+    return value[:6] + "****" if len(value) > 6 else "****"
+
+
+def masked_data(d: Definition, data: dict[str, Any], unmask: bool) -> dict[str, Any]:
+    if unmask:
+        return dict(data)
+    pii = d.pii_fields()
+    return {k: (mask(v, pii[k]) if k in pii else v) for k, v in data.items()}
+
+
+def check_unmask(engine: Engine, person: Person) -> None:
+    if not any(engine.catalog.org.roles[r].can_unmask for r in person.roles if r in engine.catalog.org.roles):
+        raise RoleNotAllowed("-", "unmask", "-", f"{person.id} may not see personal data unmasked")
+
+
+def log_unmask(engine: Engine, snap: Snapshot, person: Person, what: str) -> None:
+    """Seeing personal data is itself an audited event."""
+    now = engine.now()
+    with engine.store.write() as conn:
+        audit.append(conn, case_id=snap.id, workflow=snap.workflow, definition=snap.definition.sha256,
+                     entries=[Entry("unmask", "unmask", snap.state, snap.state, person.id, sorted(person.roles),
+                                    {}, f"personal data shown unmasked ({what})")],
+                     effective_at=stamp(now))
+
+
+def show(engine: Engine, case_id: str, user: str | None, unmask: bool = False) -> dict[str, Any]:
+    person = engine.person(user)
+    if unmask:
+        check_unmask(engine, person)
+    now = engine.now()
+    with engine.store.read() as conn:
+        snap = engine.snapshot(conn, case_id)
+        d = snap.definition
+        clocks = sla.clocks(conn, d, engine.catalog.calendar_for(d), case_id, now)
+    if unmask:
+        log_unmask(engine, snap, person, "show")
+    t = d.signoff_transition(snap.state)
+    pending = None
+    if t and t.signoffs and len(snap.signoffs) < len(t.signoffs.roles):
+        role = next_signer_role(t, snap.signoffs)
+        pending = {"role": role, "label_zh": engine.catalog.org.roles[role].label_zh
+                   if role in engine.catalog.org.roles else role}
+    return {
+        "id": snap.id, "workflow": snap.workflow, "label_zh": d.label_zh, "definition": d.sha256,
+        "state": snap.state, "state_label_zh": d.states[snap.state].label_zh, "version": snap.version,
+        "parent_case": snap.parent_case, "created_at": snap.created_at, "updated_at": snap.updated_at,
+        "data": masked_data(d, snap.data, unmask), "events": events(engine, snap, person, now),
+        "signoffs": snap.signoffs, "pending_signoff": pending, "slas": clocks,
+    }
+
+
+def events(engine: Engine, snap: Snapshot, person: Person, now: datetime) -> list[dict[str, Any]]:
+    """Every event a person could fire from here, and for each one what is still missing."""
+    d, org, out, seen = snap.definition, engine.catalog.org, [], set()
+    for t in d.transitions_from(snap.state):
+        if t.system or t.event in seen:
+            continue
+        seen.add(t.event)
+        missing: list[str] = []
+        if t.signoffs:
+            role = next_signer_role(t, snap.signoffs)
+            missing.append(f"sign-off by {org.role_label(role)} (caseflow sign)")
+        elif not (person.roles & t.roles):
+            missing.append("role: one of " + ", ".join(org.role_label(r) for r in sorted(t.roles)))
+        gone = missing_fields(t, snap.data, {})
+        gone = [g for g in gone if not g.startswith("input ")]
+        if gone:
+            accepted = [g for g in gone if g in t.accepts]
+            missing.append("fields: " + ", ".join(gone) + (" (give with --set)" if accepted == gone else ""))
+        if not gone and not t.input_required:
+            ctx = context(d, snap.data, now, engine.working_days(d), engine.person_attr)
+            why = failed_guard(t, activation(d, snap.data, {}, t.inputs, now, person.id), ctx)
+            if why:
+                missing.append(f"guard: {why}")
+        out.append({"event": t.event, "label_zh": t.label_zh, "to": t.to,
+                    "to_label_zh": d.states[t.to].label_zh, "allowed": not missing, "missing": missing,
+                    "accepts": list(t.accepts), "inputs": list(t.inputs)})
+    return out
+
+
+def mask_changes(d: Definition, event: str, changes: dict[str, Any], unmask: bool) -> dict[str, Any]:
+    """Mask personal data in an audit row's before/after values and event inputs."""
+    if unmask:
+        return changes
+    pii = d.pii_fields()
+    for k, kind in pii.items():
+        if k in changes and isinstance(changes[k], list):
+            changes[k] = [mask(v, kind) for v in changes[k]]
+    inputs = changes.get("@input")
+    if isinstance(inputs, dict):
+        schemas = {k: v for t in d.transitions if t.event == event for k, v in t.inputs.items()}
+        changes["@input"] = {k: mask(v, schemas[k]["x-pii"]) if "x-pii" in schemas.get(k, {}) else v
+                             for k, v in inputs.items()}
+    return changes
+
+
+def list_cases(engine: Engine, workflow: str | None = None, state: str | None = None,
+               overdue: bool = False, limit: int = 500) -> list[dict[str, Any]]:
+    q = sa.select(cases.c.id, cases.c.workflow, cases.c.state, cases.c.updated_at).order_by(
+        cases.c.updated_at.desc(), cases.c.id).limit(limit)
+    if workflow:
+        engine.catalog.get(workflow)
+        q = q.where(cases.c.workflow == workflow)
+    if state:
+        q = q.where(cases.c.state == state)
+    if overdue:
+        q = q.where(cases.c.id.in_(sa.select(timers.c.case_id).where(timers.c.status == "breached")))
+    with engine.store.read() as conn:
+        rows = conn.execute(q).all()
+    out = []
+    for r in rows:
+        d = engine.catalog.current.get(r.workflow)
+        label = d.states[r.state].label_zh if d and r.state in d.states else r.state
+        out.append({"id": r.id, "workflow": r.workflow, "state": r.state, "state_label_zh": label,
+                    "updated_at": r.updated_at})
+    return out
+
+
+def history(engine: Engine, case_id: str, user: str | None, unmask: bool = False) -> list[dict[str, Any]]:
+    person = engine.person(user)
+    if unmask:
+        check_unmask(engine, person)
+    with engine.store.read() as conn:
+        snap = engine.snapshot(conn, case_id)
+        rows = audit.history(conn, case_id)
+    if unmask:
+        log_unmask(engine, snap, person, "history")
+    d = snap.definition
+    out = []
+    for r in rows:
+        changes = mask_changes(d, r["event"], json.loads(r["changes"]), unmask)
+        out.append({"seq": r["seq"], "kind": r["kind"], "event": r["event"], "from": r["from_state"],
+                    "to": r["to_state"], "actor": r["actor"], "roles": json.loads(r["roles"]),
+                    "at": r["effective_at"], "recorded_at": r["recorded_at"], "note": r["note"],
+                    "changes": changes, "definition": r["definition"]})
+    return out
+
+
+__all__ = ["show", "list_cases", "history", "mask", "masked_data", "CaseflowError"]
