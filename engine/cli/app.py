@@ -1,6 +1,7 @@
 """The `caseflow` command line: parse, make one Engine call, print.
 
-No logic lives here. Every `CaseflowError` becomes one `error:` line on
+No logic lives here. The global options (--db, --workflows, --as, --now,
+--json) are accepted before and after the subcommand. Every `CaseflowError` becomes one `error:` line on
 stderr and its class's exit code (1 refused, 2 usage, 3 concurrent change,
 4 not found, 5 database) in one place, `CaseflowGroup.invoke`.
 """
@@ -34,6 +35,15 @@ class App:
         self.fixed_now = _parse_now(now) if now else None
         self._catalog = None
         self._engine = None
+
+    def set_global(self, name: str, value: Any) -> None:
+        """A global option given after the subcommand (`caseflow show X --json`): it wins over the group's."""
+        if name == "now":
+            self.fixed_now = _parse_now(value)
+        elif name == "json":
+            self.as_json = self.as_json or bool(value)
+        else:
+            setattr(self, {"db": "db", "workflows": "workflows_dir", "as": "user"}[name], value)
 
     @property
     def catalog(self):  # noqa: ANN201
@@ -77,13 +87,92 @@ def _check_args(args: list[str]) -> None:
         check_text(user, "CASEFLOW_USER")
 
 
+# The global options: (flag, parameter name, environment variable, help). They are accepted before the
+# subcommand (`caseflow --json show X`) and after it (`caseflow show X --json`): `CaseflowGroup.main`
+# copies them onto every registered command, so commands added by any module get them too.
+GLOBAL_OPTIONS = [
+    ("--db", "db", "CASEFLOW_DB", "Database URL (default sqlite:///caseflow.db)."),
+    ("--workflows", "workflows", "CASEFLOW_WORKFLOWS",
+     "Workflows directory (default ./workflows if it has an org.yaml, else the shipped ones)."),
+    ("--as", "user", "CASEFLOW_USER", "Act as this user (from org.yaml)."),
+    ("--now", "now", "CASEFLOW_NOW", "Act as if at this ISO 8601 time."),
+    ("--json", "as_json", None, "Machine-readable output."),
+]
+
+
+class GlobalOption(click.Option):
+    """A copy of a global option on a subcommand; sets the App only when typed on the command line."""
+
+    def __init__(self, flag: str, envvar: str | None, help_text: str) -> None:
+        is_flag = flag == "--json"
+        super().__init__([flag, "global_" + flag[2:]], is_flag=is_flag, default=False if is_flag else None,
+                         expose_value=False, envvar=envvar, show_envvar=bool(envvar), help=help_text,
+                         callback=_late_global)
+        self.flag = flag
+
+
+def _late_global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if ctx.resilient_parsing or param.name is None:
+        return
+    if ctx.get_parameter_source(param.name) is not click.core.ParameterSource.COMMANDLINE:
+        return
+    app = ctx.find_object(App)
+    if app is not None and isinstance(param, GlobalOption):
+        app.set_global(param.flag[2:], value)
+
+
+def _spread_globals(group: click.Group) -> None:
+    for command in group.commands.values():
+        taken = {opt for p in command.params for opt in getattr(p, "opts", [])}
+        for flag, _name, envvar, help_text in GLOBAL_OPTIONS:
+            if flag not in taken:
+                command.params.append(GlobalOption(flag, envvar, help_text))
+        if isinstance(command, click.Group):
+            _spread_globals(command)
+
+
+class CaseflowCommand(click.Command):
+    """A command whose --help lists the global options apart from its own."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        _format_split_options(self, ctx, formatter)
+
+
+def _format_split_options(command: click.Command, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    own = [p.get_help_record(ctx) for p in command.get_params(ctx)
+           if isinstance(p, click.Option) and not isinstance(p, GlobalOption)]
+    shared = [p.get_help_record(ctx) for p in command.get_params(ctx) if isinstance(p, GlobalOption)]
+    if any(own):
+        with formatter.section("Options"):
+            formatter.write_dl([r for r in own if r])
+    if any(shared):
+        with formatter.section("Global options (also accepted before the command)"):
+            formatter.write_dl([r for r in shared if r])
+    if isinstance(command, click.Group):
+        command.format_commands(ctx, formatter)
+
+
 class CaseflowGroup(click.Group):
+    command_class = CaseflowCommand
+    group_class = type          # subgroups are CaseflowGroups too
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        _format_split_options(self, ctx, formatter)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """A bare group (`caseflow`, `caseflow sla`) prints its help and exits 0, like `--help`."""
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            click.echo(ctx.get_help())
+            ctx.exit(0)
+        return super().parse_args(ctx, args)
+
     def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:  # type: ignore[override]
         """Like click's, but every usage error is one `error:` line too (exit 2)."""
         extra.pop("standalone_mode", None)
         argv = list(sys.argv[1:] if args is None else args)
         try:
             _check_args(argv)
+            _spread_globals(self)
             code = super().main(args=argv, prog_name=prog_name, standalone_mode=False, **extra)
         except ValueProblem as exc:
             click.echo(f"error: {one_line(str(exc))}", err=True)
@@ -123,17 +212,33 @@ class CaseflowGroup(click.Group):
 pass_app = click.make_pass_decorator(App)
 
 
-@click.group(cls=CaseflowGroup)
-@click.option("--db", envvar="CASEFLOW_DB", help="Database URL (default sqlite:///caseflow.db).")
-@click.option("--workflows", envvar="CASEFLOW_WORKFLOWS", help="Workflows directory (default ./workflows).")
-@click.option("--as", "user", envvar="CASEFLOW_USER", help="Act as this user (from org.yaml).")
-@click.option("--now", envvar="CASEFLOW_NOW", help="Act as if at this ISO 8601 time.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+EPILOG = ("Exit codes: 0 done, 1 refused, 2 usage or invalid workflow file, 3 changed by someone else "
+          "(retry), 4 not found, 5 database unreachable, 70 internal error, 130 interrupted.")
+
+
+def _global_options(f: Any) -> Any:
+    for flag, name, envvar, help_text in reversed(GLOBAL_OPTIONS):
+        f = click.option(flag, name, envvar=envvar, show_envvar=bool(envvar), is_flag=flag == "--json",
+                         help=help_text)(f)
+    return f
+
+
+@click.group("caseflow", cls=CaseflowGroup, epilog=EPILOG)
+@_global_options
 @click.version_option(package_name="caseflow")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, workflows: str | None, user: str | None, now: str | None,
         as_json: bool) -> None:
-    """caseflow — customer-service casework run from YAML workflows."""
+    """caseflow — customer-service casework run from YAML workflows.
+
+    Global options go before or after the command (`caseflow --json show X` is
+    `caseflow show X --json`). `caseflow COMMAND --help` explains each command.
+
+    \b
+    Example:
+      caseflow demo
+      caseflow --as wang.fang list --workflow refund
+    """
     ctx.obj = App(db, workflows, user, now, as_json)
 
 
@@ -192,7 +297,8 @@ def open_cmd(app: App, workflow: str, sets: tuple[str, ...], data_file: str | No
 
     \b
     Example:
-      caseflow --as wang.fang open refund --set order_no=D-1 --set amount_paid=5000
+      caseflow --as wang.fang open refund --set order_no=D-1 --set customer_name=王建国 \\
+          --set contract_amount=86000 --set amount_paid=20000 --set work_started=true
     """
     result = app.engine.open(workflow, app.user, parse_sets(sets), load_data_file(data_file), note)
     app.out(result, result["id"])
@@ -209,7 +315,8 @@ def advance(app: App, case_id: str, event: str, sets: tuple[str, ...], note: str
 
     \b
     Example:
-      caseflow --as zhao.lei advance REF-1A2B3C4D measure --set completed_work_value=1200
+      caseflow --as wang.fang advance REF-1A2B3C4D start_after_work
+      caseflow --as song.tao advance REF-1A2B3C4D measure --set completed_work_value=1200
     """
     r = app.engine.advance(case_id, event, app.user, parse_sets(sets), note)
     d = app.catalog.current.get(r["workflow"])
@@ -227,8 +334,8 @@ def sign(app: App, case_id: str, reject: bool, note: str | None) -> None:
 
     \b
     Example:
-      caseflow --as chen.jing sign REF-1A2B3C4D
-      caseflow --as chen.jing sign REF-1A2B3C4D --reject --note "金额有误"
+      caseflow --as huang.lei sign REF-1A2B3C4D
+      caseflow --as gao.feng sign REF-1A2B3C4D --reject --note "设计费应扣除"
     """
     r = app.engine.sign(case_id, app.user, reject, note)
     verb = "rejected" if reject else ("signed; transition fired" if r["fired"] else "signed")
