@@ -104,10 +104,9 @@ class GlobalOption(click.Option):
     """A copy of a global option on a subcommand; sets the App only when typed on the command line."""
 
     def __init__(self, flag: str, envvar: str | None, help_text: str) -> None:
-        is_flag = flag == "--json"
-        super().__init__([flag, "global_" + flag[2:]], is_flag=is_flag, default=False if is_flag else None,
-                         expose_value=False, envvar=envvar, show_envvar=bool(envvar), help=help_text,
-                         callback=_late_global)
+        kind: dict[str, Any] = {"is_flag": True, "default": False} if flag == "--json" else {}
+        super().__init__([flag, "global_" + flag[2:]], expose_value=False, envvar=envvar,
+                         show_envvar=bool(envvar), help=help_text, callback=_late_global, **kind)
         self.flag = flag
 
 
@@ -218,8 +217,8 @@ EPILOG = ("Exit codes: 0 done, 1 refused, 2 usage or invalid workflow file, 3 ch
 
 def _global_options(f: Any) -> Any:
     for flag, name, envvar, help_text in reversed(GLOBAL_OPTIONS):
-        f = click.option(flag, name, envvar=envvar, show_envvar=bool(envvar), is_flag=flag == "--json",
-                         help=help_text)(f)
+        kind: dict[str, Any] = {"is_flag": True} if flag == "--json" else {}
+        f = click.option(flag, name, envvar=envvar, show_envvar=bool(envvar), help=help_text, **kind)(f)
     return f
 
 
