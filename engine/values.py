@@ -82,6 +82,20 @@ def format_datetime(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def sortable_time(value: object, fallback: str | None = None) -> str | None:
+    """Fixed-width UTC text (`2025-03-03T02:00:00.000000Z`) that sorts as time does, for indexed columns.
+
+    `value` is a stored ISO 8601 time; when it is missing or unreadable, `fallback` is used instead.
+    """
+    for text in (value, fallback):
+        if isinstance(text, str) and text:
+            try:
+                return parse_datetime(text).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            except ValueProblem:
+                continue
+    return None
+
+
 def show_datetime(text: str | None, tz: ZoneInfo) -> str:
     """Stored UTC → the workflow's local time, for operators."""
     if not text:

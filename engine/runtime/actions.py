@@ -24,6 +24,7 @@ from caseflow.errors import InvalidData, RoleNotAllowed, SignoffRefused, StaleCa
 from caseflow.sla import clocks as sla
 from caseflow.store.database import upsert
 from caseflow.store.tables import case_keys, cases, decision_counts, outbox
+from caseflow.values import sortable_time
 
 if TYPE_CHECKING:
     from caseflow.runtime.engine import Engine
@@ -37,6 +38,8 @@ _UPDATE_CASE = (cases.update()
                 .values(state=sa.bindparam("state"), data=sa.bindparam("data"),
                         signoffs=sa.bindparam("signoffs"), version=sa.bindparam("version"),
                         updated_at=sa.bindparam("updated_at")))
+_UPDATE_RECEIVED = (cases.update().where(cases.c.id == sa.bindparam("case_id"))
+                    .values(received_at=sa.bindparam("received_at")))
 # fire actions may trigger further system events, but not forever
 
 
@@ -56,7 +59,8 @@ def open_case(engine: Engine, conn: Connection, d: Definition, data: dict[str, A
     case_id = new_case_id(d.workflow)
     conn.execute(cases.insert().values(
         id=case_id, workflow=d.workflow, definition=d.sha256, state=d.initial, data=_dump(data),
-        signoffs="[]", version=1, parent_case=parent, created_at=stamp(now), updated_at=stamp(now)))
+        signoffs="[]", version=1, parent_case=parent, created_at=stamp(now), updated_at=stamp(now),
+        received_at=sortable_time(data.get("received_at"), stamp(now))))
     _claim_keys(conn, d, case_id, {}, data, opening=True)
     entries = [Entry("open", "open", None, d.initial, actor, sorted(person.roles) if person else [],
                      _changes({}, data), note)]
@@ -88,6 +92,9 @@ def commit(engine: Engine, conn: Connection, change: Change, now: datetime, note
                                          "version": snap.version + 1, "updated_at": stamp(now)})
     if result.rowcount != 1:
         raise StaleCase(snap.id)
+    if data.get("received_at") != snap.data.get("received_at"):
+        conn.execute(_UPDATE_RECEIVED, {"case_id": snap.id,
+                                        "received_at": sortable_time(data.get("received_at"), snap.created_at)})
     _claim_keys(conn, d, snap.id, snap.data, data, final=d.states[change.dest].final,
                 event=t.event, state=snap.state)
     event = t.event if kind != "reject" else "reject"

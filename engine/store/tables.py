@@ -30,7 +30,11 @@ cases = sa.Table(
     sa.Column("parent_case", sa.String(32), nullable=True),
     sa.Column("created_at", sa.String(32), nullable=False),
     sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Column("received_at", sa.String(32), nullable=True),     # values.sortable_time: month reports use the index
     sa.Index("ix_cases_workflow_state", "workflow", "state"),
+    sa.Index("ix_cases_workflow_received", "workflow", "received_at"),
+    sa.Index("ix_cases_updated", "updated_at", "id"),
+    sa.Index("ix_cases_workflow_updated", "workflow", "updated_at", "id"),
 )
 
 audit = sa.Table(
@@ -90,6 +94,8 @@ timers = sa.Table(
     sa.Column("ended_at", sa.String(32), nullable=True),
     sa.UniqueConstraint("case_id", "name", name="uq_timer_case_name"),
     sa.Index("ix_timers_next_at", "next_at"),
+    sa.Index("ix_timers_status_case", "status", "case_id"),
+    sa.Index("ix_timers_kind_started", "kind", "started_at"),
 )
 
 outbox = sa.Table(
