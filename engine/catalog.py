@@ -18,7 +18,7 @@ from caseflow.definition.model import Definition, Org
 from caseflow.errors import DefinitionError, DefinitionErrors, NotFound
 from caseflow.sla.calendar import BusinessCalendar, load_calendars
 
-SHIPPED = Path(__file__).resolve().parent.parent / "workflows"
+SHIPPED = Path(__file__).resolve().parent / "workflows"      # package data: travels inside the wheel
 SPECIAL = {"org.yaml", "calendars.yaml"}
 
 

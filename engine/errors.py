@@ -152,6 +152,16 @@ class StorageError(CaseflowError):
     exit_code = 5
 
 
+class AlreadyExists(CaseflowError):
+    """`caseflow init` would overwrite a file; nothing was written."""
+
+    def __init__(self, path: str, count: int) -> None:
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        super().__init__(f"{path} already exists{more}; nothing was written (use --force to overwrite)")
+        self.path = path
+        self.count = count
+
+
 class NotPermitted(CaseflowError):
     """The user's roles do not allow a read, e.g. --unmask without `can_unmask` in org.yaml."""
 

@@ -145,3 +145,20 @@ def test_an_unknown_name_is_an_attribute_error():
     import caseflow
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         caseflow.nothing  # noqa: B018  (the attribute access is the test)
+
+
+def test_package_data_lists_every_data_file_inside_the_package():
+    """Shipped workflows, schemas, Alembic's template: a wheel without them cannot run `caseflow demo`."""
+    from fnmatch import fnmatch
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["caseflow"]
+    data = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*")
+                  if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts)
+    assert "workflows/refund.yaml" in data and "schemas/workflow.schema.json" in data
+    assert [f for f in data if not any(fnmatch(f, g) for g in globs)] == []
+
+
+def test_code_finds_its_data_inside_the_package_not_beside_the_repository():
+    from caseflow.catalog import SHIPPED
+    from caseflow.definition.schema import SCHEMA_PATH
+    assert SHIPPED == PACKAGE / "workflows" and SCHEMA_PATH.parent == PACKAGE / "schemas"
+    assert (ROOT / "workflows").resolve() == SHIPPED and (ROOT / "schemas").resolve() == SCHEMA_PATH.parent

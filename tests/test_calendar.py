@@ -1,4 +1,8 @@
-"""The working-time calendar against the official 2025/2026 schedules and SLA rules."""
+"""The working-time calendar against the official 2025 schedule and SLA rules.
+
+Where the installed chinese-calendar's data ends (LAST, a year) is read from the package, never
+assumed: a new release of it that adds a year moves every boundary below with it.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from caseflow.catalog import SHIPPED
 from caseflow.sla.calendar import BusinessCalendar, CalendarError, Deadline, load_calendars
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-CALENDARS_YAML = Path(__file__).resolve().parent.parent / "workflows" / "calendars.yaml"
+CALENDARS_YAML = SHIPPED / "calendars.yaml"
 OFFICE: dict[str, Any] = {
     "label_zh": "客服部工作时间",
     "timezone": "Asia/Shanghai",
@@ -25,6 +30,30 @@ OFFICE: dict[str, Any] = {
     "holidays": [],
     "workdays": [],
 }
+
+
+FIRST = min(chinese_calendar.holidays).year       # the years the installed package covers
+LAST = max(chinese_calendar.holidays).year
+NEXT = LAST + 1                                    # the first year without official data
+HORIZON = LAST + 10                                # how far the calendar computes at all (provisionally)
+WORKDAYS_OF_LAST = chinese_calendar.get_workdays(date(LAST, 1, 1), date(LAST, 12, 31))
+LAST_WORKDAY = WORKDAYS_OF_LAST[-1]
+# The last start whose 90th working day still falls in LAST (so its deadline is official).
+LAST_OFFICIAL_90_START = WORKDAYS_OF_LAST[-90] - timedelta(days=1)
+
+
+def weekdays_of_next(count: int, skip: tuple[date, ...] = ()) -> list[date]:
+    """The first `count` Monday–Friday days of NEXT: how days without data are counted."""
+    out, day = [], date(NEXT, 1, 1)
+    while len(out) < count:
+        if day.weekday() < 5 and day not in skip:
+            out.append(day)
+        day += timedelta(days=1)
+    return out
+
+
+def at_day(day: date, hour: int, minute: int = 0) -> datetime:
+    return sh(day.year, day.month, day.day, hour, minute)
 
 
 def sh(*args: int) -> datetime:
@@ -52,7 +81,7 @@ def test_shipped_calendars_yaml_defines_cn_office(cal: BusinessCalendar) -> None
     assert cal.name == "cn_office"
     assert cal.tz.key == "Asia/Shanghai"
     assert cal.hours_per_day == 7.5
-    assert cal.covered_until() == date(2026, 12, 31)
+    assert cal.covered_until() == date(LAST, 12, 31)
 
 
 # -- working days: statutory holidays and 调休 ---------------------------------
@@ -82,16 +111,16 @@ def test_ordinary_weekend_is_off_and_weekday_is_working(cal: BusinessCalendar) -
     assert cal.is_workday(date(2025, 3, 10))
 
 
-def test_every_day_of_2025_and_2026_matches_chinese_calendar(cal: BusinessCalendar) -> None:
+def test_every_day_from_2025_to_the_last_covered_year_matches_chinese_calendar(cal: BusinessCalendar) -> None:
     day = date(2025, 1, 1)
-    while day <= date(2026, 12, 31):
+    while day <= date(LAST, 12, 31):
         assert cal.is_workday(day) == chinese_calendar.is_workday(day), day
         day += timedelta(days=1)
 
 
 def test_package_data_is_not_mutated_by_overrides() -> None:
     before = (dict(chinese_calendar.constants.holidays), dict(chinese_calendar.constants.workdays))
-    office(holidays=["2025-03-10"], workdays=["2025-03-08"], complete_years=[2027])
+    office(holidays=["2025-03-10"], workdays=["2025-03-08"], complete_years=[NEXT])
     assert (chinese_calendar.constants.holidays, chinese_calendar.constants.workdays) == before
 
 
@@ -202,57 +231,61 @@ def test_remaining_working_hours_counts_only_working_time(cal: BusinessCalendar)
 # -- provisional deadlines beyond the official data ----------------------------------
 
 
-def test_working_hours_into_2027_are_provisional(cal: BusinessCalendar) -> None:
-    deadline = cal.add_working_hours(sh(2026, 12, 31, 17, 0), 2)
-    assert local(deadline) == sh(2027, 1, 1, 10, 0)
+def test_working_hours_into_the_first_uncovered_year_are_provisional(cal: BusinessCalendar) -> None:
+    deadline = cal.add_working_hours(at_day(LAST_WORKDAY, 17, 0), 2)
+    assert local(deadline) == at_day(weekdays_of_next(1)[0], 10, 0)
     assert deadline.provisional is True
-    assert cal.add_working_hours(sh(2026, 12, 31, 9, 0), 2).provisional is False
+    assert cal.add_working_hours(at_day(LAST_WORKDAY, 9, 0), 2).provisional is False
 
 
 def test_a_deadline_beyond_the_calendar_horizon_is_refused(cal: BusinessCalendar) -> None:
     with pytest.raises(CalendarError) as caught:
-        cal.end_of_nth_working_day(sh(2036, 12, 1, 9, 0), 90)
-    assert str(caught.value) == "deadline falls after 2036-12-31, the end of calendar 'cn_office'"
+        cal.end_of_nth_working_day(sh(HORIZON, 12, 1, 9, 0), 90)
+    assert str(caught.value) == f"deadline falls after {HORIZON}-12-31, the end of calendar 'cn_office'"
 
 
 def test_dates_before_the_data_are_refused(cal: BusinessCalendar) -> None:
     with pytest.raises(CalendarError) as caught:
-        cal.end_of_nth_working_day(sh(2003, 6, 2, 9, 0), 1)
-    assert str(caught.value) == "2003-06-02 is outside the calendar's range 2004-01-01..2036-12-31"
+        cal.end_of_nth_working_day(sh(FIRST - 1, 6, 2, 9, 0), 1)
+    assert str(caught.value) == (f"{FIRST - 1}-06-02 is outside the calendar's range "
+                                 f"{FIRST}-01-01..{HORIZON}-12-31")
 
 
-def test_a_deadline_in_2027_is_provisional(cal: BusinessCalendar) -> None:
-    deadline = cal.end_of_nth_working_day(sh(2026, 12, 30, 10, 0), 2)
-    assert local(deadline) == sh(2027, 1, 1, 18, 0)  # 元旦 2027 is not known yet
+def test_a_deadline_in_the_first_uncovered_year_is_provisional(cal: BusinessCalendar) -> None:
+    deadline = cal.end_of_nth_working_day(at_day(LAST_WORKDAY, 10, 0), 1)
+    first = weekdays_of_next(1)[0]
+    assert local(deadline) == at_day(first, 18, 0)  # the new year's holidays are not known yet
     assert deadline.provisional is True
-    assert cal.is_provisional(date(2027, 1, 1))
-    assert not cal.is_provisional(date(2026, 12, 31))
+    assert cal.is_provisional(first)
+    assert not cal.is_provisional(date(LAST, 12, 31))
 
 
-def test_last_start_for_an_official_90_working_day_deadline_is_2026_08_23(
-    cal: BusinessCalendar,
-) -> None:
-    assert not cal.end_of_nth_working_day(sh(2026, 8, 23, 10, 0), 90).provisional
-    assert cal.end_of_nth_working_day(sh(2026, 8, 24, 10, 0), 90).provisional
+def test_the_last_start_with_an_official_90_working_day_deadline(cal: BusinessCalendar) -> None:
+    official = cal.end_of_nth_working_day(at_day(LAST_OFFICIAL_90_START, 10, 0), 90)
+    assert not official.provisional and local(official).date() == LAST_WORKDAY
+    assert cal.end_of_nth_working_day(at_day(LAST_OFFICIAL_90_START + timedelta(days=1), 10, 0), 90).provisional
 
 
 def test_days_after_coverage_are_plain_monday_to_friday(cal: BusinessCalendar) -> None:
-    assert cal.is_workday(date(2027, 1, 1))  # a Friday: no data for 元旦 2027 yet
-    assert not cal.is_workday(date(2027, 1, 2))
+    day = date(NEXT, 1, 1)
+    for _ in range(14):
+        assert cal.is_workday(day) == (day.weekday() < 5), day
+        day += timedelta(days=1)
 
 
-def test_complete_years_make_2027_official() -> None:
-    cal = office(holidays=["2027-01-01"], complete_years=[2027])
-    assert cal.covered_until() == date(2027, 12, 31)
-    deadline = cal.end_of_nth_working_day(sh(2026, 12, 30, 10, 0), 2)
-    assert local(deadline) == sh(2027, 1, 4, 18, 0)
+def test_complete_years_make_the_next_year_official() -> None:
+    new_year = weekdays_of_next(1)[0]
+    cal = office(holidays=[new_year.isoformat()], complete_years=[NEXT])
+    assert cal.covered_until() == date(NEXT, 12, 31)
+    deadline = cal.end_of_nth_working_day(at_day(LAST_WORKDAY, 10, 0), 1)
+    assert local(deadline) == at_day(weekdays_of_next(1, skip=(new_year,))[0], 18, 0)
     assert deadline.provisional is False
 
 
 def test_one_override_date_does_not_make_its_year_official() -> None:
-    cal = office(holidays=["2027-01-01"])
-    assert cal.covered_until() == date(2026, 12, 31)
-    assert cal.is_provisional(date(2027, 3, 1))
+    cal = office(holidays=[f"{NEXT}-01-01"])
+    assert cal.covered_until() == date(LAST, 12, 31)
+    assert cal.is_provisional(date(NEXT, 3, 1))
 
 
 # -- YAML overrides ------------------------------------------------------------------------
@@ -354,8 +387,8 @@ def test_calendar_error_is_a_value_error() -> None:
         ({"holiday": []}, "calendar 'cn_office': unknown key 'holiday' (did you mean 'holidays'?)"),
         ({"source": "holidays"}, "calendar 'cn_office': source must be 'chinese-calendar', not 'holidays'"),
         (
-            {"complete_years": [2028]},
-            "calendar 'cn_office': complete_years skips 2027: coverage must continue without gaps",
+            {"complete_years": [NEXT + 1]},
+            f"calendar 'cn_office': complete_years skips {NEXT}: coverage must continue without gaps",
         ),
     ],
 )
@@ -410,7 +443,7 @@ def walk(start: datetime, hours: Decimal) -> datetime:
 
 
 starts = st.datetimes(
-    min_value=datetime(2025, 1, 1), max_value=datetime(2026, 8, 31, 23, 59)
+    min_value=datetime(2025, 1, 1), max_value=datetime.combine(LAST_OFFICIAL_90_START, datetime.max.time())
 ).map(lambda naive: naive.replace(tzinfo=SHANGHAI))
 quarter_hours = st.integers(min_value=1, max_value=4 * 400).map(lambda q: Decimal(q) / 4)
 

@@ -11,10 +11,11 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import chinese_calendar
 import pytest
 import sqlalchemy as sa
 
@@ -202,22 +203,29 @@ def test_timer_whose_event_is_no_longer_possible_says_so_in_the_log(ticket_engin
 
 # -- provisional deadlines ----------------------------------------------------------------------
 
+# Where the installed chinese-calendar's data ends is read from it, never assumed.
+LAST = max(chinese_calendar.holidays).year
+NEXT = LAST + 1
+W2 = chinese_calendar.get_workdays(date(LAST, 12, 1), date(LAST, 12, 31))[-2]   # the last working day but one
+GUESS, REAL = [d for d in (date(NEXT, 1, 1) + timedelta(days=i) for i in range(7)) if d.weekday() < 5][:2]
+
+
 @pytest.fixture
 def updated_engine(store, clock, tmp_path) -> Engine:
-    """The same workflows once the 2027 holidays are known (New Year's Day off)."""
+    """The same workflows once the next year's holidays are known (its first weekday off)."""
     folder = tmp_path / "updated"
     shutil.copytree(SHIPPED, folder)
     text = (folder / "calendars.yaml").read_text(encoding="utf-8")
-    text = text.replace("    holidays: []", "    holidays: [2027-01-01]")
-    text = text.replace("    complete_years: []", "    complete_years: [2027]")
+    text = text.replace("    holidays: []", f"    holidays: [{GUESS}]")
+    text = text.replace("    complete_years: []", f"    complete_years: [{NEXT}]")
     (folder / "calendars.yaml").write_text(text, encoding="utf-8")
     return Engine(store, Catalog.load(folder), clock)
 
 
 def accepted_at_year_end(engine, clock) -> str:
-    cid = complaint_at(engine, clock, "2026-12-30 09:00")
+    cid = complaint_at(engine, clock, f"{W2} 09:00")
     engine.advance(cid, "assess", "zhao.min")
-    clock.set("2026-12-30 10:00")
+    clock.set(f"{W2} 10:00")
     engine.advance(cid, "accept", "wang.fang", {"responsible_dept": "engineering"})
     return cid
 
@@ -225,8 +233,8 @@ def accepted_at_year_end(engine, clock) -> str:
 def test_deadline_in_a_year_the_calendar_does_not_cover_is_provisional(engine, store, clock, run):
     cid = accepted_at_year_end(engine, clock)
     row = timer(store, cid, "dept_result_2wd")
-    assert (row["due_at"], row["provisional"]) == (at("2027-01-01 10:00"), True)     # Mon–Fri guess
-    assert row["next_at"] == at("2027-01-01 00:00")       # looked at again on the first uncovered day
+    assert (row["due_at"], row["provisional"]) == (at(f"{GUESS} 10:00"), True)     # Mon–Fri guess
+    assert row["next_at"] == at(f"{NEXT}-01-01 00:00")       # looked at again on the first uncovered day
     shown = run("--json", "--as", "wang.fang", "show", cid).json()["slas"]
     assert [c["provisional"] for c in shown if c["name"] == "dept_result_2wd"] == [True]
     assert "(provisional)" in run("--as", "wang.fang", "show", cid).stdout
@@ -235,13 +243,13 @@ def test_deadline_in_a_year_the_calendar_does_not_cover_is_provisional(engine, s
 def test_provisional_deadline_is_recomputed_by_the_sweeper_once_the_calendar_covers_it(
         engine, updated_engine, store, clock):
     cid = accepted_at_year_end(engine, clock)
-    clock.set("2027-01-01 00:01")
+    clock.set(f"{NEXT}-01-01 00:01")
     assert sweep(updated_engine, updated_engine.now()).rescheduled == 1
     row = timer(store, cid, "dept_result_2wd")
-    assert (row["due_at"], row["provisional"]) == (at("2027-01-04 10:00"), False)
-    assert "deadline recomputed: 2027-01-01 10:00 → 2027-01-04 10:00 (now confirmed by the holiday calendar)" \
+    assert (row["due_at"], row["provisional"]) == (at(f"{REAL} 10:00"), False)
+    assert f"deadline recomputed: {GUESS} 10:00 → {REAL} 10:00 (now confirmed by the holiday calendar)" \
         in notes(store, cid, "sla")
-    clock.set("2027-01-01 10:01")
+    clock.set(f"{GUESS} 10:01")
     assert sweep(updated_engine, updated_engine.now()).breached == 0
 
 
@@ -249,7 +257,7 @@ def test_sla_run_recompute_updates_provisional_deadlines_at_once(engine, updated
     cid = accepted_at_year_end(engine, clock)
     assert recompute_provisional(engine, engine.now()) == 0          # same data: nothing moves
     assert recompute_provisional(updated_engine, updated_engine.now()) == 1
-    assert timer(store, cid, "dept_result_2wd")["due_at"] == at("2027-01-04 10:00")
+    assert timer(store, cid, "dept_result_2wd")["due_at"] == at(f"{REAL} 10:00")
 
 
 # -- show, list --overdue, sla run, sla status ------------------------------------------------------

@@ -34,7 +34,14 @@ from caseflow.definition.model import (
     Transition,
     Trigger,
 )
-from caseflow.definition.schema import _DURATION, _unique, check_schema, format_checker, workflow_schema  # noqa: F401
+from caseflow.definition.schema import (  # noqa: F401
+    _DURATION,
+    _unique,
+    check_document,
+    check_schema,
+    format_checker,
+    workflow_schema,
+)
 from caseflow.definition.source import Source, parse_source, read_source
 from caseflow.errors import DefinitionError, DefinitionErrors
 
@@ -300,6 +307,7 @@ def load_org(path: str | Path) -> Org:
                                         hint=lint.did_you_mean(role, roles)))
         attrs = {k: v for k, v in p.items() if k not in ("name", "roles")}
         people[str(pid)] = Person(str(pid), str(p["name"]), frozenset(p["roles"]), attrs)
+    errors = errors or check_document(src, "org")      # the checks above say it better; the schema says the rest
     if errors:
         raise DefinitionErrors(errors)
     for person in people.values():

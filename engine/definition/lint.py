@@ -44,6 +44,8 @@ def describe(doc: Any, path: list[Any]) -> str:
         name = c.get("name") if isinstance(c, dict) else None
         kind = "SLA" if head == "slas" else "timer"
         return f"{kind} {name!r}" if isinstance(name, str) else f"{kind} #{path[1] + 1}"
+    if head in ("people", "roles", "calendars") and len(path) > 1:      # org.yaml, calendars.yaml
+        return f"{ {'people': 'person', 'roles': 'role', 'calendars': 'calendar'}[head]} {path[1]!r}"
     if head == "decisions" and len(path) > 1:
         return f"decision {path[1]!r}"
     if head == "data" and len(path) > 2 and path[1] == "properties":

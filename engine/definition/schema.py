@@ -26,7 +26,8 @@ from caseflow.definition.expressions import MAX_EXPR_CHARS
 from caseflow.definition.source import Source
 from caseflow.errors import DefinitionError, DefinitionErrors
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "workflow.schema.json"
+SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"    # package data: workflow, org, calendars
+SCHEMA_PATH = SCHEMAS / "workflow.schema.json"
 _DURATION = re.compile(r"^([1-9][0-9]*) (working )?(minute|hour|day|week|month|year)s?$")
 
 
@@ -34,6 +35,33 @@ _DURATION = re.compile(r"^([1-9][0-9]*) (working )?(minute|hour|day|week|month|y
 def workflow_schema() -> Draft202012Validator:
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     return Draft202012Validator(schema)
+
+
+@lru_cache(maxsize=4)
+def document_schema(name: str) -> Draft202012Validator:
+    """The schema of org.yaml ("org") or calendars.yaml ("calendars"), shipped beside the workflow's."""
+    schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text(encoding="utf-8"))
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
+def check_document(src: Source, name: str) -> list[DefinitionError]:
+    """org.yaml or calendars.yaml against its schema: every error, the best first, with line and column."""
+    found = list(document_schema(name).iter_errors(_plain(src.data)))
+    if not found:
+        return []
+    best = best_match(found)
+    rest = sorted((e for e in found if e is not best and not _contains(e, best)),
+                  key=lambda e: src.locate(list(e.absolute_path)))
+    return _unique([_schema_error(src, e) for e in [best, *rest]])
+
+
+def _plain(value: Any) -> Any:
+    """YAML's unquoted dates as the ISO text editors (and the schema) see."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value.isoformat() if isinstance(value, (date, datetime)) else value
 
 
 def format_checker() -> FormatChecker:

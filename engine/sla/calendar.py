@@ -250,21 +250,27 @@ class BusinessCalendar:
 
 def load_calendars(path: Path) -> dict[str, BusinessCalendar]:
     """Parse calendars.yaml; any problem is one CalendarError line prefixed by the file."""
+    from caseflow.definition.schema import check_document
     from caseflow.definition.source import read_source  # same safety as workflow files: dup keys, aliases, depth, size
     from caseflow.errors import DefinitionError
     try:
-        document = read_source(path).data
+        src = read_source(path)
     except DefinitionError as exc:
         raise CalendarError(f"cannot read calendars: {exc}") from None
+    document = src.data
     entries = document.get("calendars") if isinstance(document, dict) else None
     if not isinstance(entries, dict) or not entries:
         raise CalendarError(f"{path}: expected a non-empty 'calendars:' mapping at the top level")
     try:
-        return {
+        calendars = {
             str(name): BusinessCalendar.from_config(str(name), cfg) for name, cfg in entries.items()
         }
     except CalendarError as exc:
         raise CalendarError(f"{path}: {exc}") from None
+    problems = check_document(src, "calendars")     # what the checks above do not cover (schema of the file)
+    if problems:
+        raise CalendarError(str(problems[0]))
+    return calendars
 
 
 # -- config parsing helpers ---------------------------------------------------
