@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,6 +32,31 @@ from caseflow.store.database import Store
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PG_URL = os.environ.get("CASEFLOW_TEST_PG")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(what: str, present: bool, install: str) -> None:
+    """A test that needs a system tool skips with one line when it is missing, and fails when CI=true."""
+    if present:
+        return
+    line = f"{what} is not installed ({install}; .ci/run installs it)"
+    if IN_CI:
+        pytest.fail(f"CI=true but {line}", pytrace=False)
+    pytest.skip(line)
+
+
+def require_graphviz() -> str:
+    dot = shutil.which("dot")
+    require("Graphviz `dot`", dot is not None, "apt-get install graphviz")
+    assert dot is not None
+    return dot
+
+
+def require_cjk_font(family: str) -> None:
+    """fontconfig must resolve `family` to a font with Chinese glyphs (else PNGs show empty boxes)."""
+    fc = shutil.which("fc-match")
+    langs = subprocess.run([fc, "-f", "%{lang}", family], capture_output=True, text=True, timeout=60).stdout \
+        if fc else ""
+    require(f"a CJK font for {family!r}", "zh-cn" in langs.split("|"), "apt-get install fonts-noto-cjk")
 
 
 def shanghai(text: str) -> datetime:

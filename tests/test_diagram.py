@@ -22,6 +22,8 @@ from caseflow.cli.main import cli
 from caseflow.definition.compile import definition_from_text, load_org
 from caseflow.views.diagram import to_dot, to_mermaid
 
+from .conftest import require_cjk_font, require_graphviz
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -44,8 +46,7 @@ def diagram(*args: str) -> str:
 
 
 def test_complaint_dot_piped_into_graphviz_gives_an_svg(tmp_path: Path) -> None:
-    dot = shutil.which("dot")
-    assert dot, "Graphviz `dot` is required (apt-get install graphviz; .ci/run installs it)"
+    dot = require_graphviz()
     env = {**os.environ, "CASEFLOW_WORKFLOWS": str(SHIPPED)}
     made = subprocess.run(caseflow("diagram", "complaint", "--format", "dot"), cwd=tmp_path, env=env,
                           capture_output=True, timeout=120)
@@ -59,13 +60,19 @@ def test_complaint_dot_piped_into_graphviz_gives_an_svg(tmp_path: Path) -> None:
 
 
 def test_every_shipped_workflow_renders_with_graphviz(catalog: Catalog) -> None:
-    dot = shutil.which("dot")
-    assert dot, "Graphviz `dot` is required"
+    dot = require_graphviz()
     for d in catalog.current.values():
         rendered = subprocess.run([dot, "-Tsvg"], input=to_dot(d, catalog.org).encode("utf-8"),
                                   capture_output=True, timeout=120)
         assert rendered.returncode == 0 and rendered.stdout.startswith(b"<?xml"), (d.workflow, rendered.stderr)
         assert not rendered.stderr, (d.workflow, rendered.stderr.decode())
+
+
+def test_the_dot_diagram_font_has_chinese_glyphs_so_a_png_shows_the_labels(catalog: Catalog) -> None:
+    text = to_dot(catalog.get("refund"), catalog.org)
+    family = re.search(r'fontname="([^",]+)', text)
+    assert family, "to_dot names its font"
+    require_cjk_font(family.group(1))
 
 
 def test_complaint_mermaid_shows_chinese_labels_signoff_and_sla(catalog: Catalog) -> None:
