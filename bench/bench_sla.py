@@ -89,9 +89,8 @@ def seed(store: Store, catalog: Catalog, n_cases: int, due: dict[datetime, int],
             conn.execute(cases.insert(), case_rows)
             conn.execute(timers.insert(), timer_rows)
             conn.execute(audit_table.insert(), audit_rows)
-    if store.is_postgres:                      # as autovacuum would after a bulk load: plans need statistics
-        with store.engine.connect() as conn:
-            conn.execute(sa.text("ANALYZE"))
+    with store.engine.connect() as conn:       # as autovacuum would after a bulk load: plans need statistics
+        store.backend.analyze(conn)
     return ids
 
 

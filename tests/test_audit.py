@@ -60,11 +60,8 @@ def close_complaint(engine: Engine, cid: str) -> None:
 def drop_triggers(store: Store, table: str = "audit") -> None:
     """What an intruder with database access does first."""
     with store.engine.begin() as conn:
-        if store.is_postgres:
-            conn.exec_driver_sql(f"DROP TRIGGER {table}_append_only ON {table}")
-        else:
-            conn.exec_driver_sql(f"DROP TRIGGER {table}_no_update")
-            conn.exec_driver_sql(f"DROP TRIGGER {table}_no_delete")
+        for ddl in store.backend.drop_append_only_ddl(table):
+            conn.exec_driver_sql(ddl)
 
 
 def sql(store: Store, text: str, **params: Any) -> None:

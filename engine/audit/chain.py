@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from caseflow.store.backend import backend_of
 from caseflow.store.tables import attempts, audit
 
 GENESIS = "0" * 64
@@ -89,11 +90,9 @@ def append(conn: Connection, *, case_id: str, workflow: str, definition: str, en
 
 
 def append_attempt(conn: Connection, *, case_id: str | None, workflow: str | None, event: str,
-                   actor: str, error: str, reason: str, effective_at: str, recorded_at: str | None = None,
-                   postgres: bool) -> None:
+                   actor: str, error: str, reason: str, effective_at: str, recorded_at: str | None = None) -> None:
     """Record a refused or denied attempt in its own chain; the case is not touched."""
-    if postgres:
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(7242001)"))
+    backend_of(conn).lock(conn, "attempts")
     last = conn.execute(sa.select(attempts.c.hash).order_by(attempts.c.id.desc()).limit(1)).scalar()
     row = {"case_id": _clip(case_id), "workflow": _clip(workflow), "event": _clip(event) or "",
            "actor": _clip(actor) or "", "error": error, "reason": _clip(reason, 2000) or "",

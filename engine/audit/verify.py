@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -62,19 +61,6 @@ class VerifyReport:
                 "checkpoints": self.checkpoints, "last_checkpoint": self.last_checkpoint,
                 "problems": [{"where": p.where, "seq": p.seq, "kind": p.kind, "message": p.message}
                              for p in self.problems]}
-
-
-@contextmanager
-def _consistent(store: Store) -> Iterator[Connection]:
-    """One snapshot for every query: a case must not move between reading it and its log."""
-    if not store.is_postgres:
-        with store.read() as conn:
-            yield conn
-        return
-    with store.engine.connect() as conn:
-        conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn.begin():
-            yield conn
 
 
 # -- one case's chain -----------------------------------------------------------------------
@@ -196,8 +182,7 @@ def record_checkpoint(store: Store, actor: str, now: datetime | None = None) -> 
     """
     created_at = format_datetime(now or datetime.now(UTC))
     with store.write() as conn:
-        if store.is_postgres:
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7242002)"))
+        store.backend.lock(conn, "checkpoints")
         prev = conn.execute(sa.select(checkpoints.c.digest).order_by(checkpoints.c.id.desc()).limit(1)).scalar()
         heads = _heads(conn)
         digest = checkpoint_digest(prev or GENESIS, created_at, actor, heads)
@@ -301,7 +286,7 @@ def verify(store: Store, expect: str | None = None) -> VerifyReport:
     against someone who rewrites the log *and* every checkpoint consistently.
     """
     report = VerifyReport()
-    with _consistent(store) as conn:
+    with store.consistent() as conn:
         expected = _check_checkpoints(conn, report)
         if expect and not conn.execute(sa.select(checkpoints.c.id)
                                        .where(checkpoints.c.digest == expect.strip().lower())).first():

@@ -22,7 +22,7 @@ from caseflow.definition.evaluate import activation, context, evaluate_decision,
 from caseflow.definition.model import Action, Definition, Person, Transition
 from caseflow.errors import InvalidData, RoleNotAllowed, SignoffRefused, StaleCase, TransitionRefused, WrongState
 from caseflow.sla import clocks as sla
-from caseflow.store.database import upsert
+from caseflow.store.backend import backend_of
 from caseflow.store.tables import case_keys, cases, decision_counts, outbox
 from caseflow.values import sortable_time
 
@@ -172,11 +172,8 @@ SHARED = "*"   # decision counters are shared by table name across workflows (a 
 
 def _bump(conn: Connection, d: Definition, name: str, key: str, period: str) -> int:
     """Increment and return a shared counter atomically (an upsert: safe under concurrency)."""
-    stmt = (upsert(conn, decision_counts)
-            .values(workflow=SHARED, decision=name, key=key, period=period, count=1)
-            .on_conflict_do_update(index_elements=["workflow", "decision", "key", "period"],
-                                   set_={"count": decision_counts.c.count + 1})
-            .returning(decision_counts.c.count))
+    stmt = backend_of(conn).increment(decision_counts, ["workflow", "decision", "key", "period"], "count",
+                                      workflow=SHARED, decision=name, key=key, period=period)
     return int(conn.execute(stmt).scalar_one())
 
 

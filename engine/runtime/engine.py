@@ -47,7 +47,7 @@ from caseflow.errors import (
 from caseflow.runtime import actions as case_actions
 from caseflow.runtime.machine import machine_for
 from caseflow.runtime.snapshot import Change, Snapshot, new_case_id
-from caseflow.store.database import Store, upsert
+from caseflow.store.database import Store
 from caseflow.store.tables import cases, definitions
 from caseflow.values import ValueProblem
 
@@ -108,8 +108,7 @@ class Engine:
                 with self.store.write() as conn:
                     audit.append_attempt(conn, case_id=case_id, workflow=workflow, event=event,
                                          actor=actor or "", error=type(exc).__name__, reason=str(exc),
-                                         effective_at=stamp(now),
-                                         postgres=self.store.is_postgres)
+                                         effective_at=stamp(now))
             except CaseflowError:
                 pass
             raise
@@ -136,9 +135,9 @@ class Engine:
         exists = conn.execute(sa.select(definitions.c.sha256)
                               .where(definitions.c.sha256 == definition.sha256)).first()
         if not exists:       # insert-or-ignore: the first opens of a new version may race
-            conn.execute(upsert(conn, definitions).values(
-                sha256=definition.sha256, workflow=definition.workflow, text=definition.text,
-                path=definition.path, created_at=stamp(now)).on_conflict_do_nothing(index_elements=["sha256"]))
+            conn.execute(self.store.backend.insert_or_ignore(
+                definitions, ["sha256"], sha256=definition.sha256, workflow=definition.workflow,
+                text=definition.text, path=definition.path, created_at=stamp(now)))
 
     # -- advance ----------------------------------------------------------------------------
     def advance(self, case_id: str, event: str, actor: str | None, sets: Mapping[str, str] | None = None,

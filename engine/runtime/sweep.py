@@ -27,7 +27,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from caseflow.audit import chain as audit
@@ -38,6 +37,7 @@ from caseflow.errors import CaseflowError, StaleCase, StorageError
 from caseflow.runtime.actions import fire_system, run_actions
 from caseflow.sla.calendar import BusinessCalendar
 from caseflow.sla.clocks import BREACHED, RUNNING, Plan, plan_of, schedule, ts
+from caseflow.store.backend import BACKENDS
 from caseflow.store.database import _short
 from caseflow.store.tables import cases, timers
 from caseflow.values import show_datetime
@@ -139,15 +139,14 @@ def _due_page(engine: Engine, now_s: str, cursor: tuple[str, int] | None,
 _WINDOW = 16     # ids a claim chooses from: few enough that the planner always probes the primary key
 # The claim goes by primary key only: with a `next_at` condition PostgreSQL may scan every due row
 # through that index for each claim (quadratic); whether the row is still due is checked after.
-# PostgreSQL gets the ids as one array, so the statement text never changes and is prepared once.
-_CLAIM = {postgres: (sa.select(timers).where(ids, timers.c.status == RUNNING)
-                     .order_by(timers.c.next_at, timers.c.id).limit(1).with_for_update(skip_locked=True))
-          for postgres, ids in ((False, timers.c.id.in_(sa.bindparam("ids", expanding=True))),
-                                (True, timers.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Integer)))))}
-_CLAIM_PROVISIONAL = (sa.select(timers).where(timers.c.id == sa.bindparam("timer"), timers.c.status == RUNNING,
-                                              timers.c.provisional == sa.true())
-                      .with_for_update(skip_locked=True))
-_CASE = sa.select(cases).where(cases.c.id == sa.bindparam("case")).with_for_update(skip_locked=True)
+_CLAIM = {name: b.skip_locked(sa.select(timers).where(b.one_of(timers.c.id, "ids"), timers.c.status == RUNNING)
+                               .order_by(timers.c.next_at, timers.c.id).limit(1))
+          for name, b in BACKENDS.items()}
+_CLAIM_PROVISIONAL = {name: b.skip_locked(sa.select(timers).where(
+    timers.c.id == sa.bindparam("timer"), timers.c.status == RUNNING, timers.c.provisional == sa.true()))
+    for name, b in BACKENDS.items()}
+_CASE = {name: b.skip_locked(sa.select(cases).where(cases.c.id == sa.bindparam("case")))
+         for name, b in BACKENDS.items()}
 _UPDATE = timers.update().where(timers.c.id == sa.bindparam("timer"))
 
 
@@ -176,7 +175,7 @@ def _handle_next(engine: Engine, conn: Connection, ids: list[int], now: datetime
 
 def _claim_and_handle(engine: Engine, conn: Connection, ids: list[int], now: datetime,
                       claimed: list[int]) -> tuple[str | None, int | None]:
-    row = conn.execute(_CLAIM[engine.store.is_postgres], {"ids": ids}).first()
+    row = conn.execute(_CLAIM[engine.store.backend.name], {"ids": ids}).first()
     if row is None:
         return None, None
     claimed.append(row.id)
@@ -195,7 +194,7 @@ def _locked_case(engine: Engine, conn: Connection, case_id: str) -> Snapshot | N
     `FOR UPDATE SKIP LOCKED` keeps the timer's lock when it skips the case,
     and two sweepers holding such leftovers can deadlock.
     """
-    c = conn.execute(_CASE, {"case": case_id}).first()
+    c = conn.execute(_CASE[engine.store.backend.name], {"case": case_id}).first()
     if c is None:
         return None
     from caseflow.runtime.snapshot import Snapshot  # what engine.snapshot() builds, from the row we just locked
@@ -280,7 +279,7 @@ def recompute_provisional(engine: Engine, now: datetime) -> int:
     moved = 0
     for timer_id in ids:
         with engine.store.write() as conn:
-            row = conn.execute(_CLAIM_PROVISIONAL, {"timer": timer_id}).first()
+            row = conn.execute(_CLAIM_PROVISIONAL[engine.store.backend.name], {"timer": timer_id}).first()
             snap = _locked_case(engine, conn, row.case_id) if row is not None else None
             if row is None or snap is None or row.due_at is None:
                 continue

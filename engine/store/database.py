@@ -1,69 +1,34 @@
 """Connections and transactions (SQLAlchemy Core), on SQLite or PostgreSQL.
 
 Core, not the ORM, on the hot path: one SELECT, one versioned UPDATE and one
-INSERT per transition. SQLite runs in WAL with a busy timeout and takes its
-write lock up front (`BEGIN IMMEDIATE`) so two writers queue instead of
-failing half-way; PostgreSQL relies on row locks and the version column.
+INSERT per transition. What SQLite and PostgreSQL do differently (WAL and
+`BEGIN IMMEDIATE`, autocommit reads, snapshots, ON CONFLICT, locks) is the
+backend's (`backend.py`), chosen from the URL and kept as `Store.backend`.
 There is deliberately no "set state" helper here: state changes only through
 the runtime (deny by default).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SAEngine
 
 from caseflow.errors import ConcurrentChange, StorageError
+from caseflow.store.backend import Backend, backend_for
 
 DEFAULT_URL = "sqlite:///caseflow.db"
-
-
-def upsert(conn: Connection, table: sa.Table) -> Any:
-    """The dialect's INSERT, which has on_conflict_do_nothing / _do_update (both backends)."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-        return pg_insert(table)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-    return sqlite_insert(table)
-
-
-def _sqlite_setup(engine: SAEngine) -> None:
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _record) -> None:  # noqa: ANN001
-        dbapi_conn.isolation_level = None       # we issue BEGIN ourselves
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA synchronous={os.environ.get('CASEFLOW_SQLITE_SYNC', 'NORMAL')}")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        options = conn.get_execution_options()
-        if options.get("caseflow_single_read"):
-            return                              # one SELECT is atomic by itself: no BEGIN/COMMIT
-        conn.exec_driver_sql("BEGIN" if options.get("caseflow_readonly") else "BEGIN IMMEDIATE")
 
 
 def create_engine(url: str | None = None) -> SAEngine:
     url = url or DEFAULT_URL
     try:
-        if url.startswith("sqlite"):
-            engine = sa.create_engine(url, connect_args={"timeout": 30})
-            _sqlite_setup(engine)
-        else:
-            engine = sa.create_engine(url, pool_pre_ping=True)
+        return backend_for(url).create_engine(url)
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise StorageError(f"cannot use database {url!r}: {exc}") from None
-    return engine
 
 
 class Store:
@@ -71,8 +36,8 @@ class Store:
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or DEFAULT_URL
+        self.backend: Backend = backend_for(self.url)
         self.engine = create_engine(self.url)
-        self.is_postgres = self.engine.dialect.name == "postgresql"
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -90,7 +55,19 @@ class Store:
     def read(self) -> Iterator[Connection]:
         try:
             with self.engine.connect() as conn:
-                conn = conn.execution_options(caseflow_readonly=True)
+                conn = conn.execution_options(**self.backend.read_options())
+                with conn.begin():
+                    yield conn
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise StorageError(f"database error: {_short(exc)}") from None
+
+    @contextmanager
+    def consistent(self) -> Iterator[Connection]:
+        """A read transaction in which every query sees the same snapshot (a case must not
+        move between reading it and its log)."""
+        try:
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(**self.backend.consistent_options())
                 with conn.begin():
                     yield conn
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
@@ -105,10 +82,7 @@ class Store:
         """
         try:
             with self.engine.connect() as conn:
-                options: dict[str, Any] = {"caseflow_readonly": True, "caseflow_single_read": True}
-                if self.is_postgres:
-                    options["isolation_level"] = "AUTOCOMMIT"
-                yield conn.execution_options(**options)
+                yield conn.execution_options(**self.backend.single_read_options())
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise StorageError(f"database error: {_short(exc)}") from None
 

@@ -1,0 +1,198 @@
+"""The storage seam: every difference between SQLite and PostgreSQL, in one object per dialect.
+
+The rest of caseflow writes portable SQLAlchemy Core and asks the backend for
+whatever the two databases do differently: how a connection is set up and a
+write transaction begins, insert-or-ignore and counters (``ON CONFLICT``),
+advisory locks, ``FOR UPDATE SKIP LOCKED`` claims over a list of ids, a
+consistent snapshot for a multi-query read, a single autocommit read, the
+append-only trigger DDL, and read-only connections. The backend is chosen from
+the URL (``backend_for``) or from a live connection (``backend_of``).
+
+To add a backend: subclass ``Backend``, set ``name`` to the SQLAlchemy dialect
+name and register it in ``BACKENDS`` (docs/architecture.md, "add a backend").
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine as SAEngine
+from sqlalchemy.sql.elements import ColumnElement
+
+from caseflow.errors import StorageError
+
+# Advisory locks that serialize the writers of one chain (the attempts log, the checkpoints).
+LOCKS = {"attempts": 7242001, "checkpoints": 7242002}
+
+# Execution options the SQLite begin hook reads (PostgreSQL ignores them).
+READONLY = "caseflow_readonly"
+SINGLE_READ = "caseflow_single_read"
+
+
+class Backend:
+    """What one database dialect does its own way. Stateless: one shared instance per dialect."""
+
+    name: ClassVar[str] = ""
+
+    # -- connections --------------------------------------------------------------------------
+    def create_engine(self, url: str) -> SAEngine:
+        return sa.create_engine(url, pool_pre_ping=True)
+
+    def read_options(self) -> dict[str, Any]:
+        """Execution options of a read-only connection."""
+        return {READONLY: True}
+
+    def single_read_options(self) -> dict[str, Any]:
+        """Execution options for one SELECT outside any transaction (no BEGIN/COMMIT round trips)."""
+        return {READONLY: True, SINGLE_READ: True}
+
+    def consistent_options(self) -> dict[str, Any]:
+        """Execution options under which every query of one transaction sees the same snapshot."""
+        return self.read_options()
+
+    # -- statements ---------------------------------------------------------------------------
+    def insert(self, table: sa.Table) -> Any:
+        """The dialect's INSERT, which knows ON CONFLICT."""
+        raise NotImplementedError
+
+    def insert_or_ignore(self, table: sa.Table, keys: list[str], **values: Any) -> Any:
+        """INSERT a row unless one with the same `keys` exists (a race between two first writers is fine)."""
+        return self.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+
+    def increment(self, table: sa.Table, keys: list[str], column: str, **values: Any) -> Any:
+        """INSERT the row with `column` = 1 or add 1 to it, atomically; RETURNING the new value."""
+        col = table.c[column]
+        return (self.insert(table).values(**values, **{column: 1})
+                .on_conflict_do_update(index_elements=keys, set_={column: col + 1})
+                .returning(col))
+
+    def one_of(self, column: sa.Column[Any], param: str) -> ColumnElement[bool]:
+        """`column` is one of the list bound as `param` (an expanding IN)."""
+        return column.in_(sa.bindparam(param, expanding=True))
+
+    def skip_locked(self, select: sa.Select[Any]) -> sa.Select[Any]:
+        """Lock the selected rows, skipping rows another transaction holds."""
+        return select.with_for_update(skip_locked=True)
+
+    def lock(self, conn: Connection, name: str) -> None:
+        """Serialize the writers of one chain until the transaction ends (see LOCKS)."""
+
+    # -- DDL ----------------------------------------------------------------------------------
+    def append_only_ddl(self, table: str) -> list[str]:
+        """Statements installing triggers that refuse UPDATE and DELETE on `table`."""
+        raise NotImplementedError
+
+    def drop_append_only_ddl(self, table: str) -> list[str]:
+        """Statements removing them again (what an intruder does first; the tests do it too)."""
+        raise NotImplementedError
+
+    def analyze(self, conn: Connection) -> None:
+        """Refresh the planner's statistics (after a bulk load)."""
+
+    def __repr__(self) -> str:
+        return f"<backend {self.name}>"
+
+
+class SQLiteBackend(Backend):
+    """SQLite in WAL mode; a write transaction takes the write lock at BEGIN (BEGIN IMMEDIATE),
+    so writers queue instead of failing half-way, and that lock already serializes chains."""
+
+    name = "sqlite"
+
+    def create_engine(self, url: str) -> SAEngine:
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn, _record) -> None:  # noqa: ANN001
+            dbapi_conn.isolation_level = None       # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={os.environ.get('CASEFLOW_SQLITE_SYNC', 'NORMAL')}")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            options = conn.get_execution_options()
+            if options.get(SINGLE_READ):
+                return                              # one SELECT is atomic by itself: no BEGIN/COMMIT
+            conn.exec_driver_sql("BEGIN" if options.get(READONLY) else "BEGIN IMMEDIATE")
+
+        return engine
+
+    def insert(self, table: sa.Table) -> Any:
+        from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
+
+    def append_only_ddl(self, table: str) -> list[str]:
+        return [f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, 'caseflow: {verb} on {table} is not allowed: "
+                f"the log is append-only'); END" for verb in ("UPDATE", "DELETE")]
+
+    def drop_append_only_ddl(self, table: str) -> list[str]:
+        return [f"DROP TRIGGER {table}_no_update", f"DROP TRIGGER {table}_no_delete"]
+
+
+class PostgresBackend(Backend):
+    """PostgreSQL: row locks and the version column; autocommit single reads; REPEATABLE READ snapshots."""
+
+    name = "postgresql"
+
+    def single_read_options(self) -> dict[str, Any]:
+        return {**super().single_read_options(), "isolation_level": "AUTOCOMMIT"}
+
+    def consistent_options(self) -> dict[str, Any]:
+        return {**super().consistent_options(), "isolation_level": "REPEATABLE READ"}
+
+    def insert(self, table: sa.Table) -> Any:
+        from sqlalchemy.dialects.postgresql import insert
+        return insert(table)
+
+    def one_of(self, column: sa.Column[Any], param: str) -> ColumnElement[bool]:
+        # One array parameter: the statement text never changes, so the server prepares it once.
+        from sqlalchemy.dialects.postgresql import ARRAY
+        return column == sa.any_(sa.bindparam(param, type_=ARRAY(column.type)))
+
+    def lock(self, conn: Connection, name: str) -> None:
+        conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({LOCKS[name]})"))
+
+    def append_only_ddl(self, table: str) -> list[str]:
+        return ["""
+            CREATE OR REPLACE FUNCTION caseflow_append_only() RETURNS trigger AS $$
+            BEGIN
+              RAISE EXCEPTION 'caseflow: % on % is not allowed: the log is append-only', TG_OP, TG_TABLE_NAME;
+            END $$ LANGUAGE plpgsql""",
+                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                f"FOR EACH ROW EXECUTE FUNCTION caseflow_append_only()",
+                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                f"FOR EACH STATEMENT EXECUTE FUNCTION caseflow_append_only()"]
+
+    def drop_append_only_ddl(self, table: str) -> list[str]:
+        return [f"DROP TRIGGER {table}_append_only ON {table}", f"DROP TRIGGER {table}_no_truncate ON {table}"]
+
+    def analyze(self, conn: Connection) -> None:
+        conn.execute(sa.text("ANALYZE"))
+
+
+BACKENDS: dict[str, Backend] = {b.name: b for b in (SQLiteBackend(), PostgresBackend())}
+
+
+def backend_for(url: str) -> Backend:
+    """The backend a database URL names (`sqlite:///…`, `postgresql+psycopg://…`)."""
+    try:
+        dialect = sa.engine.make_url(url).get_backend_name()
+    except sa.exc.ArgumentError as exc:
+        raise StorageError(f"cannot use database {url!r}: {exc}") from None
+    if dialect not in BACKENDS:
+        raise StorageError(f"cannot use database {url!r}: caseflow runs on {' or '.join(sorted(BACKENDS))}")
+    return BACKENDS[dialect]
+
+
+def backend_of(conn: Connection) -> Backend:
+    """The backend of a live connection (for code that is handed a connection, not a Store)."""
+    return BACKENDS[conn.dialect.name]
