@@ -47,6 +47,7 @@ AUDIT_COLUMNS = ("id", "case_id", "seq", "workflow", "kind", "event", "event_zh"
                  "effective_local", "recorded_at", "definition", "prev_hash", "hash")
 ATTEMPT_COLUMNS = ("id", "case_id", "workflow", "event", "actor", "actor_name", "error", "reason",
                    "effective_at", "effective_local", "recorded_at", "prev_hash", "hash")
+SIGNATURE_EVENTS = {"sign": "signoff", "reject": "reject"}     # event name → the row kind of that act
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
 _ID_NUMBER = re.compile(r"(?<![\dA-Za-z])(\d{4})(\d{10})(\d{3}[\dXx])(?![\dA-Za-z])")
 DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
@@ -159,9 +160,14 @@ class DefinitionCache:
 
 def _where(table: sa.Table, q: AuditQuery) -> list[Any]:
     conds: list[Any] = []
-    for col, value in (("case_id", q.case), ("workflow", q.workflow), ("actor", q.actor), ("event", q.event)):
+    for col, value in (("case_id", q.case), ("workflow", q.workflow), ("actor", q.actor)):
         if value:
             conds.append(table.c[col] == value)
+    if q.event and table is audit and q.event in SIGNATURE_EVENTS:
+        # rows written before every signature was logged as `sign` carry the step's event
+        conds.append(sa.or_(table.c.event == q.event, table.c.kind == SIGNATURE_EVENTS[q.event]))
+    elif q.event:
+        conds.append(table.c.event == q.event)
     # stamps are ISO text: narrow in SQL to whole seconds, then compare exactly in Python
     if q.since:
         conds.append(table.c.effective_at >= q.since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"))

@@ -79,7 +79,10 @@ def commit(engine: Engine, conn: Connection, change: Change, now: datetime, note
     actor = change.actor
     data = dict(change.data)
     entries: list[Entry] = list(change.entries)
-    roles = sorted(engine.catalog.org.people[actor].roles & t.roles) if actor in engine.catalog.org.people else []
+    if change.role is not None:      # a signature (or rejection) is given in exactly one role
+        roles = [change.role]
+    else:
+        roles = sorted(engine.catalog.org.people[actor].roles & t.roles) if actor in engine.catalog.org.people else []
     if kind == "transition" and t.decide:     # the plan already checked the data; outcomes may change it
         data, decided = _decisions(engine, conn, d, t, data, change.inputs, actor, now)
         problem = schema_problem(d, data, before=snap.data)
@@ -97,7 +100,7 @@ def commit(engine: Engine, conn: Connection, change: Change, now: datetime, note
                                         "received_at": sortable_time(data.get("received_at"), snap.created_at)})
     _claim_keys(conn, d, snap.id, snap.data, data, final=d.states[change.dest].final,
                 event=t.event, state=snap.state)
-    event = t.event if kind != "reject" else "reject"
+    event = {"reject": "reject", "signoff": "sign"}.get(kind, t.event)   # one name per act, whatever the step
     changed: dict[str, Any] = dict(_changes(snap.data, data))
     if change.inputs:
         changed["@input"] = change.inputs          # event inputs (e.g. a purchase amount) are evidence too
@@ -259,13 +262,17 @@ def plan_signature(engine: Engine, snap: Snapshot, person: Person, reject: bool,
     if reject:
         if not note:
             raise SignoffRefused(snap.id, what, snap.state, "a rejection needs --note saying why")
-        return engine.decide(snap, t, dict(snap.data), {}, person.id, now, reject=True), "reject"
+        change = engine.decide(snap, t, dict(snap.data), {}, person.id, now, reject=True)
+        change.role = role
+        return change, "reject"
     signature = {"role": role, "by": person.id, "at": stamp(now)}
     if len(remaining) > 1:
         change = engine.decide(snap, t, dict(snap.data), {}, person.id, now)   # checks it could still fire
         change.dest, change.data, change.signoffs = snap.state, dict(snap.data), given + [signature]
+        change.role = role
         return change, "signoff"
     change = engine.decide(snap, t, dict(snap.data), {}, person.id, now)
+    change.role = role
     change.entries = [Entry("signoff", "sign", snap.state, snap.state, person.id, [role], {}, note)]
     return change, "transition"
 

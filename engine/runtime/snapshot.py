@@ -36,6 +36,7 @@ class Change:
     entries: list[Entry]
     inputs: dict[str, Any]
     actor: str
+    role: str | None = None        # the one role a sign-off or rejection is given in
 
 
 def new_case_id(workflow: str) -> str:

@@ -158,12 +158,28 @@ class _Round:
     finished_at: str | None = None
 
 
-def _mark(engine: Engine, r: Any, d: Definition | None) -> dict[str, Any]:
-    people, roles = engine.catalog.org.people, json.loads(r.roles)
-    role = roles[0] if len(roles) == 1 else (", ".join(roles) or None)
+def signed_role(roles: list[str], required: list[str], done: list[str]) -> str | None:
+    """The one role a sign-off row was given in.
+
+    New rows record exactly that role. Rows written before (intermediate
+    signatures and rejections) hold every role the signer had on the step; the
+    role is then the one the engine chose: the first still-required role, in
+    the step's order, that the signer holds.
+    """
+    if len(roles) == 1:
+        return roles[0]
+    held = [r for r in required if r not in done and r in roles]
+    return held[0] if held else (", ".join(roles) or None)
+
+
+def _mark(engine: Engine, r: Any, d: Definition | None, done: list[str]) -> dict[str, Any]:
+    people, labels = engine.catalog.org.people, engine.catalog.org.roles
+    t = d.signoff_transition(r.from_state) if d and r.from_state in d.states else None
+    required = list(t.signoffs.roles) if t and t.signoffs else []
+    role = signed_role(json.loads(r.roles), required, done)
     local = parse_datetime(r.effective_at).astimezone(d.tz).strftime("%Y-%m-%d %H:%M") if d else r.effective_at
-    return {"seq": r.seq, "role": role, "role_zh": engine.catalog.org.roles[role].label_zh
-            if role is not None and role in engine.catalog.org.roles else role, "by": r.actor,
+    role_zh = "、".join(labels[x].label_zh if x in labels else x for x in role.split(", ")) if role else None
+    return {"seq": r.seq, "role": role, "role_zh": role_zh, "by": r.actor,
             "name": people[r.actor].name if r.actor in people else "", "at": r.effective_at, "at_local": local,
             "recorded_at": r.recorded_at, "note": r.note}
 
@@ -178,13 +194,13 @@ def _rounds(engine: Engine, rows: list[Any], defs: dict[str, Definition | None])
             if cur is None:
                 cur = _Round(r.case_id, r.workflow, r.from_state, r.definition)
                 out.append(cur)
-            cur.signatures.append(_mark(engine, r, d))
+            cur.signatures.append(_mark(engine, r, d, [s["role"] for s in cur.signatures]))
         elif r.kind == "reject":
             if cur is None:
                 cur = _Round(r.case_id, r.workflow, r.from_state, r.definition)
                 out.append(cur)
-            cur.outcome, cur.rejection, cur.finished_at = "rejected", {**_mark(engine, r, d), "to": r.to_state}, \
-                r.effective_at
+            mark = _mark(engine, r, d, [s["role"] for s in cur.signatures])
+            cur.outcome, cur.rejection, cur.finished_at = "rejected", {**mark, "to": r.to_state}, r.effective_at
             cur = None
         elif cur is not None and r.kind == "transition" and r.from_state == cur.state \
                 and (r.to_state != r.from_state or r.event == _event(defs.get(cur.definition), cur.state)):

@@ -218,10 +218,11 @@ def commits_in(log: list[dict[str, Any]]) -> int:
     """How many committed actions a case's log records (what its version counts).
 
     open, transition and reject rows are one commit each; a sign-off that did not
-    fire the transition is its own commit (event = the transition's event), while
-    the last signature is written as a `sign` row just before its transition row.
+    fire the transition is its own commit, while the last signature is written
+    just before its transition row, in the same commit.
     """
-    return sum(1 for r in log if r["kind"] in MOVES or (r["kind"] == "signoff" and r["event"] != "sign"))
+    return sum(1 for i, r in enumerate(log) if r["kind"] in MOVES
+               or (r["kind"] == "signoff" and (i + 1 == len(log) or log[i + 1]["kind"] != "transition")))
 
 
 def case_problems(store: Store, case_ids: Iterable[str] | None = None) -> list[str]:
