@@ -127,7 +127,7 @@ def checkpoint(app: App) -> None:
 
 @cli.group()
 def report() -> None:
-    """Reports for auditors: complaint statistics, sign-off chains, SLA compliance."""
+    """Reports for auditors: complaint statistics, sign-off chains, SLA compliance (report sla)."""
 
 
 report_format = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]),
@@ -212,34 +212,3 @@ def _render_rounds(rounds: list[dict[str, Any]]) -> str:
         if r["outcome"] == "pending" and pending:
             lines.append(f"  … 待签：{'、'.join(pending)}")
     return "\n".join(lines)
-
-
-@report.command()
-@click.option("--workflow", help="Only this workflow (default: all).")
-@click.option("--month", required=True, metavar="YYYY-MM", help="Clocks started in this month.")
-@report_format
-@pass_app
-def sla(app: App, workflow: str | None, month: str, fmt: str | None) -> None:
-    """SLA compliance per workflow and clock for a month: met, breached, running, % on time.
-
-    \b
-    Example:
-      caseflow report sla --workflow complaint --month 2025-03
-    """
-    from caseflow.audit.query import default_tz, to_csv, to_table
-    from caseflow.views.reports import month_range
-    from caseflow.views.reports import sla as build
-    start, end = month_range(month, default_tz(app.engine, workflow))
-    rows = build(app.engine, workflow, start, end)
-    chosen = _fmt(app, fmt)
-    if chosen == "json":
-        app.as_json = True
-        app.out(rows, "")
-        return
-    cols = [("workflow", "流程"), ("label_zh", "时限"), ("within", "要求"), ("met", "按时"), ("breached", "超时"),
-            ("overdue", "其中仍逾期"), ("running", "进行中"), ("cancelled", "取消"), ("on_time_pct", "按时率%")]
-    if chosen == "csv":
-        click.echo(to_csv(rows, ("workflow", "sla", "label_zh", "within", "met", "breached", "overdue", "running",
-                                 "cancelled", "on_time_pct")), nl=False)
-        return
-    click.echo(f"时限达成情况  {month}\n" + (to_table(rows, cols) if rows else "(no clocks started in this month)"))

@@ -35,6 +35,7 @@ from caseflow.definition.evaluate import stamp
 from caseflow.definition.model import Clock
 from caseflow.errors import CaseflowError, StaleCase, StorageError
 from caseflow.runtime.actions import fire_system, run_actions
+from caseflow.sla import windows
 from caseflow.sla.calendar import BusinessCalendar
 from caseflow.sla.clocks import BREACHED, RUNNING, Plan, plan_of, schedule, ts
 from caseflow.store.backend import BACKENDS
@@ -207,6 +208,9 @@ def _handle_row(engine: Engine, conn: Connection, row: Any, snap: Snapshot, now:
     clock = next((c for c in d.clocks if c.name == row.name), None)
     if clock is None or d.states[snap.state].final:
         _update(conn, row.id, status="cancelled", next_at=None, ended_at=ts(now))
+        if row.kind == "sla":
+            windows.close_window(conn, case_id=row.case_id, clock=row.name, now_s=ts(now), due_at=row.due_at,
+                                 case_closed=True)
         _log(conn, snap, [Entry(row.kind, row.name, None, None, "system", [], {},
                                 "cancelled: the case is closed")], now)
         return "cancelled"
@@ -221,7 +225,10 @@ def _handle_row(engine: Engine, conn: Connection, row: Any, snap: Snapshot, now:
                              {"percent": marks[passed - 1]},
                              f"{marks[passed - 1]}% of {clock.within} used; "
                              f"due {show_datetime(ts(plan.due.at, up=True), d.tz)}"))
-    _update(conn, row.id, warned=max(passed, row.warned), **schedule(plan, cal, max(passed, row.warned), now))
+    values = schedule(plan, cal, max(passed, row.warned), now)
+    _update(conn, row.id, warned=max(passed, row.warned), **values)
+    if row.kind == "sla" and values["due_at"] != row.due_at:
+        windows.reschedule(conn, case_id=row.case_id, clock=row.name, due_at=values["due_at"])
     _log(conn, snap, entries, now)
     return "warnings" if passed > row.warned else "rescheduled"
 
@@ -249,6 +256,8 @@ def _due(engine: Engine, conn: Connection, snap: Snapshot, clock: Clock, plan: P
     sla_clock = clock.kind == "sla"
     _update(conn, row.id, status=BREACHED if sla_clock else "fired", next_at=None, due_at=due,
             provisional=plan.due.provisional, **({} if sla_clock else {"ended_at": ts(now)}))
+    if sla_clock:
+        windows.mark_breached(conn, case_id=row.case_id, clock=row.name, now_s=ts(now), due_at=due)
     when = show_datetime(due, d.tz)
     note = (f"breached: {clock.label_zh} was due {when}" if sla_clock
             else f"due {when}: {clock.label_zh}")
@@ -289,7 +298,10 @@ def recompute_provisional(engine: Engine, now: datetime) -> int:
             cal = engine.catalog.calendar_for(snap.definition)
             plan, entries = replan(clock, cal, snap, row, now)
             if entries:
-                _update(conn, row.id, **schedule(plan, cal, row.warned, now))
+                values = schedule(plan, cal, row.warned, now)
+                _update(conn, row.id, **values)
+                if row.kind == "sla":
+                    windows.reschedule(conn, case_id=row.case_id, clock=row.name, due_at=values["due_at"])
                 _log(conn, snap, entries, now)
                 moved += 1
     return moved

@@ -42,12 +42,13 @@ from caseflow.audit.chain import Entry
 from caseflow.definition.evaluate import activation, context, holds
 from caseflow.definition.model import Clock, Definition, Trigger
 from caseflow.errors import CalendarError
+from caseflow.sla import windows
 from caseflow.sla.calendar import BusinessCalendar, Deadline
-from caseflow.store.tables import cases, timers
+from caseflow.store.tables import timers
 from caseflow.values import format_datetime, parse_datetime, show_datetime
 
 if TYPE_CHECKING:
-    from caseflow.runtime.engine import Engine
+    pass
 
 RUNNING: Final = "running"
 PAUSED: Final = "paused"
@@ -250,6 +251,12 @@ class _Step:
             self.conn.execute(timers.insert().values(case_id=self.case_id, name=clock.name, **values))
         else:
             self.conn.execute(timers.update().where(timers.c.id == row.id).values(**values))
+        if clock.kind == "sla":
+            if row is not None:        # a restart ends the window before it
+                windows.close_window(self.conn, case_id=self.case_id, clock=clock.name, now_s=ts(self.now),
+                                     due_at=row.due_at)
+            windows.open_window(self.conn, case_id=self.case_id, workflow=self.d.workflow, clock=clock.name,
+                                opened_at=values["started_at"], due_at=values["due_at"], restarted=row is not None)
         note = f"{verb}: {clock.label_zh} within {clock.within}, due {self.show(values['due_at'])}"
         if plan.due.provisional:
             note += " (provisional: the holiday calendar does not cover it yet)"
@@ -272,6 +279,9 @@ class _Step:
             note = f"{status}: {why}"
         self.conn.execute(timers.update().where(timers.c.id == row.id).values(
             status=status, next_at=None, ended_at=ts(self.now)))
+        if clock.kind == "sla":
+            windows.close_window(self.conn, case_id=self.case_id, clock=clock.name, now_s=ts(self.now),
+                                 due_at=row.due_at, case_closed=not stopped)
         return self.entry(clock, note, {"status": [row.status, status]})
 
     def pause(self, clock: Clock, row: Any) -> Entry:
@@ -288,7 +298,10 @@ class _Step:
         values = schedule(plan, self.calendar, row.warned, self.now)
         self.conn.execute(timers.update().where(timers.c.id == row.id).values(
             status=RUNNING, paused_at=ts(now), **values))
-        return self.entry(clock, f"resumed, due {self.show(values['due_at'])}", {"status": [PAUSED, RUNNING]})
+        if clock.kind == "sla":
+            windows.reschedule(self.conn, case_id=self.case_id, clock=clock.name, due_at=values["due_at"])
+        return self.entry(clock, f"resumed, due {self.show(values['due_at'])}",
+                          {"status": [PAUSED, RUNNING], "due_at": values["due_at"]})
 
     def left(self, clock: Clock, due: datetime) -> str:
         seconds = measure(clock, self.calendar, self.now, due)
@@ -350,54 +363,5 @@ def _human(seconds: float) -> str:
     return f"{hours}h {mins:02d}m" if hours else f"{mins}m"
 
 
-def sla_compliance(engine: Engine, workflow: str | None = None, since: datetime | None = None,
-                   until: datetime | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Per workflow and SLA: met on time, breached (late or overdue now), still running, % on time.
-
-    `since`/`until` select clocks by when they started. A running SLA already
-    past its deadline counts as breached even if the sweeper has not run yet.
-    """
-    now_s = ts(now or engine.now())
-    overdue = sa.and_(timers.c.status == RUNNING, timers.c.due_at < now_s)
-    q = (sa.select(cases.c.workflow, timers.c.name, timers.c.status, overdue.label("overdue"),
-                   sa.func.count().label("n"))
-         .select_from(timers.join(cases, cases.c.id == timers.c.case_id))
-         .where(timers.c.kind == "sla")
-         .group_by(cases.c.workflow, timers.c.name, timers.c.status, overdue))
-    if workflow:
-        engine.catalog.get(workflow)
-        q = q.where(cases.c.workflow == workflow)
-    if since:
-        q = q.where(timers.c.started_at >= ts(since))
-    if until:
-        q = q.where(timers.c.started_at < ts(until))
-    with engine.store.read() as conn:
-        found = conn.execute(q).all()
-    table: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in found:
-        row = table.setdefault((r.workflow, r.name), _empty_compliance(engine, r.workflow, r.name))
-        if r.status == "met":
-            row["met"] += r.n
-        elif r.status in ("late", BREACHED) or r.overdue:
-            row["breached"] += r.n
-            row["overdue"] += r.n if r.status != "late" else 0
-        elif r.status in (RUNNING, PAUSED):
-            row["running"] += r.n
-        else:
-            row["cancelled"] += r.n
-    for row in table.values():
-        decided = row["met"] + row["breached"]
-        row["on_time_pct"] = round(100 * row["met"] / decided, 1) if decided else None
-    return [table[k] for k in sorted(table)]
-
-
-def _empty_compliance(engine: Engine, workflow: str, name: str) -> dict[str, Any]:
-    d = engine.catalog.current.get(workflow)
-    clock = next((c for c in d.clocks if c.name == name), None) if d else None
-    return {"workflow": workflow, "sla": name, "label_zh": clock.label_zh if clock else name,
-            "within": str(clock.within) if clock else None,
-            "met": 0, "breached": 0, "overdue": 0, "running": 0, "cancelled": 0}
-
-
-__all__ = ["on_transition", "clocks", "sla_compliance", "deadline", "plan_of", "plan_fresh", "schedule",
+__all__ = ["on_transition", "clocks", "deadline", "plan_of", "plan_fresh", "schedule",
            "ts", "RUNNING", "PAUSED", "BREACHED"]

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from caseflow.store.database import Store
 
-HEAD = "0002_indexed_reads"
+HEAD = "0003_sla_windows"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 

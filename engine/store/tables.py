@@ -1,4 +1,5 @@
-"""The tables (SQLAlchemy Core): definitions, cases, audit, attempts, timers, outbox, keys, counters, checkpoints.
+"""The tables (SQLAlchemy Core): definitions, cases, audit, attempts, timers, SLA windows, outbox, keys, counters,
+checkpoints.
 
 Migrations (store/migrations/) create them; the runtime reads and writes them through Core.
 """
@@ -96,6 +97,22 @@ timers = sa.Table(
     sa.Index("ix_timers_next_at", "next_at"),
     sa.Index("ix_timers_status_case", "status", "case_id"),
     sa.Index("ix_timers_kind_started", "kind", "started_at"),
+)
+
+sla_windows = sa.Table(
+    "sla_windows", metadata,                                    # one row per start/restart of an SLA clock
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.String(32), nullable=False),
+    sa.Column("workflow", sa.String(64), nullable=False),
+    sa.Column("clock", sa.String(64), nullable=False),
+    sa.Column("opened_at", sa.String(32), nullable=False),
+    sa.Column("opened_by", sa.String(16), nullable=False),     # start | restart
+    sa.Column("due_at", sa.String(32), nullable=True),         # the deadline as last scheduled
+    sa.Column("breached_at", sa.String(32), nullable=True),    # when a sweep recorded the breach
+    sa.Column("closed_at", sa.String(32), nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=True),        # NULL while open; met late breached cancelled
+    sa.Index("ix_sla_windows_case_clock", "case_id", "clock"),
+    sa.Index("ix_sla_windows_workflow_opened", "workflow", "opened_at"),
 )
 
 outbox = sa.Table(

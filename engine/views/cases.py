@@ -20,6 +20,7 @@ from caseflow.definition.model import Definition, Person
 from caseflow.errors import CaseflowError, RoleNotAllowed
 from caseflow.runtime.actions import next_signer_role
 from caseflow.sla import clocks as sla
+from caseflow.sla.windows import overdue_clause
 from caseflow.store.tables import cases, timers
 
 if TYPE_CHECKING:
@@ -143,7 +144,8 @@ def list_cases(engine: Engine, workflow: str | None = None, state: str | None = 
     if state:
         q = q.where(cases.c.state == state)
     if overdue:
-        q = q.where(cases.c.id.in_(sa.select(timers.c.case_id).where(timers.c.status == "breached")))
+        # the compliance report's predicate: past due now, whether or not a sweep has recorded it
+        q = q.where(cases.c.id.in_(sa.select(timers.c.case_id).where(overdue_clause(sla.ts(engine.now())))))
     with engine.store.read() as conn:
         rows = conn.execute(q).all()
     out = []
