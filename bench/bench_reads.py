@@ -39,9 +39,10 @@ from bench_sla import _pg_reachable, _pg_url, database  # noqa: E402
 
 from caseflow.catalog import SHIPPED, Catalog  # noqa: E402
 from caseflow.runtime.engine import Engine  # noqa: E402
-from caseflow.sla.clocks import sla_compliance, ts  # noqa: E402
+from caseflow.sla.clocks import ts  # noqa: E402
+from caseflow.sla.compliance import compliance as sla_compliance  # noqa: E402
 from caseflow.store.database import Store  # noqa: E402
-from caseflow.store.tables import cases, timers  # noqa: E402
+from caseflow.store.tables import cases, sla_windows, timers  # noqa: E402
 from caseflow.values import sortable_time  # noqa: E402
 from caseflow.views import reports  # noqa: E402
 from caseflow.views.cases import list_cases  # noqa: E402
@@ -63,7 +64,7 @@ def seed(store: Store, catalog: Catalog, n_other: int) -> None:
     cats = d.fields["category"]["enum"]
     total = IN_MONTH + n_other
     for start in range(0, total, CHUNK):
-        case_rows, timer_rows = [], []
+        case_rows, timer_rows, window_rows = [], [], []
         for i in range(start, min(start + CHUNK, total)):
             if i < IN_MONTH:
                 received = MARCH + timedelta(minutes=i * 180)
@@ -84,9 +85,14 @@ def seed(store: Store, catalog: Catalog, n_other: int) -> None:
                                "status": "met" if i % 3 else "running", "started_at": at, "due_at": ts(due),
                                "next_at": None if i % 3 else ts(due), "warned": 0, "provisional": False,
                                "ended_at": ts(received + timedelta(hours=2)) if i % 3 else None})
+            window_rows.append({"case_id": cid, "workflow": "complaint", "clock": "respond_24h", "opened_at": at,
+                                "opened_by": "start", "due_at": ts(due), "breached_at": None,
+                                "closed_at": ts(received + timedelta(hours=2)) if i % 3 else None,
+                                "outcome": "met" if i % 3 else None})
         with store.write() as conn:
             conn.execute(cases.insert(), case_rows)
             conn.execute(timers.insert(), timer_rows)
+            conn.execute(sla_windows.insert(), window_rows)
     with store.engine.connect() as conn:            # as autovacuum / a DBA would after a bulk load
         conn.execute(sa.text("ANALYZE"))
         conn.commit()
