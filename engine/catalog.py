@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from caseflow.definition import kinds
 from caseflow.definition.compile import definition_from_text, load_definition, load_org, sha256_of
 from caseflow.definition.lint import did_you_mean
 from caseflow.definition.model import Definition, Org
@@ -28,7 +29,7 @@ def default_dir() -> Path:
     return local if local.is_dir() and (local / "org.yaml").exists() else SHIPPED
 
 
-_COMPILED: dict[tuple[str, str, str], Definition] = {}   # per process: (text sha, org sha, calendars sha)
+_COMPILED: dict[tuple[str, str, str, int], Definition] = {}   # per process: text, org, calendars, action kinds
 
 
 class LazyDefinitions(Mapping[str, Definition]):
@@ -89,7 +90,7 @@ class Catalog:
 
     def compile_file(self, path: Path) -> Definition:
         text = path.read_text(encoding="utf-8", errors="replace")
-        key = (sha256_of(text), self.org_sha, "file")
+        key = (sha256_of(text), self.org_sha, "file", kinds.generation())
         if key not in _COMPILED:
             definition = load_definition(path, self.org, self.calendars, display=_display(path))
             if definition.workflow != path.stem:
@@ -143,7 +144,7 @@ class Catalog:
             workflow = Path(path).stem
             if workflow in self.current and self.current.sha_of(workflow) == sha:
                 return self.current[workflow]
-            key = (sha, self.org_sha, "stored")
+            key = (sha, self.org_sha, "stored", kinds.generation())
             if key not in _COMPILED:
                 _COMPILED[key] = definition_from_text(text, self.org, self.calendars, f"{path}@{sha[:12]}")
             found = self._by_sha[sha] = _COMPILED[key]

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 from caseflow.audit import chain
 from caseflow.audit.chain import Entry
+from caseflow.definition import kinds
 from caseflow.definition.model import Definition, Person
 from caseflow.errors import NotFound, NotPermitted, UsageError
 from caseflow.store.tables import attempts, audit, cases
@@ -39,9 +40,8 @@ from caseflow.views.cases import mask
 if TYPE_CHECKING:
     from caseflow.runtime.engine import Engine
 
-KIND_ZH = {"open": "立案", "transition": "流转", "signoff": "签字", "reject": "驳回", "escalation": "升级上报",
-           "notify": "通知", "decision": "决策表", "spawn": "派生案件", "fire": "系统触发", "timer": "计时",
-           "sla": "时限", "unmask": "查看个人信息"}
+KIND_ZH = {"open": "立案", "transition": "流转", "signoff": "签字", "reject": "驳回", "decision": "决策表",
+           "timer": "计时", "sla": "时限", "unmask": "查看个人信息", **kinds.labels()}   # + each action kind's
 AUDIT_COLUMNS = ("id", "case_id", "seq", "workflow", "kind", "event", "event_zh", "from_state", "from_zh",
                  "to_state", "to_zh", "actor", "actor_name", "roles", "changes", "note", "effective_at",
                  "effective_local", "recorded_at", "definition", "prev_hash", "hash")
@@ -201,7 +201,7 @@ def _audit_row(r: dict[str, Any], d: Definition | None, engine: Engine, unmask: 
         t = next((t for t in d.transitions if t.event == r["event"]), None)
         event_zh = t.label_zh if t else (KIND_ZH["open"] if r["kind"] == "open" else r["event"])
     else:
-        event_zh = KIND_ZH.get(r["kind"], r["kind"])
+        event_zh = {**KIND_ZH, **kinds.labels()}.get(r["kind"], r["kind"])   # kinds registered later too
     return {"id": r["id"], "case_id": r["case_id"], "seq": r["seq"], "workflow": r["workflow"], "kind": r["kind"],
             "event": r["event"], "event_zh": event_zh, "from_state": r["from_state"],
             "from_zh": state_zh(r["from_state"]), "to_state": r["to_state"], "to_zh": state_zh(r["to_state"]),

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from caseflow.definition import lint
+from caseflow.definition import kinds, lint
 from caseflow.definition.expressions import Environment, ExpressionError, ExpressionTypeError, cel_type, constant_type
 from caseflow.definition.model import (
     Action,
@@ -193,14 +193,7 @@ class _Compiler:
         out = []
         for i, a in enumerate(raw or []):
             when = self.expr(a["when"], path + [i, "when"], want="bool") if "when" in a else None
-            kind = next(k for k in ("escalate", "notify", "fire", "spawn") if k in a)
-            if kind == "spawn":
-                data = {k: self.expr(v, path + [i, "spawn", "data", k])
-                        for k, v in a["spawn"].get("data", {}).items()}
-                out.append(Action("spawn", a["spawn"]["workflow"], None, when,
-                                  {k: v for k, v in data.items() if v}))
-            else:
-                out.append(Action(kind, a[kind], a.get("message"), when))
+            out.append(kinds.kind_of(a).compile(a, self.expr, path + [i], when))
         return tuple(out)
 
     def build(self) -> Definition:

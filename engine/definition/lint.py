@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from caseflow.definition import kinds
 from caseflow.definition.model import Org
 from caseflow.definition.source import Source
 from caseflow.errors import DefinitionError
@@ -178,13 +179,8 @@ class _Lint:
     def check_actions(self, actions: list[dict[str, Any]] | None, path: list[Any]) -> None:
         who = describe(self.doc, path)
         for i, a in enumerate(actions or []):
-            if "notify" in a:
-                self.known("role", a["notify"], self.org.roles, path + [i, "notify"], f"{who} notifies")
-            if "fire" in a and self.known("event", a["fire"], self.events, path + [i, "fire"], f"{who} fires"):
-                if not any(t.get("system") for t in self.doc["transitions"] if t["event"] == a["fire"]):
-                    self.err(f"{who} fires {a['fire']!r}, which people fire, not a system event",
-                             path + [i, "fire"],
-                             f"mark the {a['fire']!r} transition system: true and remove its roles")
+            for name in kinds.names_in(a):
+                kinds.KINDS[name].lint(self, a[name], path + [i, name], who)
 
     def check_overlaps(self) -> None:
         seen: dict[tuple[str, str], int] = {}

@@ -21,7 +21,7 @@ from jsonschema import exceptions as js_exc
 from jsonschema.exceptions import best_match
 
 from caseflow import values
-from caseflow.definition import lint
+from caseflow.definition import kinds, lint
 from caseflow.definition.expressions import MAX_EXPR_CHARS
 from caseflow.definition.source import Source
 from caseflow.errors import DefinitionError, DefinitionErrors
@@ -31,9 +31,15 @@ SCHEMA_PATH = SCHEMAS / "workflow.schema.json"
 _DURATION = re.compile(r"^([1-9][0-9]*) (working )?(minute|hour|day|week|month|year)s?$")
 
 
-@lru_cache(maxsize=1)
 def workflow_schema() -> Draft202012Validator:
+    """The workflow schema, its `$defs/action` rendered from the registry of action kinds."""
+    return _workflow_schema(kinds.generation())
+
+
+@lru_cache(maxsize=1)
+def _workflow_schema(_generation: int) -> Draft202012Validator:
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    schema["$defs"]["action"] = kinds.action_schema()
     return Draft202012Validator(schema)
 
 
@@ -193,12 +199,12 @@ def _schema_error(src: Source, err: js_exc.ValidationError) -> DefinitionError:
         return src.error(f"{where} must be {_short(err.validator_value)}", path)
     if v in ("minItems", "minProperties", "minLength"):
         return src.error(f"{where} is empty", path, hint=_EMPTY_HINTS.get(key or "", None))
-    if v == "oneOf" and path and isinstance(err.instance, dict) and "escalate" in str(schema):
-        kinds = [k for k in ("escalate", "notify", "fire", "spawn") if k in err.instance]
-        if kinds:
-            return src.error(f"an action does exactly one thing, this one has {' and '.join(kinds)}", path,
+    if v == "oneOf" and path and isinstance(err.instance, dict) and schema == kinds.action_schema():
+        found = kinds.names_in(err.instance)
+        if found:
+            return src.error(f"an action does exactly one thing, this one has {' and '.join(found)}", path,
                              hint="split it into one list item per action")
-        return src.error("an action needs one of escalate, notify, fire or spawn", path)
+        return src.error(f"an action needs one of {kinds.one_of_names()}", path)
     if v in ("anyOf", "oneOf"):
         return _any_of_error(src, path, where, err)
     return src.error(f"{where}: {err.message if len(err.message) < 120 else err.message[:117] + '…'}", path)

@@ -19,6 +19,8 @@ from sqlalchemy.engine import Connection
 from caseflow.audit import chain as audit
 from caseflow.audit.chain import Entry
 from caseflow.definition.evaluate import activation, context, evaluate_decision, holds, schema_problem, stamp
+from caseflow.definition.expressions import Compiled, EvalContext
+from caseflow.definition.kinds import KINDS
 from caseflow.definition.model import Action, Definition, Person, Transition
 from caseflow.errors import InvalidData, RoleNotAllowed, SignoffRefused, StaleCase, TransitionRefused, WrongState
 from caseflow.sla import clocks as sla
@@ -204,31 +206,40 @@ def _claim_keys(conn: Connection, d: Definition, case_id: str, before: dict[str,
 def run_actions(engine: Engine, conn: Connection, d: Definition, case_id: str, todo: Sequence[Action],
                  data: dict[str, Any], inputs: dict[str, Any], input_schemas: Mapping[str, Any], actor: str,
                  now: datetime, depth: int = 0) -> list[Entry]:
-    entries: list[Entry] = []
     ctx = context(d, data, now, engine.working_days(d), engine.person_attr)
     act = activation(d, data, inputs, input_schemas, now, actor)
+    run = _Run(engine, conn, d, case_id, actor, now, act, ctx)
     for a in todo:
-        if not holds(a.when, act, ctx):
-            continue
-        if a.kind == "escalate":
-            entries.append(Entry("escalation", "escalate", None, None, actor, [], {}, a.value))
-        elif a.kind == "notify":
-            text = a.message or f"{d.label_zh} {case_id}"
-            conn.execute(outbox.insert().values(case_id=case_id, role=a.value, message=text,
-                                                created_at=stamp(now)))
-            entries.append(Entry("notify", "notify", None, None, actor, [], {"role": a.value}, text))
-        elif a.kind == "fire":
-            entries.append(Entry("fire", a.value, None, None, actor, [], {}, None))
-        elif a.kind == "spawn":
-            child_def = engine.catalog.get(a.value)
-            child_data = {}
-            for k, expr in a.spawn_data.items():
-                from caseflow.definition.expressions import from_cel
-                value = expr.evaluate(act, ctx)
-                child_data[k] = from_cel(value, child_def.fields.get(k, {}), d.tz)
-            child = open_case(engine, conn, child_def, child_data, None, now, f"linked to {case_id}", case_id)
-            entries.append(Entry("spawn", a.value, None, None, actor, [], {"case": child}, child_def.label_zh))
-    return entries
+        if holds(a.when, act, ctx):
+            KINDS[a.kind].run(a, run)
+    return run.entries
+
+
+class _Run:
+    """The runtime's side of the action-kind seam (definition/kinds.py `ActionRun`), inside one transaction."""
+
+    def __init__(self, engine: Engine, conn: Connection, d: Definition, case_id: str, actor: str,
+                 now: datetime, act: dict[str, Any], ctx: EvalContext) -> None:
+        self.engine, self.conn, self.definition, self.case_id = engine, conn, d, case_id
+        self.actor, self.now, self.act, self.ctx = actor, now, act, ctx
+        self.entries: list[Entry] = []
+
+    def evaluate(self, expr: Compiled) -> Any:
+        return expr.evaluate(self.act, self.ctx)
+
+    def record(self, kind: str, event: str, changes: dict[str, Any], note: str | None) -> None:
+        self.entries.append(Entry(kind, event, None, None, self.actor, [], changes, note))
+
+    def outbox(self, role: str, message: str) -> None:
+        self.conn.execute(outbox.insert().values(case_id=self.case_id, role=role, message=message,
+                                                 created_at=stamp(self.now)))
+
+    def workflow(self, workflow: str) -> Definition:
+        return self.engine.catalog.get(workflow)
+
+    def open_linked(self, definition: Definition, data: dict[str, Any]) -> str:
+        return open_case(self.engine, self.conn, definition, data, None, self.now,
+                         f"linked to {self.case_id}", self.case_id)
 
 
 # -- sign-offs ------------------------------------------------------------------------------
