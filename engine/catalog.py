@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from caseflow.definition import kinds
-from caseflow.definition.compile import definition_from_text, load_definition, load_org, sha256_of
+from caseflow.definition.compile import definition_from_text, load_definition, org_from_text, sha256_of
 from caseflow.definition.lint import did_you_mean
 from caseflow.definition.model import Definition, Org
 from caseflow.errors import DefinitionError, DefinitionErrors, NotFound
-from caseflow.sla.calendar import BusinessCalendar, load_calendars
+from caseflow.sla.calendar import BusinessCalendar, calendars_from_text
 
 SHIPPED = Path(__file__).resolve().parent / "workflows"      # package data: travels inside the wheel
 SPECIAL = {"org.yaml", "calendars.yaml"}
@@ -67,6 +67,8 @@ class Catalog:
     org: Org
     calendars: dict[str, BusinessCalendar]
     org_sha: str = ""
+    org_text: str = ""
+    calendars_text: str = ""
     current: LazyDefinitions = field(init=False)
     _by_sha: dict[str, Definition] = field(default_factory=dict)
 
@@ -77,15 +79,29 @@ class Catalog:
         if not (d / "org.yaml").exists():
             raise DefinitionError("no org.yaml in the workflows directory", file=str(d / "org.yaml"), line=1,
                                   col=1, hint="set --workflows or CASEFLOW_WORKFLOWS")
-        org = load_org(d / "org.yaml")
         cal_path = d / "calendars.yaml"
-        calendars = load_calendars(cal_path) if cal_path.exists() else {}
-        org_sha = sha256_of((d / "org.yaml").read_text(encoding="utf-8")
-                            + (cal_path.read_text(encoding="utf-8") if cal_path.exists() else ""))
-        catalog = cls(d, org, calendars, org_sha)
+        org_text = (d / "org.yaml").read_text(encoding="utf-8", errors="replace")
+        cal_text = cal_path.read_text(encoding="utf-8", errors="replace") if cal_path.exists() else ""
+        catalog = cls.from_texts(d, org_text, cal_text, display=_display(d / "org.yaml"))
         paths = {p.stem: p for p in sorted(d.glob("*.yaml"))
                  if p.name not in SPECIAL and (only is None or p.stem in only)}
         catalog.current = LazyDefinitions(catalog, paths)
+        return catalog
+
+    @classmethod
+    def from_texts(cls, directory: Path, org_text: str, calendars_text: str,
+                   display: str = "org.yaml") -> Catalog:
+        org = org_from_text(org_text, display)
+        calendars = calendars_from_text(calendars_text, display.replace("org.yaml", "calendars.yaml")) \
+            if calendars_text else {}
+        return cls(directory, org, calendars, org_version(org_text, calendars_text), org_text, calendars_text)
+
+    def in_force(self, org_text: str, calendars_text: str) -> Catalog:
+        """The same workflows under the org chart and calendars stored in the database."""
+        if org_version(org_text, calendars_text) == self.org_sha:
+            return self
+        catalog = Catalog.from_texts(self.directory, org_text, calendars_text, display="org.yaml@database")
+        catalog.current = LazyDefinitions(catalog, dict(self.current._paths))
         return catalog
 
     def compile_file(self, path: Path) -> Definition:
@@ -152,6 +168,11 @@ class Catalog:
 
     def calendar_for(self, definition: Definition) -> BusinessCalendar | None:
         return self.calendars.get(definition.calendar) if definition.calendar else None
+
+
+def org_version(org_text: str, calendars_text: str) -> str:
+    """The sha256 naming one org chart + calendars version (what audit rows record)."""
+    return sha256_of(org_text + calendars_text)
 
 
 def _all_actions(definition: Definition):  # noqa: ANN202

@@ -73,11 +73,35 @@ class NotFound(CaseflowError):
 
 
 class UnknownUser(CaseflowError):
-    def __init__(self, user: str | None) -> None:
-        msg = ("no user given: pass --as USER or set CASEFLOW_USER" if not user
-               else f"unknown user {user!r}: not in org.yaml")
+    """No person, or one the org chart in force does not know (`reason` overrides the usual line)."""
+
+    def __init__(self, user: str | None, reason: str | None = None) -> None:
+        msg = reason or ("no user given: pass --as USER or set CASEFLOW_USER" if not user
+                         else f"unknown user {user!r}: not in org.yaml")
         super().__init__(msg)
         self.user = user
+        self.reason = reason
+
+
+class IdentityMismatch(UnknownUser):
+    """On a live PostgreSQL database the person comes from the login; `--as` may not differ."""
+
+    def __init__(self, user: str, login: str, person: str) -> None:
+        super().__init__(user, f"--as {user} refused: database login {login!r} is {person}; "
+                               "on PostgreSQL each operator acts under their own login")
+        self.login = login
+        self.person = person
+
+
+class SimulatedTime(CaseflowError):
+    """--now (a fixed clock) on a database that was not created as a simulation."""
+
+    exit_code = 2
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"--now is only honoured on simulation databases; {url} is live "
+                         "(create one with `caseflow --simulation db init` or `caseflow demo`)")
+        self.url = url
 
 
 class TransitionRefused(CaseflowError):
@@ -118,6 +142,14 @@ class InvalidData(TransitionRefused):
 
 class SignoffRefused(TransitionRefused):
     pass
+
+
+class ConflictOfInterest(TransitionRefused):
+    """A transition's `not_by` rule: the person named in that field may not take this step."""
+
+
+class TimeRefused(TransitionRefused):
+    """The effective time is before the case's last action, or an operator time lies in the future."""
 
 
 class StaleCase(CaseflowError):

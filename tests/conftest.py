@@ -31,6 +31,7 @@ from caseflow.store.database import Store
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PG_URL = os.environ.get("CASEFLOW_TEST_PG")
+DEFAULT_USER = "wei.hua"      # the `run` fixture's CASEFLOW_USER: an auditor (can_audit); pass --as "" for nobody
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -114,7 +115,7 @@ def clock() -> Clock:
 @pytest.fixture
 def store(db_url: str) -> Iterator[Store]:
     s = Store(db_url)
-    s.migrate()
+    s.migrate(simulation=True)          # tests move the clock by hand: a simulation database
     yield s
     s.engine.dispose()
 
@@ -139,10 +140,15 @@ class Result:
 def run(db_url: str, clock: Clock) -> Any:
     """Run the CLI in-process against the test database: run('--as', 'wang.fang', 'show', cid)."""
     runner = CliRunner()
+    if db_url.startswith("postgresql"):      # on PostgreSQL the owner creates the schema (`caseflow db init`)
+        owner = Store(db_url)
+        owner.migrate(simulation=True)
+        owner.engine.dispose()
 
     def _run(*args: str, workflows: Path | str = SHIPPED, now: datetime | None = None) -> Result:
-        env = {"CASEFLOW_DB": db_url, "CASEFLOW_WORKFLOWS": str(workflows),
-               "CASEFLOW_NOW": (now or clock.now).isoformat(), "CASEFLOW_USER": ""}
+        # A simulation database (so CASEFLOW_NOW counts); commands without --as run as an auditor.
+        env = {"CASEFLOW_DB": db_url, "CASEFLOW_WORKFLOWS": str(workflows), "CASEFLOW_SIMULATION": "1",
+               "CASEFLOW_NOW": (now or clock.now).isoformat(), "CASEFLOW_USER": DEFAULT_USER}
         r = runner.invoke(cli, list(args), env=env, catch_exceptions=False)
         return Result(r.exit_code, r.stdout, r.stderr)
     return _run

@@ -366,7 +366,7 @@ def test_unauthorised_unmask_is_refused_and_recorded(engine, store, run):
     assert snapshot(store, cid) == before
     tried = run("audit", "--attempts", "--format", "json").json()
     assert [(t["actor"], t["event"], t["error"]) for t in tried] == [("wang.fang", "unmask", "NotPermitted")]
-    anonymous = run("audit", "--unmask")
+    anonymous = run("--as", "", "audit", "--unmask")
     assert (anonymous.exit_code, anonymous.stderr.strip()) == (
         1, "error: no user given: pass --as USER or set CASEFLOW_USER")
 

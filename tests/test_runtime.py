@@ -147,7 +147,7 @@ def test_refused_unknown_user(run, engine, store):
     cid = open_refund(engine)
     refused(run, store, cid, "--as", "mallory", "advance", cid, "withdraw", code=1,
             message="error: unknown user 'mallory': not in org.yaml")
-    refused(run, store, cid, "advance", cid, "withdraw", code=1,
+    refused(run, store, cid, "--as", "", "advance", cid, "withdraw", code=1,
             message="error: no user given: pass --as USER or set CASEFLOW_USER")
 
 

@@ -25,6 +25,7 @@ from caseflow.definition.compile import parse_duration
 from caseflow.definition.model import Clock as ClockDef
 from caseflow.definition.model import Trigger
 from caseflow.runtime.engine import Engine
+from caseflow.runtime.identity import apply_org
 from caseflow.runtime.sweep import count_due, recompute_provisional, sweep
 from caseflow.sla.clocks import deadline, ts
 from caseflow.sla.compliance import compliance as sla_compliance
@@ -212,14 +213,15 @@ GUESS, REAL = [d for d in (date(NEXT, 1, 1) + timedelta(days=i) for i in range(7
 
 
 @pytest.fixture
-def updated_engine(store, clock, tmp_path) -> Engine:
-    """The same workflows once the next year's holidays are known (its first weekday off)."""
+def updated_engine(engine, store, clock, tmp_path) -> Engine:
+    """The same workflows once the next year's holidays are known (its first weekday off), applied to the database."""
     folder = tmp_path / "updated"
     shutil.copytree(SHIPPED, folder)
     text = (folder / "calendars.yaml").read_text(encoding="utf-8")
     text = text.replace("    holidays: []", f"    holidays: [{GUESS}]")
     text = text.replace("    complete_years: []", f"    complete_years: [{NEXT}]")
     (folder / "calendars.yaml").write_text(text, encoding="utf-8")
+    apply_org(engine, Catalog.load(folder), "zhang.wei", "next year's holidays published")
     return Engine(store, Catalog.load(folder), clock)
 
 
@@ -375,7 +377,7 @@ def test_two_sla_run_processes_fire_each_of_10000_due_timers_exactly_once(store,
     opened = shanghai("2025-03-03 10:00")
     seed(store, shipped_catalog, N_DUE, {opened + timedelta(hours=24): N_DUE}, opened + timedelta(days=3650),
          opened)
-    env = {**os.environ, "CASEFLOW_DB": db_url, "CASEFLOW_WORKFLOWS": str(SHIPPED),
+    env = {**os.environ, "CASEFLOW_DB": db_url, "CASEFLOW_WORKFLOWS": str(SHIPPED), "CASEFLOW_USER": "wei.hua",
            "CASEFLOW_NOW": (opened + timedelta(hours=25)).isoformat()}
     cmd = [sys.executable, "-c", "from caseflow.cli.main import main; main()", "--json", "sla", "run"]
     procs = [subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

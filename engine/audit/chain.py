@@ -26,6 +26,8 @@ HASHED = ("case_id", "seq", "workflow", "definition", "kind", "event", "from_sta
           "actor", "roles", "changes", "note", "effective_at", "recorded_at", "prev_hash")
 ATTEMPT_HASHED = ("case_id", "workflow", "event", "actor", "error", "reason", "effective_at",
                   "recorded_at", "prev_hash")
+# Added by revision 0004: hashed after the others when present (rows written before it have none).
+WHO = ("org", "os_user")
 
 
 @dataclass
@@ -52,6 +54,7 @@ def canonical(value: Any) -> str:
 
 
 def row_hash(row: dict[str, Any], keys: tuple[str, ...] = HASHED) -> str:
+    keys = keys + tuple(k for k in WHO if row.get(k) is not None)
     return hashlib.sha256(canonical([row.get(k) for k in keys]).encode("utf-8")).hexdigest()
 
 
@@ -70,7 +73,8 @@ def head(conn: Connection, case_id: str) -> tuple[int, str]:
 
 
 def append(conn: Connection, *, case_id: str, workflow: str, definition: str, entries: list[Entry],
-           effective_at: str, recorded_at: str | None = None) -> int:
+           effective_at: str, recorded_at: str | None = None, org: str | None = None,
+           os_user: str | None = None) -> int:
     """Chain and insert entries for one case; returns the last seq."""
     recorded_at = recorded_at or real_stamp()
     seq, prev = head(conn, case_id)
@@ -81,7 +85,7 @@ def append(conn: Connection, *, case_id: str, workflow: str, definition: str, en
                "kind": e.kind, "event": e.event, "from_state": e.from_state, "to_state": e.to_state,
                "actor": e.actor, "roles": canonical(sorted(e.roles)), "changes": canonical(e.changes),
                "note": e.note, "effective_at": effective_at, "recorded_at": recorded_at,
-               "prev_hash": prev}
+               "prev_hash": prev, "org": org, "os_user": _clip(os_user)}
         row["hash"] = prev = row_hash(row)
         rows.append(row)
     if rows:
@@ -90,13 +94,15 @@ def append(conn: Connection, *, case_id: str, workflow: str, definition: str, en
 
 
 def append_attempt(conn: Connection, *, case_id: str | None, workflow: str | None, event: str,
-                   actor: str, error: str, reason: str, effective_at: str, recorded_at: str | None = None) -> None:
+                   actor: str, error: str, reason: str, effective_at: str, recorded_at: str | None = None,
+                   os_user: str | None = None) -> None:
     """Record a refused or denied attempt in its own chain; the case is not touched."""
     backend_of(conn).lock(conn, "attempts")
     last = conn.execute(sa.select(attempts.c.hash).order_by(attempts.c.id.desc()).limit(1)).scalar()
     row = {"case_id": _clip(case_id), "workflow": _clip(workflow), "event": _clip(event) or "",
            "actor": _clip(actor) or "", "error": error, "reason": _clip(reason, 2000) or "",
-           "effective_at": effective_at, "recorded_at": recorded_at or real_stamp(), "prev_hash": last or GENESIS}
+           "effective_at": effective_at, "recorded_at": recorded_at or real_stamp(), "prev_hash": last or GENESIS,
+           "os_user": _clip(os_user)}
     row["hash"] = row_hash(row, ATTEMPT_HASHED)
     conn.execute(attempts.insert(), [row])
 

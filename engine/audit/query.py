@@ -133,7 +133,8 @@ def check_unmask(engine: Engine, user: str | None, what: str) -> Person:
     now = engine.now()
     with engine.store.write() as conn:
         chain.append_attempt(conn, case_id=None, workflow=None, event="unmask", actor=person.id,
-                             error=type(exc).__name__, reason=f"{what}: {exc}", effective_at=format_datetime(now))
+                             error=type(exc).__name__, reason=f"{what}: {exc}", effective_at=format_datetime(now),
+                             os_user=engine.os_user)
     raise exc
 
 

@@ -30,9 +30,12 @@ class App:
     """Lazily built pieces: `validate` needs no database, `show` needs no write."""
 
     def __init__(self, db: str | None, workflows: str | None, user: str | None, now: str | None,
-                 as_json: bool) -> None:
+                 as_json: bool, simulation: bool = False) -> None:
         self.db, self.workflows_dir, self.user, self.as_json = db, workflows, user, as_json
         self.fixed_now = _parse_now(now) if now else None
+        self.simulation = simulation     # create the database as a simulation (only then --now counts)
+        self.anonymous = False           # `demo`: acts as the story's people, not as --as
+        self.person = None               # who runs this command, identified when the engine is built
         self._catalog = None
         self._engine = None
 
@@ -42,6 +45,8 @@ class App:
             self.fixed_now = _parse_now(value)
         elif name == "json":
             self.as_json = self.as_json or bool(value)
+        elif name == "simulation":
+            self.simulation = self.simulation or bool(value)
         else:
             setattr(self, {"db": "db", "workflows": "workflows_dir", "as": "user"}[name], value)
 
@@ -58,9 +63,19 @@ class App:
             from caseflow.runtime.engine import Engine
             from caseflow.store.database import Store
             store = Store(self.db)
-            store.migrate()
+            if store.backend.has_logins:            # the runtime role owns nothing: `db init` migrates
+                from caseflow.store.migrate import require_current
+                require_current(store)
+            else:
+                store.migrate(simulation=self.simulation)
             clock = (lambda: self.fixed_now) if self.fixed_now else None
-            self._engine = Engine(store, self.catalog, clock)
+            engine = Engine(store, self.catalog, clock)
+            self._catalog = engine.catalog          # the org chart stored in the database, not the file's
+            if not self.anonymous:                  # every command, reads included, needs a known person
+                ctx = click.get_current_context(silent=True)
+                what = " ".join(ctx.command_path.split()[1:]) if ctx else "caseflow"
+                self.person = engine.identify(self.user, what or "caseflow")
+            self._engine = engine
         return self._engine
 
     def out(self, payload: Any, human: str) -> None:
@@ -95,16 +110,19 @@ GLOBAL_OPTIONS = [
     ("--workflows", "workflows", "CASEFLOW_WORKFLOWS",
      "Workflows directory (default ./workflows if it has an org.yaml, else the shipped ones)."),
     ("--as", "user", "CASEFLOW_USER", "Act as this user (from org.yaml)."),
-    ("--now", "now", "CASEFLOW_NOW", "Act as if at this ISO 8601 time."),
+    ("--now", "now", "CASEFLOW_NOW", "Act as if at this ISO 8601 time (simulation databases only)."),
+    ("--simulation", "simulation", "CASEFLOW_SIMULATION",
+     "Create the database as a simulation (training, tests): only there is --now honoured."),
     ("--json", "as_json", None, "Machine-readable output."),
 ]
+FLAGS = ("--json", "--simulation")
 
 
 class GlobalOption(click.Option):
     """A copy of a global option on a subcommand; sets the App only when typed on the command line."""
 
     def __init__(self, flag: str, envvar: str | None, help_text: str) -> None:
-        kind: dict[str, Any] = {"is_flag": True, "default": False} if flag == "--json" else {}
+        kind: dict[str, Any] = {"is_flag": True, "default": False} if flag in FLAGS else {}
         super().__init__([flag, "global_" + flag[2:]], expose_value=False, envvar=envvar,
                          show_envvar=bool(envvar), help=help_text, callback=_late_global, **kind)
         self.flag = flag
@@ -217,7 +235,7 @@ EPILOG = ("Exit codes: 0 done, 1 refused, 2 usage or invalid workflow file, 3 ch
 
 def _global_options(f: Any) -> Any:
     for flag, name, envvar, help_text in reversed(GLOBAL_OPTIONS):
-        kind: dict[str, Any] = {"is_flag": True} if flag == "--json" else {}
+        kind: dict[str, Any] = {"is_flag": True} if flag in FLAGS else {}
         f = click.option(flag, name, envvar=envvar, show_envvar=bool(envvar), help=help_text, **kind)(f)
     return f
 
@@ -227,7 +245,7 @@ def _global_options(f: Any) -> Any:
 @click.version_option(package_name="caseflow")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, workflows: str | None, user: str | None, now: str | None,
-        as_json: bool) -> None:
+        simulation: bool, as_json: bool) -> None:
     """caseflow — customer-service casework run from YAML workflows.
 
     Global options go before or after the command (`caseflow --json show X` is
@@ -238,7 +256,7 @@ def cli(ctx: click.Context, db: str | None, workflows: str | None, user: str | N
       caseflow demo
       caseflow --as wang.fang list --workflow refund
     """
-    ctx.obj = App(db, workflows, user, now, as_json)
+    ctx.obj = App(db, workflows, user, now, as_json, simulation)
 
 
 def parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -351,6 +369,7 @@ def demo(app: App) -> None:
       caseflow demo            # creates ./caseflow.db on first use
     """
     from caseflow.demo.story import run_demo
+    app.simulation, app.anonymous = True, True      # a demo database is a simulation of its own
     ids, unexpected = run_demo(app.engine, click.echo)
     first = ids["refund"][0] if ids["refund"] else "CASE"
     click.echo(f"\ndone: {sum(len(v) for v in ids.values())} cases in {app.engine.store.url}")

@@ -277,20 +277,37 @@ def _trigger(raw: dict[str, Any] | None) -> Trigger:
     return Trigger(_set(raw.get("enter")), _set(raw.get("leave")), _set(raw.get("event")))
 
 
+RESERVED_PEOPLE = frozenset({"system"})     # the engine's own actor (timers, spawned cases)
+ROLE_FLAGS = ("can_unmask", "can_audit", "can_apply_org")
+
+
 def load_org(path: str | Path) -> Org:
     """people and roles from org.yaml; roles may be declared or only used."""
-    src = read_source(path)
+    return org_from_source(read_source(path))
+
+
+def org_from_text(text: str, display: str = "org.yaml") -> Org:
+    """An org chart version stored in the database."""
+    return org_from_source(parse_source(text.encode("utf-8"), display))
+
+
+def org_from_source(src: Source) -> Org:
     doc = src.data if isinstance(src.data, dict) else {}
     errors: list[DefinitionError] = []
     roles: dict[str, Role] = {}
     for rid, r in (doc.get("roles") or {}).items():
         r = r or {}
-        roles[str(rid)] = Role(str(rid), str(r.get("label_zh", rid)), bool(r.get("can_unmask")))
+        roles[str(rid)] = Role(str(rid), str(r.get("label_zh", rid)),
+                               *(bool(r.get(flag)) for flag in ROLE_FLAGS))
     people: dict[str, Person] = {}
     raw_people = doc.get("people")
     if not isinstance(raw_people, dict) or not raw_people:
         raise DefinitionErrors([src.error("org.yaml needs a 'people' mapping: id → {name, roles}")])
     for pid, p in raw_people.items():
+        if str(pid) in RESERVED_PEOPLE:
+            errors.append(src.error(f"person id {pid!r} is reserved for the engine's own actions",
+                                    ["people", pid], hint="choose another id"))
+            continue
         if not isinstance(p, dict) or not isinstance(p.get("roles"), list) or "name" not in p:
             errors.append(src.error(f"person {pid!r} needs 'name' and a list of 'roles'", ["people", pid]))
             continue
@@ -309,5 +326,5 @@ def load_org(path: str | Path) -> Org:
     return Org(people, roles)
 
 
-__all__ = ["load_definition", "definition_from_text", "load_org", "parse_duration", "sha256_of",
+__all__ = ["load_definition", "definition_from_text", "load_org", "org_from_text", "parse_duration", "sha256_of",
            "workflow_schema", "format_checker", "yaml"]

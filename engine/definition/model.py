@@ -180,6 +180,8 @@ class Role:
     id: str
     label_zh: str
     can_unmask: bool
+    can_audit: bool = False          # read the audit log, its exports and every workflow's cases
+    can_apply_org: bool = False      # `caseflow org apply`: put a new org chart in force
 
 
 @dataclass(frozen=True)
@@ -190,3 +192,11 @@ class Org:
     def role_label(self, role: str) -> str:
         r = self.roles.get(role)
         return f"{r.label_zh}({role})" if r else role
+
+    def may(self, person: Person, flag: str) -> bool:
+        """Does one of the person's roles carry this org.yaml flag (can_unmask, can_audit, can_apply_org)?"""
+        return any(getattr(self.roles[r], flag) for r in person.roles if r in self.roles)
+
+    def by_login(self, login: str) -> Person | None:
+        """The person a database login belongs to: `db_login` in org.yaml, else the same id."""
+        return next((p for p in self.people.values() if str(p.attributes.get("db_login", p.id)) == login), None)

@@ -70,7 +70,7 @@ def open_case(engine: Engine, conn: Connection, d: Definition, data: dict[str, A
     entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), case_id, "open", None,
                                  d.initial, data, now)
     audit.append(conn, case_id=case_id, workflow=d.workflow, definition=d.sha256, entries=entries,
-                 effective_at=stamp(now))
+                 effective_at=stamp(now), org=engine.org_sha, os_user=engine.os_user)
     return case_id
 
 
@@ -119,7 +119,7 @@ def commit(engine: Engine, conn: Connection, change: Change, now: datetime, note
         entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), snap.id,
                                      event, snap.state, change.dest, data, now)
     audit.append(conn, case_id=snap.id, workflow=d.workflow, definition=d.sha256, entries=entries,
-                 effective_at=stamp(now))
+                 effective_at=stamp(now), org=engine.org_sha, os_user=engine.os_user)
     for fire in [e for e in entries if e.kind == "fire"]:
         fire_system(engine, conn, snap.id, fire.event, now, f"fired by {t.event}", depth + 1)
 

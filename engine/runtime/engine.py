@@ -35,16 +35,20 @@ from caseflow.definition.model import Definition, Person, Transition
 from caseflow.errors import (
     CaseflowError,
     GuardFailed,
+    IdentityMismatch,
     InvalidData,
     MissingFields,
     NotFound,
+    NotPermitted,
     RoleNotAllowed,
+    SimulatedTime,
     TransitionRefused,
     UnknownUser,
     UsageError,
     WrongState,
 )
 from caseflow.runtime import actions as case_actions
+from caseflow.runtime import identity
 from caseflow.runtime.machine import machine_for
 from caseflow.runtime.snapshot import Change, Snapshot, new_case_id
 from caseflow.store.database import Store
@@ -60,8 +64,18 @@ class Engine:
     def __init__(self, store: Store, catalog: Catalog, clock: Callable[[], datetime] | None = None,
                  before_write: Callable[[Snapshot], None] | None = None) -> None:
         self.store = store
-        self.catalog = catalog
+        self.os_user = identity.os_user()
+        found = identity.standing(store)
+        self.simulation = found.simulation
+        if clock is not None and not self.simulation:
+            raise SimulatedTime(store.url)
+        self.login = found.login                # live PostgreSQL: the person comes from the login
         self.clock = clock or (lambda: datetime.now(UTC))
+        if found.org is not None and found.org[1] == catalog.org_sha:
+            self.catalog, (self.org_id, self.org_sha) = catalog, found.org
+        else:
+            self.catalog, self.org_id, self.org_sha = identity.catalog_in_force(
+                store, catalog, stamp(self.clock()), self.os_user)
         self.before_write = before_write      # a hook for tests and instrumentation
 
     # -- helpers ----------------------------------------------------------------------------
@@ -69,9 +83,24 @@ class Engine:
         return self.clock().astimezone(UTC)
 
     def person(self, user: str | None) -> Person:
-        if not user or user not in self.catalog.org.people:
+        """The acting person: `--as` among the org chart in force; on live PostgreSQL, the login."""
+        org = self.catalog.org
+        if self.login is not None:
+            mapped = org.by_login(self.login)
+            if mapped is None:
+                raise UnknownUser(user, f"database login {self.login!r} is not a person in the org chart in "
+                                        "force (db_login in org.yaml)")
+            if user and user != mapped.id:
+                raise IdentityMismatch(user, self.login, mapped.id)
+            return mapped
+        if not user or user not in org.people:
             raise UnknownUser(user)
-        return self.catalog.org.people[user]
+        return org.people[user]
+
+    def identify(self, user: str | None, what: str) -> Person:
+        """`person`, for commands that are not case actions (reads too): a refusal is recorded."""
+        with self._recording(what, None, user):
+            return self.person(user)
 
     def definition_of(self, conn: Connection, sha: str) -> Definition:
         def load(s: str) -> tuple[str, str]:
@@ -102,13 +131,13 @@ class Engine:
         """Record refused and denied attempts in the attempts log, then re-raise."""
         try:
             yield
-        except (TransitionRefused, UnknownUser, NotFound, UsageError) as exc:
+        except (TransitionRefused, UnknownUser, NotFound, UsageError, NotPermitted) as exc:
             now = self.now()
             try:
                 with self.store.write() as conn:
                     audit.append_attempt(conn, case_id=case_id, workflow=workflow, event=event,
                                          actor=actor or "", error=type(exc).__name__, reason=str(exc),
-                                         effective_at=stamp(now))
+                                         effective_at=stamp(now), os_user=self.os_user)
             except CaseflowError:
                 pass
             raise

@@ -211,7 +211,7 @@ def _handle_row(engine: Engine, conn: Connection, row: Any, snap: Snapshot, now:
         if row.kind == "sla":
             windows.close_window(conn, case_id=row.case_id, clock=row.name, now_s=ts(now), due_at=row.due_at,
                                  case_closed=True)
-        _log(conn, snap, [Entry(row.kind, row.name, None, None, "system", [], {},
+        _log(engine, conn, snap, [Entry(row.kind, row.name, None, None, "system", [], {},
                                 "cancelled: the case is closed")], now)
         return "cancelled"
     cal = engine.catalog.calendar_for(d)
@@ -229,7 +229,7 @@ def _handle_row(engine: Engine, conn: Connection, row: Any, snap: Snapshot, now:
     _update(conn, row.id, warned=max(passed, row.warned), **values)
     if row.kind == "sla" and values["due_at"] != row.due_at:
         windows.reschedule(conn, case_id=row.case_id, clock=row.name, due_at=values["due_at"])
-    _log(conn, snap, entries, now)
+    _log(engine, conn, snap, entries, now)
     return "warnings" if passed > row.warned else "rescheduled"
 
 
@@ -264,11 +264,11 @@ def _due(engine: Engine, conn: Connection, snap: Snapshot, clock: Clock, plan: P
     entries.append(Entry(clock.kind, clock.name, None, None, "system", [],
                          {"status": [row.status, BREACHED if sla_clock else "fired"]}, note))
     entries += run_actions(engine, conn, d, snap.id, clock.actions, snap.data, {}, {}, "system", now)
-    _log(conn, snap, entries, now)
+    _log(engine, conn, snap, entries, now)
     for fire in [e for e in entries if e.kind == "fire"]:
         if not fire_system(engine, conn, snap.id, fire.event, now, f"{clock.name}: {note}"):
             state = engine.snapshot(conn, snap.id).state
-            _log(conn, snap, [Entry(clock.kind, clock.name, None, None, "system", [], {},
+            _log(engine, conn, snap, [Entry(clock.kind, clock.name, None, None, "system", [], {},
                                     f"{fire.event} is not possible in {d.label(state)}; nothing fired")], now)
     return "breached" if sla_clock else "fired"
 
@@ -302,7 +302,7 @@ def recompute_provisional(engine: Engine, now: datetime) -> int:
                 _update(conn, row.id, **values)
                 if row.kind == "sla":
                     windows.reschedule(conn, case_id=row.case_id, clock=row.name, due_at=values["due_at"])
-                _log(conn, snap, entries, now)
+                _log(engine, conn, snap, entries, now)
                 moved += 1
     return moved
 
@@ -311,11 +311,11 @@ def _update(conn: Connection, timer_id: int, **values: Any) -> None:
     conn.execute(_UPDATE, {"timer": timer_id, **values})
 
 
-def _log(conn: Connection, snap: Snapshot, entries: list[Entry], now: datetime) -> None:
+def _log(engine: Engine, conn: Connection, snap: Snapshot, entries: list[Entry], now: datetime) -> None:
     if not entries:
         return
     audit.append(conn, case_id=snap.id, workflow=snap.workflow, definition=snap.definition.sha256,
-                 entries=entries, effective_at=stamp(now))
+                 entries=entries, effective_at=stamp(now), org=engine.org_sha, os_user=engine.os_user)
 
 
 __all__ = ["sweep", "SweepReport", "count_due", "recompute_provisional", "replan"]

@@ -250,11 +250,16 @@ class BusinessCalendar:
 
 def load_calendars(path: Path) -> dict[str, BusinessCalendar]:
     """Parse calendars.yaml; any problem is one CalendarError line prefixed by the file."""
+    return calendars_from_text(None, path)
+
+
+def calendars_from_text(text: str | None, path: Path | str = "calendars.yaml") -> dict[str, BusinessCalendar]:
+    """Parse calendars (the file at `path`, or a stored `text`)."""
     from caseflow.definition.schema import check_document
-    from caseflow.definition.source import read_source  # same safety as workflow files: dup keys, aliases, depth, size
+    from caseflow.definition.source import parse_source, read_source  # same safety as workflow files
     from caseflow.errors import DefinitionError
     try:
-        src = read_source(path)
+        src = read_source(path) if text is None else parse_source(text.encode("utf-8"), str(path))
     except DefinitionError as exc:
         raise CalendarError(f"cannot read calendars: {exc}") from None
     document = src.data

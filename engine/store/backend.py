@@ -28,6 +28,11 @@ from caseflow.errors import StorageError
 # Advisory locks that serialize the writers of one chain (the attempts log, the checkpoints).
 LOCKS = {"attempts": 7242001, "checkpoints": 7242002}
 
+# PostgreSQL least privilege (docs/security.md): what the runtime role may do to each table.
+LOG_TABLES = ("audit", "attempts", "checkpoints", "orgs", "definitions")     # append-only: SELECT, INSERT
+READ_TABLES = ("settings", "alembic_version")                                # written by the owner only
+WORK_TABLES = ("cases", "timers", "sla_windows", "outbox", "case_keys", "decision_counts")
+
 # Execution options the SQLite begin hook reads (PostgreSQL ignores them).
 READONLY = "caseflow_readonly"
 SINGLE_READ = "caseflow_single_read"
@@ -37,6 +42,9 @@ class Backend:
     """What one database dialect does its own way. Stateless: one shared instance per dialect."""
 
     name: ClassVar[str] = ""
+    # Operators log in as themselves (the person comes from the login) and the runtime role owns nothing,
+    # so only `caseflow db init` / `db upgrade` (as the owner) migrate. SQLite: one file, migrated on use.
+    has_logins: ClassVar[bool] = False
 
     # -- connections --------------------------------------------------------------------------
     def create_engine(self, url: str) -> SAEngine:
@@ -80,6 +88,16 @@ class Backend:
 
     def lock(self, conn: Connection, name: str) -> None:
         """Serialize the writers of one chain until the transaction ends (see LOCKS)."""
+
+    # -- identity and privileges -------------------------------------------------------------
+    def session_login(self, conn: Connection) -> str | None:
+        """The database login of this session (None where there are no logins)."""
+        return None
+
+    def grant_runtime(self, conn: Connection, role: str) -> list[str]:
+        """Grant a runtime role exactly what the engine needs; returns the statements run."""
+        from caseflow.errors import UsageError
+        raise UsageError(f"--grant applies to PostgreSQL; {self.name} has no roles")
 
     # -- DDL ----------------------------------------------------------------------------------
     def append_only_ddl(self, table: str) -> list[str]:
@@ -142,6 +160,7 @@ class PostgresBackend(Backend):
     """PostgreSQL: row locks and the version column; autocommit single reads; REPEATABLE READ snapshots."""
 
     name = "postgresql"
+    has_logins = True
 
     def single_read_options(self) -> dict[str, Any]:
         return {**super().single_read_options(), "isolation_level": "AUTOCOMMIT"}
@@ -160,6 +179,31 @@ class PostgresBackend(Backend):
 
     def lock(self, conn: Connection, name: str) -> None:
         conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({LOCKS[name]})"))
+
+    def session_login(self, conn: Connection) -> str | None:
+        return str(conn.execute(sa.text("SELECT session_user")).scalar_one())
+
+    def grant_runtime(self, conn: Connection, role: str) -> list[str]:
+        """The runtime role owns nothing, so it can neither UPDATE/DELETE the log nor ALTER TABLE … DISABLE
+        TRIGGER; it gets SELECT/INSERT on the log, SELECT on settings, and DML on the working tables."""
+        quote = conn.dialect.identifier_preparer.quote
+        schema = quote(conn.execute(sa.text("SELECT current_schema()")).scalar_one())
+        who = quote(role)
+
+        def tables(names: tuple[str, ...]) -> str:
+            return ", ".join(f"{schema}.{quote(t)}" for t in names)
+
+        statements = [
+            f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {who}",
+            f"GRANT USAGE ON SCHEMA {schema} TO {who}",
+            f"GRANT SELECT, INSERT ON {tables(LOG_TABLES)} TO {who}",
+            f"GRANT SELECT ON {tables(READ_TABLES)} TO {who}",
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables(WORK_TABLES)} TO {who}",
+            f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {who}",
+        ]
+        for statement in statements:
+            conn.execute(sa.text(statement))
+        return statements
 
     def append_only_ddl(self, table: str) -> list[str]:
         return ["""

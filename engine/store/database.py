@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SAEngine
 
-from caseflow.errors import ConcurrentChange, StorageError
+from caseflow.errors import ConcurrentChange, StorageError, UsageError
 from caseflow.store.backend import Backend, backend_for
 
 DEFAULT_URL = "sqlite:///caseflow.db"
@@ -86,12 +86,31 @@ class Store:
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise StorageError(f"database error: {_short(exc)}") from None
 
-    def migrate(self) -> None:
+    def migrate(self, simulation: bool = False) -> None:
+        """Create or upgrade the schema. A new database records whether it is a simulation
+        (only then is `--now` honoured); `simulation` on an existing live database is refused."""
         from caseflow.store import migrate
+        from caseflow.store import settings as db_settings
         try:
+            before = migrate.current(self)
             migrate.upgrade(self)
+            if before == migrate.HEAD and not simulation:
+                return
+            with self.write() as conn:
+                found = db_settings.mode(conn)
+                if found is None:
+                    from datetime import UTC, datetime
+                    db_settings.record_mode(conn, simulation, datetime.now(UTC).isoformat().replace("+00:00", "Z"))
+                elif simulation and found != db_settings.SIMULATION:
+                    raise UsageError(f"--simulation applies only when a database is created; {self.url} "
+                                     f"is a {found} database")
         except sa.exc.DBAPIError as exc:
             raise StorageError(f"database error: {_short(exc)}") from None
+
+    def simulation(self) -> bool:
+        from caseflow.store import settings as db_settings
+        with self.read() as conn:
+            return db_settings.mode(conn) == db_settings.SIMULATION
 
 
 def _short(exc: Exception) -> str:

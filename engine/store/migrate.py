@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from caseflow.store.database import Store
 
-HEAD = "0003_sla_windows"
+HEAD = "0004_authority"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -44,6 +44,18 @@ def upgrade(store: Store) -> None:
     with store.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def require_current(store: Store) -> None:
+    """A runtime role never migrates (PostgreSQL): an out-of-date schema is one line for the owner."""
+    from caseflow.errors import StorageError
+    try:
+        found = current(store)
+    except sa.exc.DBAPIError as exc:
+        raise StorageError(f"database error: {str(getattr(exc, 'orig', exc)).strip().splitlines()[0]}") from None
+    if found != HEAD:
+        raise StorageError(f"the database schema is at {found or 'nothing'} and this caseflow needs {HEAD}: run "
+                           "`caseflow db init` (a new database) or `caseflow db upgrade` as the owner role")
 
 
 def head_revision() -> str | None:

@@ -1,5 +1,5 @@
 """The tables (SQLAlchemy Core): definitions, cases, audit, attempts, timers, SLA windows, outbox, keys, counters,
-checkpoints.
+checkpoints, settings (simulation or live) and orgs (the org chart versions).
 
 Migrations (store/migrations/) create them; the runtime reads and writes them through Core.
 """
@@ -57,6 +57,8 @@ audit = sa.Table(
     sa.Column("recorded_at", sa.String(32), nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("org", sa.String(64), nullable=True),             # org version (orgs.sha256) in force
+    sa.Column("os_user", sa.String(64), nullable=True),         # the OS account that ran the command
     sa.UniqueConstraint("case_id", "seq", name="uq_audit_case_seq"),
     sa.Index("ix_audit_actor", "actor"),
     sa.Index("ix_audit_effective", "effective_at"),
@@ -76,6 +78,7 @@ attempts = sa.Table(
     sa.Column("recorded_at", sa.String(32), nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("os_user", sa.String(64), nullable=True),
 )
 
 timers = sa.Table(
@@ -149,4 +152,23 @@ checkpoints = sa.Table(
     sa.Column("actor", sa.String(64), nullable=False),
     sa.Column("heads", sa.Text, nullable=False),                # {case_id: [seq, hash]}
     sa.Column("digest", sa.String(64), nullable=False),
+)
+
+settings = sa.Table(
+    "settings", metadata,                                       # append-only: mode (simulation | live)
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+)
+
+orgs = sa.Table(
+    "orgs", metadata,                                           # append-only: the last row is in force
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("org_text", sa.Text, nullable=False),
+    sa.Column("calendars_text", sa.Text, nullable=False),
+    sa.Column("applied_at", sa.String(32), nullable=False),
+    sa.Column("applied_by", sa.String(64), nullable=False),
+    sa.Column("os_user", sa.String(64), nullable=True),
+    sa.Column("note", sa.Text, nullable=True),
 )

@@ -34,7 +34,7 @@ def outage(own_pg, clock, light_workflows, launcher, tmp_path):  # noqa: ANN001,
     """(store, engine, run) on a fresh schema of the test's own server; the server is up again after."""
     url = own_pg.fresh_url()
     store = Store(url)
-    store.migrate()
+    store.migrate(simulation=True)
     engine = Engine(store, CATALOG, clock)
 
     def run(user: str | None, *argv: str, **extra: str) -> Proc:

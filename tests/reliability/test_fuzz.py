@@ -142,13 +142,13 @@ def known_bug(db_url: str, *, texts: tuple[str, ...] = (), echoed: tuple[str, ..
 def cli_run(db_url, store, clock, monkeypatch):  # noqa: ANN001, ANN201
     """run(*args) → Result on the test database; the catalog compiled and the database opened once."""
     monkeypatch.setattr(Catalog, "load", classmethod(lambda cls, directory=None, only=None: SHIPPED_CATALOG))
-    monkeypatch.setattr(store, "migrate", lambda: None)
+    monkeypatch.setattr(store, "migrate", lambda **_: None)
     monkeypatch.setattr(store_module, "Store", lambda url=None: store if url == db_url else Store(url))
     runner = CliRunner()
 
     def run(*args: str) -> Result:
         env = {"CASEFLOW_DB": db_url, "CASEFLOW_WORKFLOWS": str(SHIPPED), "CASEFLOW_NOW": clock.now.isoformat(),
-               "CASEFLOW_USER": ""}
+               "CASEFLOW_USER": "", "CASEFLOW_SIMULATION": "1"}
         r = runner.invoke(cli, list(args), env=env, catch_exceptions=False)
         return Result(r.exit_code, r.stdout, r.stderr)
     return run
