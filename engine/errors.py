@@ -202,3 +202,14 @@ class NotPermitted(CaseflowError):
         self.user = user
         self.action = action
         self.reason = reason
+
+
+class ExportUnreadable(CaseflowError):
+    """`caseflow export verify` was given a file that is not a caseflow export it can read."""
+
+    exit_code = 2
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
