@@ -79,7 +79,12 @@ def parse_datetime(text: str, tz: ZoneInfo | None = None) -> datetime:
 
 
 def format_datetime(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """The one stored time format: UTC, milliseconds, `Z` (`2025-03-03T02:00:00.000Z`).
+
+    Fixed width, so stored times compare as text; rows written before this
+    format (`…:00Z`, `….200000Z`) are still read by `parse_datetime`.
+    """
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def sortable_time(value: object, fallback: str | None = None) -> str | None:

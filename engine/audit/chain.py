@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from caseflow.store.backend import backend_of
 from caseflow.store.tables import attempts, audit
+from caseflow.values import format_datetime
 
 GENESIS = "0" * 64
 HASHED = ("case_id", "seq", "workflow", "definition", "kind", "event", "from_state", "to_state",
@@ -46,7 +47,7 @@ class Entry:
 
 def real_stamp() -> str:
     """The real time a row is written, always recorded beside the (possibly simulated) effective time."""
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return format_datetime(datetime.now(UTC))
 
 
 def canonical(value: Any) -> str:

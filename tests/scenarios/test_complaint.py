@@ -125,7 +125,7 @@ def test_complaint_form_records_the_registration_fields(engine, store):
     assert case.state == "received"
     assert {k: case.data[k] for k in ("form_no", "channel", "category", "severity")} == {
         "form_no": "TS-2025-001", "channel": "on_site", "category": "service_attitude", "severity": "normal"}
-    assert case.data["received_at"] == "2025-03-03T02:00:00Z"          # 10:00 Shanghai, stored in UTC
+    assert case.data["received_at"] == "2025-03-03T02:00:00.000Z"          # 10:00 Shanghai, stored in UTC
 
     before = case_count(store)
     with pytest.raises(UsageError) as bad_channel:

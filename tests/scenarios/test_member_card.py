@@ -151,7 +151,7 @@ def test_issue_needs_adult_in_person_with_id_and_tier_threshold_same_day_cash(en
 def test_card_is_valid_one_year_from_issue_and_starts_with_no_points(engine, store):
     cid = card(engine)
     assert data(engine, cid, "issued_at", "expires_at", "points", "year_spend", "fees_charged") == (
-        "2025-03-03T02:00:00Z", "2026-03-03T02:00:00Z", 0, "0.00", "0.00")
+        "2025-03-03T02:00:00.000Z", "2026-03-03T02:00:00.000Z", 0, "0.00", "0.00")
 
 
 def test_declined_application_is_closed_with_a_reason(engine, store):
@@ -301,7 +301,7 @@ def test_vip_card_upgrades_to_gold_at_1000_points(engine, store, clock):
     engine.advance(cid, "upgrade", DESK, {"card_no": "G-1"})
     assert engine.read_case(cid).state == "active"
     assert data(engine, cid, "tier", "card_no", "points", "expires_at", "year_spend") == (
-        "gold", "G-1", 1000, "2026-04-12T02:00:00Z", "0.00")                       # points move to the new card
+        "gold", "G-1", 1000, "2026-04-12T02:00:00.000Z", "0.00")                       # points move to the new card
 
 
 def test_gold_upgrades_to_platinum_at_6000(engine, store):
@@ -335,7 +335,7 @@ def test_lost_card_replaced_in_person_with_fee(engine, store, clock):
     cid = card(engine)
     buy(engine, cid, "800.00")
     engine.advance(cid, "report_lost", DESK)
-    assert data(engine, cid, "lost_reported_at") == ("2025-03-03T02:00:00Z",)
+    assert data(engine, cid, "lost_reported_at") == ("2025-03-03T02:00:00.000Z",)
     clock.advance(days=2)
 
     def replace(in_person: str, shown: str) -> Callable[[], Any]:
@@ -359,7 +359,7 @@ def test_lost_card_replaced_in_person_with_fee(engine, store, clock):
     collect("C-NEW")()
     assert engine.read_case(cid).state == "active"
     assert data(engine, cid, "card_no", "points", "expires_at", "fees_charged") == (
-        "C-NEW", 80, "2026-03-03T02:00:00Z", "10.00")                              # points and validity kept
+        "C-NEW", 80, "2026-03-03T02:00:00.000Z", "10.00")                              # points and validity kept
 
 
 def test_damaged_card_is_replaced_with_fee_and_gold_cards_free(engine, store, clock):
@@ -395,7 +395,7 @@ def test_transfer_needs_both_ids_and_keeps_points(engine, store):
     before = data(engine, cid, "tier", "points", "expires_at", "card_no")
     transfer()()
     assert data(engine, cid, "tier", "points", "expires_at", "card_no") == before == ("gold", 140,
-                                                                                       "2026-03-03T02:00:00Z",
+                                                                                       "2026-03-03T02:00:00.000Z",
                                                                                        f"C-{cid}")
     assert data(engine, cid, "name", "id_number", "previous_holder_name", "previous_id_number") == (
         OTHER["name"], OTHER["id_number"], HOLDER["name"], HOLDER["id_number"])
@@ -435,7 +435,7 @@ def test_renewal_downgrades_by_year_spend(engine, store, clock, tier, spend, ren
             f"case {cid}: cannot renew in state expired: wang.fang has none of the roles allowed: 贵宾厅(vip_desk)")
     engine.advance(cid, "renew", DESK)
     assert engine.read_case(cid).state == "active"
-    assert data(engine, cid, "tier", "expires_at", "year_spend") == (renewed_as, "2027-03-03T02:00:00Z", "0.00")
+    assert data(engine, cid, "tier", "expires_at", "year_spend") == (renewed_as, "2027-03-03T02:00:00.000Z", "0.00")
 
 
 def test_expired_card_not_renewed_lapses_and_is_void(engine, store, clock):
@@ -466,7 +466,7 @@ def test_reactivate_needs_same_day_cash_200(engine, store, clock):
             f"case {cid}: cannot reactivate in state inactive: 须凭失效贵宾卡、当日收银条及有效身份证件办理")
     reactivate("200.00")()
     assert engine.read_case(cid).state == "active"
-    assert data(engine, cid, "tier", "expires_at") == ("vip", "2027-03-13T02:00:00Z")      # a new year from today
+    assert data(engine, cid, "tier", "expires_at") == ("vip", "2027-03-13T02:00:00.000Z")      # a new year from today
 
 
 # -- ending a membership --------------------------------------------------------------------

@@ -249,7 +249,7 @@ def test_finance_pays_only_after_the_fourth_signature(engine, store):
     engine.advance(cid, "pay", "cao.ying", {"payment_ref": "FK-0312"})
     case = engine.read_case(cid)
     assert case.state == "paid" and case.data["payment_ref"] == "FK-0312"
-    assert case.data["paid_at"] == "2025-03-03T02:00:00Z"
+    assert case.data["paid_at"] == "2025-03-03T02:00:00.000Z"
 
 
 # -- amounts ----------------------------------------------------------------------------------
