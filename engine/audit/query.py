@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     from caseflow.runtime.engine import Engine
 
 KIND_ZH = {"open": "立案", "transition": "流转", "signoff": "签字", "reject": "驳回", "decision": "决策表",
-           "timer": "计时", "sla": "时限", "sla_warning": "时限预警", "unmask": "查看个人信息", **kinds.labels()}   # + each action kind's
+           "timer": "计时", "sla": "时限", "sla_warning": "时限预警", "unmask": "查看个人信息",
+           **kinds.labels()}   # + each action kind's
 AUDIT_COLUMNS = ("id", "case_id", "seq", "workflow", "kind", "event", "event_zh", "from_state", "from_zh",
                  "to_state", "to_zh", "actor", "actor_name", "roles", "changes", "note", "effective_at",
                  "effective_local", "recorded_at", "definition", "prev_hash", "hash")
