@@ -41,12 +41,12 @@ def yaml_activities(d) -> set[str]:
         if t.signoffs:
             acts |= {f"sign:{r}" for r in t.signoffs.roles}
             if t.signoffs.reject_to:
-                acts.add("reject")
+                acts |= {f"reject:{r}" for r in t.signoffs.roles}
     return acts
 
 
 def refunds(engine, clock) -> list[str]:
-    """Four refunds: path A paid, path B with a staff fault, a rejection and a re-apply, a withdrawal."""
+    """Three refunds: path A paid, path B with a staff fault and a rejection by each signer, a withdrawal."""
     a = refund_to_signing(engine)
     sign_all(engine, a)
     engine.advance(a, "pay", "cao.ying", {"payment_ref": "FK-1"})
@@ -59,9 +59,12 @@ def refunds(engine, clock) -> list[str]:
     engine.advance(b, "explain", "lin.xiao", {**EXPLAIN, "responsibility_code": "A4", "responsible_person": "xu.peng"})
     engine.advance(b, "decide_penalty", "zheng.hai", {"penalty_decision": "罚款200元"})
     engine.advance(b, "apply", "lin.xiao")
-    engine.sign(b, "lin.xiao")
-    engine.sign(b, "luo.jun", reject=True, note="金额需复核")
-    engine.advance(b, "apply", "lin.xiao")
+    signers = ["lin.xiao", "luo.jun", "liang.yong", "zhang.wei"]
+    for n, who in enumerate(signers):              # each signer in turn rejects once, then all sign
+        for earlier in signers[:n]:
+            engine.sign(b, earlier)
+        engine.sign(b, who, reject=True, note="金额需复核")
+        engine.advance(b, "apply", "lin.xiao")
     sign_all(engine, b)
     engine.advance(b, "pay", "peng.xue", {"payment_ref": "FK-2"})
     clock.advance(hours=1)
@@ -191,3 +194,15 @@ def _edit_refund_amount(path: Path, case_id: str) -> None:
     marker = text.index(f'"id": "{case_id}:1"' if path.suffix == ".jsonocel" else case_id)
     at = text.index("20000.00", marker)
     path.write_text(text[:at] + "86000.00" + text[at + 8:], encoding="utf-8")
+
+
+def test_ocel_links_a_spawned_case_to_its_parent(engine, run):
+    from tests.scenarios.test_linked_cases import closed_valid
+    parent = closed_valid(engine)
+    doc = json.loads(run("export", "--format", "ocel").stdout)
+    spawned = [o for o in doc["objects"] if {"objectId": parent, "qualifier": "spawned_by"} in o["relationships"]]
+    assert {o["type"] for o in spawned} >= {"followup_visit"}
+    assert next(o for o in doc["objects"] if o["id"] == parent)["type"] == "complaint"
+    complaint_events = {e["type"] for e in doc["events"] if {"objectId": parent, "qualifier": "case"}
+                        in e["relationships"]}
+    assert "reject" not in complaint_events and not complaint_events & {"spawn", "notify", "sla", "decision"}

@@ -10,7 +10,8 @@ logged the same way). Each row becomes one `Record`:
   personal data, or over any row chained after one, lets the masked value be
   brute-forced back; an unmasked export carries them all;
 - `activity`: the process step a mining tool should see — `open`, the
-  transition's event, `sign:<role>` for a signature, `reject` — or None for a
+  transition's event, `sign:<role>` for a signature, `reject:<role>` for a
+  rejection (a bare `reject` may be a workflow's own event) — or None for a
   bookkeeping row (SLA, timer, warning, escalation, notification, decision,
   fire, spawn, unmask), which each format attaches to the step it follows;
 - `timestamp`: the effective time in UTC with milliseconds and `Z`, made
@@ -187,16 +188,16 @@ def _activity(engine: Engine, trace: Trace, r: dict[str, Any]) -> tuple[str | No
                 continue
             done.append(x.role or "")
         role = signed_role(roles, required, done)
-        return (f"sign:{role}" if kind == "signoff" else "reject"), role
+        return f"{'sign' if kind == 'signoff' else 'reject'}:{role}", role
     if kind == "open":
         return "open", ", ".join(roles) or None
     return r["event"], (roles[0] if len(roles) == 1 else ", ".join(roles) or None)
 
 
 def _label(engine: Engine, r: dict[str, Any], activity: str | None, role: str | None) -> str:
-    if activity and activity.startswith("sign:") and role:
+    if activity and activity.startswith(("sign:", "reject:")) and role:
         found = engine.catalog.org.roles.get(role)
-        return f"签字：{found.label_zh if found else role}"
+        return f"{'签字' if activity.startswith('sign:') else '驳回'}：{found.label_zh if found else role}"
     return str(r.get("event_zh") or r["event"])
 
 

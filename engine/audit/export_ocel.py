@@ -8,7 +8,7 @@ Object-to-object: a linked case `spawned_by` its parent, a case `for_order`
 its order, a bookkeeping object `of_case` its case.
 
 Events: one per audit row, id `<case>:<seq>`. An activity (`open`, the
-transition's event, `sign:<role>`, `reject`) relates to its case (`case`),
+transition's event, `sign:<role>`, `reject:<role>`) relates to its case (`case`),
 its person (`resource`) and, when opened, its order (`order`); a bookkeeping
 row relates to its bookkeeping object only, so a case's flattened log holds
 the process steps and nothing else. Every event carries the row's stored

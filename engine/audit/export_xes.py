@@ -1,7 +1,7 @@
 """XES (IEEE 1849-2016) export and read-back, written by caseflow itself.
 
 One trace per case (`concept:name` = case id); one event per activity:
-`concept:name` (`open`, the transition's event, `sign:<role>`, `reject`),
+`concept:name` (`open`, the transition's event, `sign:<role>`, `reject:<role>`),
 `time:timestamp` (UTC, ms, strictly increasing per case), `org:resource`,
 `org:role`, `lifecycle:transition` = complete. Everything else is in the
 declared `caseflow` extension: `caseflow:seq` (the log's order), the row's
