@@ -28,10 +28,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from caseflow.audit import chain
+from caseflow.audit import unmask as unmasking
 from caseflow.audit.chain import Entry
 from caseflow.definition import kinds
 from caseflow.definition.model import Definition, Person
-from caseflow.errors import NotFound, NotPermitted, UsageError
+from caseflow.errors import NotFound, UsageError
 from caseflow.store.tables import attempts, audit, cases
 from caseflow.values import ValueProblem, format_datetime, parse_datetime
 from caseflow.views import cases as views
@@ -123,20 +124,10 @@ def mask_changes(d: Definition | None, event: str, changes: dict[str, Any]) -> d
 
 
 def check_unmask(engine: Engine, user: str | None, what: str) -> Person:
-    """Only a role with can_unmask may see personal data; a refusal is itself recorded."""
+    """The person, if they may see personal data unmasked (audit/unmask.py; a refusal is recorded)."""
     person = engine.person(user)
-    roles = engine.catalog.org.roles
-    if any(roles[r].can_unmask for r in person.roles if r in roles):
-        return person
-    held = ", ".join(engine.catalog.org.role_label(r) for r in sorted(person.roles)) or "none"
-    exc = NotPermitted(person.id, "see personal data unmasked",
-                       f"no role with can_unmask in org.yaml (holds: {held})")
-    now = engine.now()
-    with engine.store.write() as conn:
-        chain.append_attempt(conn, case_id=None, workflow=None, event="unmask", actor=person.id,
-                             error=type(exc).__name__, reason=f"{what}: {exc}", effective_at=format_datetime(now),
-                             os_user=engine.os_user)
-    raise exc
+    unmasking.check_unmask(engine, person, what)
+    return person
 
 
 # -- query ----------------------------------------------------------------------------------

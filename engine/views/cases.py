@@ -15,9 +15,10 @@ import sqlalchemy as sa
 
 from caseflow.audit import chain as audit
 from caseflow.audit.chain import Entry
+from caseflow.audit.unmask import check_unmask
 from caseflow.definition.evaluate import activation, context, failed_guard, missing_fields, stamp
 from caseflow.definition.model import Definition, Person
-from caseflow.errors import CaseflowError, RoleNotAllowed
+from caseflow.errors import CaseflowError
 from caseflow.runtime.actions import next_signer_role
 from caseflow.sla import clocks as sla
 from caseflow.sla.windows import overdue_clause
@@ -48,11 +49,6 @@ def masked_data(d: Definition, data: dict[str, Any], unmask: bool) -> dict[str, 
     return {k: (mask(v, pii[k]) if k in pii else v) for k, v in data.items()}
 
 
-def check_unmask(engine: Engine, person: Person) -> None:
-    if not any(engine.catalog.org.roles[r].can_unmask for r in person.roles if r in engine.catalog.org.roles):
-        raise RoleNotAllowed("-", "unmask", "-", f"{person.id} may not see personal data unmasked")
-
-
 def log_unmask(engine: Engine, snap: Snapshot, person: Person, what: str) -> None:
     """Seeing personal data is itself an audited event."""
     now = engine.now()
@@ -66,7 +62,7 @@ def log_unmask(engine: Engine, snap: Snapshot, person: Person, what: str) -> Non
 def show(engine: Engine, case_id: str, user: str | None, unmask: bool = False) -> dict[str, Any]:
     person = engine.person(user)
     if unmask:
-        check_unmask(engine, person)
+        check_unmask(engine, person, "show", case_id)
     now = engine.now()
     with engine.store.read() as conn:
         snap = engine.snapshot(conn, case_id)
@@ -160,7 +156,7 @@ def list_cases(engine: Engine, workflow: str | None = None, state: str | None = 
 def history(engine: Engine, case_id: str, user: str | None, unmask: bool = False) -> list[dict[str, Any]]:
     person = engine.person(user)
     if unmask:
-        check_unmask(engine, person)
+        check_unmask(engine, person, "history", case_id)
     with engine.store.read() as conn:
         snap = engine.snapshot(conn, case_id)
         rows = audit.history(conn, case_id)
