@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import shutil
 
-from tests.conftest import snapshot
+import pytest
+import sqlalchemy as sa
+
+from caseflow.catalog import Catalog
+from caseflow.runtime.engine import Engine
+from caseflow.store.tables import timers
+from tests.conftest import SHIPPED, snapshot
 from tests.helpers import open_complaint
 
 REFUSED = ("error: wang.fang may not see personal data unmasked: no role with can_unmask "
@@ -20,3 +26,21 @@ def test_unmask_is_one_rule_with_one_message_and_always_recorded(engine, store, 
     assert snapshot(store, cid) == before
     tried = run("audit", "--attempts", "--format", "json").json()
     assert [(t["actor"], t["event"], t["error"]) for t in tried] == [("wang.fang", "unmask", "NotPermitted")]
+
+
+def test_a_clock_condition_sees_what_a_guard_sees(tmp_path, store, clock):
+    """One builder for every evaluation: a clock's `when` may use person_attr like a guard may."""
+    folder = tmp_path / "workflows"
+    shutil.copytree(SHIPPED, folder)
+    path = folder / "complaint.yaml"
+    text = path.read_text(encoding="utf-8")
+    changed = text.replace("    start: {enter: received}\n    stop: {leave: assessing}\n",
+                           "    start: {enter: received}\n    stop: {leave: assessing}\n"
+                           "    when: \"person_attr('wang.fang', 'employment') == 'regular'\"\n", 1)
+    assert changed != text
+    path.write_text(changed, encoding="utf-8")
+    engine = Engine(store, Catalog.load(folder), clock)
+    cid = open_complaint(engine)
+    with store.read() as conn:
+        names = set(conn.execute(sa.select(timers.c.name).where(timers.c.case_id == cid)).scalars())
+    assert "respond_24h" in names

@@ -75,6 +75,20 @@ def context(definition: Definition, data: Mapping[str, Any], now: datetime,
     return EvalContext(definition.tz, now, data, working_days, person_attr)
 
 
+def scope(definition: Definition, data: Mapping[str, Any], now: datetime, actor: str, *,
+          inputs: Mapping[str, Any] | None = None, input_schemas: Mapping[str, Mapping[str, Any]] | None = None,
+          working_days: Callable[[datetime, datetime], int] | None = None,
+          person_attr: Callable[[str, str], Any] | None = None) -> tuple[dict[str, Any], EvalContext]:
+    """The one builder of what an expression sees: (CEL activation, evaluation context).
+
+    Guards, effects, decision tables, action and clock `when`s and `show`'s
+    possible-events all evaluate through it (the runtime fills `working_days`
+    and `person_attr` from the catalog: `Engine.scope`).
+    """
+    return (activation(definition, data, inputs or {}, input_schemas or {}, now, actor),
+            context(definition, data, now, working_days, person_attr))
+
+
 def missing_fields(t: Transition, data: Mapping[str, Any], inputs: Mapping[str, Any]) -> list[str]:
     gone = [f for f in t.requires if data.get(f) in (None, "")]
     gone += [f"input {i}" for i in t.input_required if inputs.get(i) in (None, "")]

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from caseflow.audit import chain as audit
 from caseflow.audit.chain import Entry
-from caseflow.definition.evaluate import activation, context, evaluate_decision, holds, schema_problem, stamp
+from caseflow.definition.evaluate import evaluate_decision, holds, schema_problem, stamp
 from caseflow.definition.expressions import Compiled, EvalContext
 from caseflow.definition.kinds import KINDS
 from caseflow.definition.model import Action, Definition, Person, Transition
@@ -68,7 +68,7 @@ def open_case(engine: Engine, conn: Connection, d: Definition, data: dict[str, A
                      _changes({}, data), note)]
     entries += run_actions(engine, conn, d, case_id, d.states[d.initial].on_enter, data, {}, {}, actor, now)
     entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), case_id, "open", None,
-                                 d.initial, data, now)
+                                 d.initial, data, now, engine.person_attr)
     audit.append(conn, case_id=case_id, workflow=d.workflow, definition=d.sha256, entries=entries,
                  effective_at=stamp(now), org=engine.org_sha, os_user=engine.os_user)
     return case_id
@@ -110,14 +110,14 @@ def commit(engine: Engine, conn: Connection, change: Change, now: datetime, note
     entries += decided
     if kind == "signoff":
         entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), snap.id,
-                                     "sign", snap.state, snap.state, data, now)
+                                     "sign", snap.state, snap.state, data, now, engine.person_attr)
     else:
         moved = change.dest != snap.state
         todo = ((list(d.states[change.dest].on_enter) if moved else [])
                 + (list(t.actions) if kind == "transition" else []))
         entries += run_actions(engine, conn, d, snap.id, todo, data, change.inputs, t.inputs, actor, now, depth)
         entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), snap.id,
-                                     event, snap.state, change.dest, data, now)
+                                     event, snap.state, change.dest, data, now, engine.person_attr)
     audit.append(conn, case_id=snap.id, workflow=d.workflow, definition=d.sha256, entries=entries,
                  effective_at=stamp(now), org=engine.org_sha, os_user=engine.os_user)
     for fire in [e for e in entries if e.kind == "fire"]:
@@ -150,8 +150,7 @@ def _decisions(engine: Engine, conn: Connection, d: Definition, t: Transition, d
     entries = []
     for name in t.decide:
         table = d.decisions[name]
-        ctx = context(d, data, now, engine.working_days(d), engine.person_attr)
-        act = activation(d, data, inputs, t.inputs, now, actor)
+        act, ctx = engine.scope(d, data, now, actor, inputs, t.inputs)
         count = None
         if table.count_key and data.get(table.count_key) is not None and holds(table.count_when, act, ctx):
             count = _bump(conn, d, name, str(data[table.count_key]), _period(now, d, table.count_period))
@@ -206,8 +205,7 @@ def _claim_keys(conn: Connection, d: Definition, case_id: str, before: dict[str,
 def run_actions(engine: Engine, conn: Connection, d: Definition, case_id: str, todo: Sequence[Action],
                  data: dict[str, Any], inputs: dict[str, Any], input_schemas: Mapping[str, Any], actor: str,
                  now: datetime, depth: int = 0) -> list[Entry]:
-    ctx = context(d, data, now, engine.working_days(d), engine.person_attr)
-    act = activation(d, data, inputs, input_schemas, now, actor)
+    act, ctx = engine.scope(d, data, now, actor, inputs, input_schemas)
     run = _Run(engine, conn, d, case_id, actor, now, act, ctx)
     for a in todo:
         if holds(a.when, act, ctx):

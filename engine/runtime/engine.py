@@ -21,15 +21,15 @@ from sqlalchemy.engine import Connection
 from caseflow.audit import chain as audit
 from caseflow.catalog import Catalog
 from caseflow.definition.evaluate import (
-    activation,
     apply_effects,
-    context,
     failed_guard,
     missing_fields,
     schema_problem,
+    scope,
     split_sets,
     stamp,
 )
+from caseflow.definition.expressions import EvalContext
 from caseflow.definition.lint import did_you_mean
 from caseflow.definition.model import Definition, Person, Transition
 from caseflow.errors import (
@@ -120,6 +120,14 @@ class Engine:
     def person_attr(self, person: str, key: str) -> Any:
         p = self.catalog.org.people.get(person)
         return None if p is None else ({"name": p.name} | dict(p.attributes)).get(key)
+
+    def scope(self, definition: Definition, data: Mapping[str, Any], now: datetime, actor: str,
+              inputs: Mapping[str, Any] | None = None,
+              input_schemas: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[dict[str, Any], EvalContext]:
+        """What an expression sees on this case (definition/evaluate.py `scope`), with the catalog's
+        working days and person attributes."""
+        return scope(definition, data, now, actor, inputs=inputs, input_schemas=input_schemas,
+                     working_days=self.working_days(definition), person_attr=self.person_attr)
 
     def working_days(self, definition: Definition) -> Callable[[datetime, datetime], int] | None:
         cal = self.catalog.calendar_for(definition)
@@ -241,8 +249,7 @@ class Engine:
             if gone:
                 raise MissingFields(snap.id, t.event, snap.state, f"missing required: {', '.join(gone)}"
                                     f" (set with --set {gone[0].removeprefix('input ')}=…)")
-            ctx = context(d, data, now, self.working_days(d), self.person_attr)
-            act = activation(d, data, inputs, t.inputs, now, actor)
+            act, ctx = self.scope(d, data, now, actor, inputs, t.inputs)
             why = failed_guard(t, act, ctx)
             if why:
                 raise GuardFailed(snap.id, t.event, snap.state, why)

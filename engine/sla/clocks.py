@@ -29,6 +29,7 @@ rounds down, and a clock is late only strictly after its deadline.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -39,7 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from caseflow.audit.chain import Entry
-from caseflow.definition.evaluate import activation, context, holds
+from caseflow.definition.evaluate import holds, scope
 from caseflow.definition.model import Clock, Definition, Trigger
 from caseflow.errors import CalendarError
 from caseflow.sla import windows
@@ -176,13 +177,14 @@ _CASE_TIMERS = sa.select(timers).where(timers.c.case_id == sa.bindparam("case_id
 
 def on_transition(conn: Connection, definition: Definition, calendar: BusinessCalendar | None,
                   case_id: str, event: str, source: str | None, dest: str,
-                  data: dict[str, Any], now: datetime) -> list[Entry]:
+                  data: dict[str, Any], now: datetime,
+                  person_attr: Callable[[str, str], Any] | None = None) -> list[Entry]:
     """Start, stop, pause, resume or restart the case's clocks; return audit entries.
 
     The rows are locked first (PostgreSQL), so a sweeper firing one of them
     right now finishes before we decide, and we see what it did.
     """
-    step = _Step(conn, definition, calendar, case_id, event, source, dest, data, now)
+    step = _Step(conn, definition, calendar, case_id, event, source, dest, data, now, person_attr)
     final = definition.states[dest].final
     moving = [c for c in definition.clocks
               if final or any(step.hit(t) for t in (c.start, c.stop, c.pause, _resume(c), c.restart))]
@@ -212,6 +214,7 @@ class _Step:
     dest: str
     data: dict[str, Any]
     now: datetime
+    person_attr: Callable[[str, str], Any] | None = None
 
     def hit(self, trigger: Trigger) -> bool:
         # Opening a case enters its initial state: source None counts as a move.
@@ -234,9 +237,9 @@ class _Step:
         return []
 
     def allowed(self, clock: Clock) -> bool:
-        act = activation(self.d, self.data, {}, {}, self.now, "system")
         working = self.calendar.working_days_between if self.calendar else None
-        return holds(clock.when, act, context(self.d, self.data, self.now, working))
+        return holds(clock.when, *scope(self.d, self.data, self.now, "system", working_days=working,
+                                        person_attr=self.person_attr))
 
     def start(self, clock: Clock, row: Row[Any] | None, verb: str) -> Entry:
         start = self.now

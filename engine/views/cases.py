@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from caseflow.audit import chain as audit
 from caseflow.audit.chain import Entry
 from caseflow.audit.unmask import check_unmask
-from caseflow.definition.evaluate import activation, context, failed_guard, missing_fields, stamp
+from caseflow.definition.evaluate import failed_guard, missing_fields, stamp
 from caseflow.definition.model import Definition, Person
 from caseflow.errors import CaseflowError
 from caseflow.runtime.actions import next_signer_role
@@ -104,8 +104,7 @@ def events(engine: Engine, snap: Snapshot, person: Person, now: datetime) -> lis
             accepted = [g for g in gone if g in t.accepts]
             missing.append("fields: " + ", ".join(gone) + (" (give with --set)" if accepted == gone else ""))
         if not gone and not t.input_required:
-            ctx = context(d, snap.data, now, engine.working_days(d), engine.person_attr)
-            why = failed_guard(t, activation(d, snap.data, {}, t.inputs, now, person.id), ctx)
+            why = failed_guard(t, *engine.scope(d, snap.data, now, person.id, {}, t.inputs))
             if why:
                 missing.append(f"guard: {why}")
         out.append({"event": t.event, "label_zh": t.label_zh, "to": t.to,
