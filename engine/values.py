@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -175,3 +175,16 @@ def check_money_format(value: object) -> bool:
         return format_money(parse_money(value)) == value
     except ValueProblem:
         return False
+
+
+def add_months(moment: datetime, months: int, tz: ZoneInfo) -> datetime:
+    """Calendar months in a zone, clamped to the month's last day (Jan 31 + 1 month = Feb 28/29), in UTC.
+
+    The one month arithmetic: CEL's add_months and SLA clocks of months or years both use it.
+    """
+    local = moment.astimezone(tz)
+    index = local.month - 1 + months
+    year, month = local.year + index // 12, index % 12 + 1
+    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+    return local.replace(year=year, month=month, day=min(local.day, last)).astimezone(UTC)
+

@@ -15,7 +15,7 @@ import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -124,16 +124,7 @@ def _years_between(a: datetime, b: datetime) -> int:
 
 
 def _add_months(ts: datetime, n: int) -> datetime:
-    local = _local(ts)
-    month = local.month - 1 + n
-    year, month = local.year + month // 12, month % 12 + 1
-    day = min(local.day, _month_days(year, month))
-    return local.replace(year=year, month=month, day=day).astimezone(UTC)
-
-
-def _month_days(year: int, month: int) -> int:
-    nxt = date(year + month // 12, month % 12 + 1, 1)
-    return (nxt - timedelta(days=1)).day
+    return values.add_months(ts, n, _ctx.get().tz)
 
 
 def _person_attr(person: str, key: str) -> str:

@@ -9,7 +9,6 @@ they were; the refusal itself goes to the separate attempts log.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -113,9 +112,7 @@ class Engine:
         row = conn.execute(_CASE, {"case_id": case_id}).first()
         if row is None:
             raise NotFound("case", case_id)
-        return Snapshot(row.id, row.workflow, self.definition_of(conn, row.definition), row.state,
-                        json.loads(row.data), json.loads(row.signoffs), row.version, row.parent_case,
-                        row.created_at, row.updated_at)
+        return Snapshot.of_row(row, self.definition_of(conn, row.definition))
 
     def person_attr(self, person: str, key: str) -> Any:
         p = self.catalog.org.people.get(person)

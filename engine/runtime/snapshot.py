@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,12 @@ class Snapshot:
     parent_case: str | None
     created_at: str
     updated_at: str
+
+    @classmethod
+    def of_row(cls, row: Any, definition: Definition) -> Snapshot:
+        """The one place a case row becomes a Snapshot (Engine.snapshot, the sweeper's locked read)."""
+        return cls(row.id, row.workflow, definition, row.state, json.loads(row.data), json.loads(row.signoffs),
+                   row.version, row.parent_case, row.created_at, row.updated_at)
 
 
 @dataclass

@@ -19,7 +19,6 @@ Like SpiffWorkflow's `refresh_timers()`, the sweep owns no clock or thread:
 
 from __future__ import annotations
 
-import json
 import time as _time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -199,8 +198,7 @@ def _locked_case(engine: Engine, conn: Connection, case_id: str) -> Snapshot | N
     if c is None:
         return None
     from caseflow.runtime.snapshot import Snapshot  # what engine.snapshot() builds, from the row we just locked
-    return Snapshot(c.id, c.workflow, engine.definition_of(conn, c.definition), c.state, json.loads(c.data),
-                    json.loads(c.signoffs), c.version, c.parent_case, c.created_at, c.updated_at)
+    return Snapshot.of_row(c, engine.definition_of(conn, c.definition))
 
 
 def _handle_row(engine: Engine, conn: Connection, row: Any, snap: Snapshot, now: datetime) -> str | None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo
@@ -46,7 +46,7 @@ from caseflow.errors import CalendarError
 from caseflow.sla import windows
 from caseflow.sla.calendar import BusinessCalendar, Deadline
 from caseflow.store.tables import timers
-from caseflow.values import format_datetime, parse_datetime, show_datetime
+from caseflow.values import add_months, format_datetime, parse_datetime, show_datetime
 
 if TYPE_CHECKING:
     pass
@@ -68,21 +68,12 @@ def ts(moment: datetime, *, up: bool = False) -> str:
     return format_datetime(moment)
 
 
-def _add_months(start: datetime, months: int, tz: ZoneInfo) -> datetime:
-    """Calendar months in the workflow's zone; Jan 31 + 1 month is the last day of February."""
-    local = start.astimezone(tz)
-    index = local.month - 1 + months
-    year, month = local.year + index // 12, index % 12 + 1
-    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
-    return local.replace(year=year, month=month, day=min(local.day, last)).astimezone(UTC)
-
-
 def _add_clock_time(start: datetime, amount: int, unit: str, tz: ZoneInfo) -> datetime:
     if unit in ("minutes", "hours"):
         return start + timedelta(**{unit: amount})
     if unit in ("days", "weeks"):                    # wall-clock days in the workflow's zone
         return (start.astimezone(tz) + timedelta(**{unit: amount})).astimezone(UTC)
-    return _add_months(start, amount * (12 if unit == "years" else 1), tz)
+    return add_months(start, amount * (12 if unit == "years" else 1), tz)
 
 
 def _calendar(clock: Clock, calendar: BusinessCalendar | None) -> BusinessCalendar:

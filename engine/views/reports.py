@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from caseflow.definition.model import Definition
 from caseflow.errors import UsageError
 from caseflow.store.tables import audit, cases
-from caseflow.values import format_datetime, parse_datetime, sortable_time
+from caseflow.values import add_months, format_datetime, parse_datetime, sortable_time
 
 if TYPE_CHECKING:
     from caseflow.runtime.engine import Engine
@@ -61,8 +61,7 @@ def month_range(month: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """[first instant, first instant of the next month) of a calendar month in a zone."""
     y, m = map(int, parse_month(month).split("-"))
     start = datetime(y, m, 1, tzinfo=tz)
-    end = datetime(y + m // 12, m % 12 + 1, 1, tzinfo=tz)
-    return start.astimezone(UTC), end.astimezone(UTC)
+    return start.astimezone(UTC), add_months(start, 1, tz)
 
 
 def value_label(engine: Engine, d: Definition, fname: str, value: Any) -> str:
