@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
 import sqlalchemy as sa
 
 from caseflow.catalog import Catalog
+from caseflow.definition.compile import parse_duration
+from caseflow.definition.schema import SCHEMA_PATH, duration_grammar
+from caseflow.errors import DefinitionErrors
 from caseflow.runtime.engine import Engine
 from caseflow.store.tables import timers
 from tests.conftest import SHIPPED, snapshot
@@ -44,3 +48,31 @@ def test_a_clock_condition_sees_what_a_guard_sees(tmp_path, store, clock):
     with store.read() as conn:
         names = set(conn.execute(sa.select(timers.c.name).where(timers.c.case_id == cid)).scalars())
     assert "respond_24h" in names
+
+
+@pytest.mark.parametrize("text, parsed", [("24 hours", (24, "hours", False)), ("1 month", (1, "months", False)),
+                                          ("2 working days", (2, "days", True)),
+                                          ("1 working hour", (1, "hours", True)), ("3 weeks", (3, "weeks", False))])
+def test_durations_the_schema_accepts_the_loader_parses(text, parsed):
+    d = parse_duration(text)
+    assert (d.amount, d.unit, d.working) == parsed
+    assert duration_grammar().match(text)
+
+
+@pytest.mark.parametrize("text", ["2 working weeks", "1 working month", "0 days", "24 hrs", " 24 hours"])
+def test_one_duration_grammar_refuses_the_same_everywhere(text):
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    assert duration_grammar().pattern == schema["$defs"]["duration"]["pattern"]
+    assert not duration_grammar().match(text)
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_a_working_week_is_refused_with_the_designers_message(tmp_path):
+    folder = tmp_path / "workflows"
+    shutil.copytree(SHIPPED, folder)
+    path = folder / "complaint.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("within: 2 working days", "within: 2 working weeks", 1),
+                    encoding="utf-8")
+    with pytest.raises(DefinitionErrors, match="'2 working weeks' is not a duration"):
+        Catalog.load(folder).get("complaint")

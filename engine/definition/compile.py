@@ -35,10 +35,10 @@ from caseflow.definition.model import (
     Trigger,
 )
 from caseflow.definition.schema import (  # noqa: F401
-    _DURATION,
     _unique,
     check_document,
     check_schema,
+    duration_grammar,
     format_checker,
     workflow_schema,
 )
@@ -78,10 +78,12 @@ def _in_file_order(errors: list[DefinitionError]) -> list[DefinitionError]:
 
 
 def parse_duration(text: str) -> Duration:
-    match = _DURATION.match(text.strip())
-    if not match:
+    """`24 hours`, `1 month`, `2 working days` (the schema's grammar, schema.duration_grammar)."""
+    if not duration_grammar().match(text):
         raise ValueError(text)
-    return Duration(int(match.group(1)), match.group(3) + "s", bool(match.group(2)))
+    amount, unit = text.split(" ", 1)
+    working = unit.startswith("working ")
+    return Duration(int(amount), unit.removeprefix("working ").removesuffix("s") + "s", working)
 
 
 def sha256_of(text: str) -> str:

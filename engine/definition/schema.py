@@ -28,7 +28,14 @@ from caseflow.errors import DefinitionError, DefinitionErrors
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"    # package data: workflow, org, calendars
 SCHEMA_PATH = SCHEMAS / "workflow.schema.json"
-_DURATION = re.compile(r"^([1-9][0-9]*) (working )?(minute|hour|day|week|month|year)s?$")
+
+
+@lru_cache(maxsize=1)
+def duration_grammar() -> re.Pattern[str]:
+    """The one duration grammar: `$defs/duration` of the workflow schema (working time is counted
+    in hours and days only, so `2 working weeks` is refused by the schema and the loader alike)."""
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return re.compile(schema["$defs"]["duration"]["pattern"])
 
 
 def workflow_schema() -> Draft202012Validator:
@@ -272,7 +279,7 @@ def _duration_hint(value: Any) -> str:
     fixed = re.sub(r"\s*(个?月)$", " months", fixed)
     fixed = re.sub(r"\s*(年)$", " years", fixed)
     fixed = re.sub(r"^(\d+)\s+", r"\1 ", fixed)
-    if fixed != text and _DURATION.match(fixed):
+    if fixed != text and duration_grammar().match(fixed):
         return f"did you mean {fixed!r}?"
     return 'write N minutes|hours|days|weeks|months|years, or N working hours|working days, e.g. "24 hours"'
 
