@@ -14,7 +14,7 @@ from pathlib import Path
 
 from caseflow.definition import kinds
 from caseflow.definition.compile import definition_from_text, load_definition, org_from_text, sha256_of
-from caseflow.definition.lint import did_you_mean
+from caseflow.definition.lint import closest, did_you_mean
 from caseflow.definition.model import Definition, Org
 from caseflow.errors import DefinitionError, DefinitionErrors, NotFound
 from caseflow.sla.calendar import BusinessCalendar, calendars_from_text
@@ -149,8 +149,7 @@ class Catalog:
         try:
             return self.current[workflow]
         except KeyError:
-            hint = did_you_mean(workflow, list(self.current))
-            raise NotFound("workflow", workflow + (f" ({hint})" if hint else "")) from None
+            raise NotFound("workflow", workflow, closest(workflow, self.current)) from None
 
     def version(self, sha: str, text_loader) -> Definition:  # noqa: ANN001
         """The definition a case pinned: the current file if unchanged, else its stored text."""

@@ -64,12 +64,16 @@ class CalendarError(CaseflowError, ValueError):
 
 
 class NotFound(CaseflowError):
+    """`workflow 'refnd' not found (did you mean 'refund'?)`; `suggestion` is the close name, if any."""
+
     exit_code = 4
 
-    def __init__(self, kind: str, name: str) -> None:
-        super().__init__(f"{kind} {name!r} not found")
+    def __init__(self, kind: str, name: str, suggestion: str | None = None) -> None:
+        hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
+        super().__init__(f"{kind} {name!r} not found{hint}")
         self.kind = kind
         self.name = name
+        self.suggestion = suggestion
 
 
 class UnknownUser(CaseflowError):
@@ -121,19 +125,38 @@ class TransitionRefused(CaseflowError):
 
 
 class WrongState(TransitionRefused):
-    pass
+    """The event is unknown or not possible in this state; `possible` are the events that are."""
+
+    def __init__(self, case_id: str, event: str, state: str, reason: str, *,
+                 possible: tuple[str, ...] = ()) -> None:
+        super().__init__(case_id, event, state, reason)
+        self.possible = possible
 
 
 class RoleNotAllowed(TransitionRefused):
-    pass
+    """`allowed_roles`: the roles that may do it (empty where no person may, e.g. a system event)."""
+
+    def __init__(self, case_id: str, event: str, state: str, reason: str, *,
+                 allowed_roles: tuple[str, ...] = ()) -> None:
+        super().__init__(case_id, event, state, reason)
+        self.allowed_roles = allowed_roles
 
 
 class GuardFailed(TransitionRefused):
-    pass
+    """`guard`: the CEL text of the guard that does not hold."""
+
+    def __init__(self, case_id: str, event: str, state: str, reason: str, *, guard: str | None = None) -> None:
+        super().__init__(case_id, event, state, reason)
+        self.guard = guard
 
 
 class MissingFields(TransitionRefused):
-    pass
+    """`missing`: the fields (and `input NAME`s) still to be given."""
+
+    def __init__(self, case_id: str, event: str, state: str, reason: str, *,
+                 missing: tuple[str, ...] = ()) -> None:
+        super().__init__(case_id, event, state, reason)
+        self.missing = missing
 
 
 class InvalidData(TransitionRefused):

@@ -97,14 +97,21 @@ def missing_fields(t: Transition, data: Mapping[str, Any], inputs: Mapping[str, 
 
 def failed_guard(t: Transition, act: Mapping[str, Any], ctx: EvalContext) -> str | None:
     """The first guard that does not hold, described for the operator; None if all hold."""
+    failing = failing_guard(t, act, ctx)
+    return failing[1] if failing else None
+
+
+def failing_guard(t: Transition, act: Mapping[str, Any], ctx: EvalContext) -> tuple[str, str] | None:
+    """(CEL text, description for the operator) of the first guard that does not hold; None if all hold."""
     for guard in t.guards:
         why = guard.message or f"guard {guard.expr.text!r} is false"
         try:
             ok = guard.expr.evaluate(act, ctx)
         except ExpressionError as exc:
-            return f"{why} ({exc.message})" if guard.message else f"guard {guard.expr.text!r} failed: {exc.message}"
+            return guard.expr.text, (f"{why} ({exc.message})" if guard.message
+                                     else f"guard {guard.expr.text!r} failed: {exc.message}")
         if ok is not True:
-            return why
+            return guard.expr.text, why
     return None
 
 

@@ -22,9 +22,15 @@ from caseflow.errors import DefinitionError
 BUILTIN_EVENTS = frozenset({"open", "sign", "reject"})
 
 
-def did_you_mean(name: str, known: Iterable[str]) -> str | None:
+def closest(name: str, known: Iterable[str]) -> str | None:
+    """The known name a typo most likely meant, if any is close."""
     close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
+    return close[0] if close else None
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str | None:
+    close = closest(name, known)
+    return f"did you mean {close!r}?" if close else None
 
 
 def describe(doc: Any, path: list[Any]) -> str:

@@ -262,7 +262,8 @@ def plan_signature(engine: Engine, snap: Snapshot, person: Person, reject: bool,
     role = next((r for r in eligible if r in person.roles), None)
     if role is None:
         wanted = " or ".join(org.role_label(r) for r in eligible)
-        raise RoleNotAllowed(snap.id, what, snap.state, f"the next sign-off is by {wanted}; {person.id} is not")
+        raise RoleNotAllowed(snap.id, what, snap.state, f"the next sign-off is by {wanted}; {person.id} is not",
+                             allowed_roles=tuple(eligible))
     if so.distinct_people and any(s["by"] == person.id for s in given):
         first = next(s for s in given if s["by"] == person.id)
         raise SignoffRefused(snap.id, what, snap.state,

@@ -21,7 +21,7 @@ from caseflow.audit import chain as audit
 from caseflow.catalog import Catalog
 from caseflow.definition.evaluate import (
     apply_effects,
-    failed_guard,
+    failing_guard,
     missing_fields,
     schema_problem,
     scope,
@@ -156,7 +156,8 @@ class Engine:
             if not (person.roles & definition.open_roles):
                 allowed = ", ".join(self.catalog.org.role_label(r) for r in sorted(definition.open_roles))
                 raise RoleNotAllowed("", f"open {workflow}", definition.initial,
-                                     f"{person.id} has none of the roles allowed: {allowed}")
+                                     f"{person.id} has none of the roles allowed: {allowed}",
+                                     allowed_roles=tuple(sorted(definition.open_roles)))
             fields, _ = split_sets(definition, None, sets or {})
             initial = {**(data or {}), **fields}
             now = self.now()
@@ -206,7 +207,8 @@ class Engine:
         if len(candidates) > 1 and not any(t.system or t.signoffs for t in candidates):
             roles = sorted(set().union(*(t.roles for t in candidates)))
             allowed = ", ".join(self.catalog.org.role_label(r) for r in roles)
-            raise RoleNotAllowed(snap.id, event, snap.state, f"{person.id} has none of the roles allowed: {allowed}")
+            raise RoleNotAllowed(snap.id, event, snap.state, f"{person.id} has none of the roles allowed: {allowed}",
+                                 allowed_roles=tuple(roles))
         raise refusals[0]
 
     def _no_such_event(self, snap: Snapshot, event: str) -> TransitionRefused:
@@ -218,7 +220,7 @@ class Engine:
             hint = did_you_mean(event, {t.event for t in d.transitions})
             reason = f"unknown event {event!r}" + (f" ({hint})" if hint else "")
         reason += f"; possible now: {', '.join(here)}" if here else "; the case is closed"
-        return WrongState(snap.id, event, snap.state, reason)
+        return WrongState(snap.id, event, snap.state, reason, possible=tuple(here))
 
     def _plan_one(self, snap: Snapshot, t: Transition, person: Person, sets: Mapping[str, str],
                   note: str | None, now: datetime, *, signing: bool = False) -> Change:
@@ -229,11 +231,12 @@ class Engine:
             nxt = case_actions.next_signer_role(t, snap.signoffs)
             raise RoleNotAllowed(snap.id, t.event, snap.state,
                                  f"needs sign-offs; next: {self.catalog.org.role_label(nxt)} "
-                                 f"(use: caseflow sign {snap.id})")
+                                 f"(use: caseflow sign {snap.id})", allowed_roles=(nxt,))
         if not signing and not (person.roles & t.roles):
             allowed = ", ".join(self.catalog.org.role_label(r) for r in sorted(t.roles))
             raise RoleNotAllowed(snap.id, t.event, snap.state,
-                                 f"{person.id} has none of the roles allowed: {allowed}")
+                                 f"{person.id} has none of the roles allowed: {allowed}",
+                                 allowed_roles=tuple(sorted(t.roles)))
         fields, inputs = split_sets(d, t, sets)
         return self.decide(snap, t, {**snap.data, **fields}, inputs, person.id, now)
 
@@ -245,11 +248,11 @@ class Engine:
             gone = missing_fields(t, data, inputs)
             if gone:
                 raise MissingFields(snap.id, t.event, snap.state, f"missing required: {', '.join(gone)}"
-                                    f" (set with --set {gone[0].removeprefix('input ')}=…)")
+                                    f" (set with --set {gone[0].removeprefix('input ')}=…)", missing=tuple(gone))
             act, ctx = self.scope(d, data, now, actor, inputs, t.inputs)
-            why = failed_guard(t, act, ctx)
-            if why:
-                raise GuardFailed(snap.id, t.event, snap.state, why)
+            failing = failing_guard(t, act, ctx)
+            if failing:
+                raise GuardFailed(snap.id, t.event, snap.state, failing[1], guard=failing[0])
             try:
                 data = {**data, **apply_effects(d, t, act, ctx)}
             except ValueProblem as exc:
