@@ -52,7 +52,8 @@ def test_a_clock_condition_sees_what_a_guard_sees(tmp_path, store, clock):
 
 @pytest.mark.parametrize("text, parsed", [("24 hours", (24, "hours", False)), ("1 month", (1, "months", False)),
                                           ("2 working days", (2, "days", True)),
-                                          ("1 working hour", (1, "hours", True)), ("3 weeks", (3, "weeks", False))])
+                                          ("1 working hour", (1, "hours", True)), ("3 weeks", (3, "weeks", False)),
+                                          ("30 working minutes", (30, "minutes", True))])
 def test_durations_the_schema_accepts_the_loader_parses(text, parsed):
     d = parse_duration(text)
     assert (d.amount, d.unit, d.working) == parsed

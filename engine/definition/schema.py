@@ -32,8 +32,8 @@ SCHEMA_PATH = SCHEMAS / "workflow.schema.json"
 
 @lru_cache(maxsize=1)
 def duration_grammar() -> re.Pattern[str]:
-    """The one duration grammar: `$defs/duration` of the workflow schema (working time is counted
-    in hours and days only, so `2 working weeks` is refused by the schema and the loader alike)."""
+    """The one duration grammar: `$defs/duration` of the workflow schema. Working time is counted in
+    minutes, hours and days, as the calendar does; `2 working weeks` is refused by both alike."""
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     return re.compile(schema["$defs"]["duration"]["pattern"])
 
