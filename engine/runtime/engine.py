@@ -21,7 +21,6 @@ from caseflow.audit import chain as audit
 from caseflow.catalog import Catalog
 from caseflow.definition.evaluate import (
     apply_effects,
-    failing_guard,
     missing_fields,
     schema_problem,
     scope,
@@ -33,7 +32,6 @@ from caseflow.definition.lint import did_you_mean
 from caseflow.definition.model import Definition, Person, Transition
 from caseflow.errors import (
     CaseflowError,
-    GuardFailed,
     IdentityMismatch,
     InvalidData,
     MissingFields,
@@ -250,17 +248,16 @@ class Engine:
                 raise MissingFields(snap.id, t.event, snap.state, f"missing required: {', '.join(gone)}"
                                     f" (set with --set {gone[0].removeprefix('input ')}=…)", missing=tuple(gone))
             act, ctx = self.scope(d, data, now, actor, inputs, t.inputs)
-            failing = failing_guard(t, act, ctx)
-            if failing:
-                raise GuardFailed(snap.id, t.event, snap.state, failing[1], guard=failing[0])
+            dest = machine_for(d).fire(snap.state, t, act, ctx, case_id=snap.id)   # the guards: GuardFailed
             try:
                 data = {**data, **apply_effects(d, t, act, ctx)}
             except ValueProblem as exc:
                 raise InvalidData(snap.id, t.event, snap.state, str(exc)) from None
+        else:
+            dest = machine_for(d).fire(snap.state, t, case_id=snap.id, reject=True)
         problem = schema_problem(d, data, before=snap.data)
         if problem:
             raise InvalidData(snap.id, t.event, snap.state, f"data would be invalid: {problem}")
-        dest = machine_for(d).fire(snap.state, t, reject=reject)
         return Change(snap, t, dest, data, [], [], inputs, actor)
 
     def write(self, change: Change, now: datetime, note: str | None, kind: str = "transition") -> None:

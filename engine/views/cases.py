@@ -16,10 +16,11 @@ import sqlalchemy as sa
 from caseflow.audit import chain as audit
 from caseflow.audit.chain import Entry
 from caseflow.audit.unmask import check_unmask
-from caseflow.definition.evaluate import failed_guard, missing_fields, stamp
+from caseflow.definition.evaluate import missing_fields, stamp
 from caseflow.definition.model import Definition, Person
 from caseflow.errors import CaseflowError
 from caseflow.runtime.actions import next_signer_role
+from caseflow.runtime.machine import machine_for
 from caseflow.sla import clocks as sla
 from caseflow.sla.windows import overdue_clause
 from caseflow.store.tables import cases, timers
@@ -104,9 +105,9 @@ def events(engine: Engine, snap: Snapshot, person: Person, now: datetime) -> lis
             accepted = [g for g in gone if g in t.accepts]
             missing.append("fields: " + ", ".join(gone) + (" (give with --set)" if accepted == gone else ""))
         if not gone and not t.input_required:
-            why = failed_guard(t, *engine.scope(d, snap.data, now, person.id, {}, t.inputs))
-            if why:
-                missing.append(f"guard: {why}")
+            failing = machine_for(d).failing(snap.state, t, *engine.scope(d, snap.data, now, person.id, {}, t.inputs))
+            if failing:
+                missing.append(f"guard: {failing[1]}")
         out.append({"event": t.event, "label_zh": t.label_zh, "to": t.to,
                     "to_label_zh": d.states[t.to].label_zh, "allowed": not missing, "missing": missing,
                     "accepts": list(t.accepts), "inputs": list(t.inputs)})

@@ -1,0 +1,49 @@
+"""transitions does the deciding: the Machine's conditions are the compiled guards, `show` asks it
+what is possible, and nothing it raises can abort a sweep."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from caseflow.definition.evaluate import scope
+from caseflow.errors import CaseflowError, GuardFailed, WrongState
+from caseflow.runtime.machine import machine_for
+
+NOW = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)
+
+
+def test_the_machines_conditions_are_the_guards(shipped_catalog):
+    d = shipped_catalog.get("refund")
+    t = next(t for t in d.transitions if t.event == "start_before_work")
+    m = machine_for(d)
+    data = {"work_started": True, "amount_paid": "100.00", "contract_amount": "1000.00"}
+    act, ctx = scope(d, data, NOW, "wang.fang")
+    with pytest.raises(GuardFailed) as info:
+        m.fire("requested", t, act, ctx, case_id="REF-1")
+    assert info.value.guard == "!work_started" and info.value.reason == "已开工的订单须走已开工退单流程"
+    assert m.failing("requested", t, act, ctx) == ("!work_started", "已开工的订单须走已开工退单流程")
+    act, ctx = scope(d, {**data, "work_started": False}, NOW, "wang.fang")
+    assert m.failing("requested", t, act, ctx) is None
+    assert m.fire("requested", t, act, ctx, case_id="REF-1") == "terminating"
+
+
+def test_nothing_but_a_caseflow_refusal_leaves_the_machine(shipped_catalog):
+    """Every transition fired from every state of every shipped workflow moves or is a WrongState:
+    no RuntimeError or MachineError can reach the sweeper (which reports CaseflowErrors per timer)."""
+    fired = refused = 0
+    for name in shipped_catalog.current:
+        d = shipped_catalog.get(name)
+        m = machine_for(d)
+        for state in d.states:
+            for t in d.transitions:
+                for reject in (False, True):
+                    try:
+                        m.fire(state, t, case_id="X", reject=reject)
+                        fired += 1
+                    except CaseflowError as exc:
+                        assert isinstance(exc, WrongState), exc
+                        assert "is not possible in" in str(exc)
+                        refused += 1
+    assert fired and refused
