@@ -7,7 +7,8 @@ what was shown is recorded by the caller as an `unmask` row of the case.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
 from caseflow.audit import chain
 from caseflow.definition.model import Person
@@ -15,10 +16,21 @@ from caseflow.errors import NotPermitted
 from caseflow.values import format_datetime
 
 if TYPE_CHECKING:
-    from caseflow.runtime.engine import Engine
+    from caseflow.catalog import Catalog
+    from caseflow.store.database import Store
 
 
-def check_unmask(engine: Engine, person: Person, what: str, case_id: str | None = None) -> None:
+class UnmaskHost(Protocol):
+    """What the rule needs (an `Engine` is one): not the whole Engine as a service locator."""
+
+    catalog: Catalog
+    store: Store
+    os_user: str
+
+    def now(self) -> datetime: ...
+
+
+def check_unmask(engine: UnmaskHost, person: Person, what: str, case_id: str | None = None) -> None:
     """Raise NotPermitted (recorded) unless `person` may see personal data unmasked."""
     org = engine.catalog.org
     if any(org.roles[r].can_unmask for r in person.roles if r in org.roles):
