@@ -22,10 +22,12 @@ from caseflow.cli.main import cli
 from caseflow.errors import SimulatedTime
 from caseflow.runtime.engine import Engine
 from caseflow.store.database import Store
-from caseflow.store.tables import attempts, orgs
+from caseflow.store.tables import attempts, audit, orgs
 
 from .conftest import Result, audit_rows, snapshot
-from .helpers import open_complaint, open_refund
+from .helpers import COMPLAINT, open_complaint, open_refund
+
+COMPLAINT_SETS = {k: v for k, v in COMPLAINT.items()}
 
 
 def attempts_of(store: Store) -> list[tuple[str, str, str]]:
@@ -247,3 +249,146 @@ def test_the_runtime_role_can_neither_disable_triggers_nor_rewrite_the_log(live)
     assert [r["actor"] for r in audit_rows(live.owner, cid)] == ["wang.fang"]
     ok = live.run("jiang.wen", "--json", "audit", "verify")
     assert ok.exit_code == 0, ok.stdout + ok.stderr
+
+
+# -- opening: deny by default ----------------------------------------------------------------------
+
+DOWNSTREAM = {"responsible_person": "wang.fang", "penalty_tier": "none", "penalty_decision": "免于处罚",
+              "customer_signature": "张三", "summary": "已处理"}
+
+
+@pytest.mark.parametrize("field_name", sorted(DOWNSTREAM))
+def test_opening_a_complaint_with_a_field_a_later_step_owns_is_refused(engine, store, run, field_name):
+    r = run("--as", "wang.fang", "open", "complaint", *[a for k, v in COMPLAINT_SETS.items()
+                                                         for a in ("--set", f"{k}={v}")],
+            "--set", f"{field_name}={DOWNSTREAM[field_name]}")
+    assert (r.exit_code, r.stdout) == (2, "")
+    assert r.stderr.startswith(f"error: --set {field_name}: not accepted by opening a complaint case")
+    assert r.stderr.strip().endswith("it accepts: address, category, channel, customer_name, description, form_no, "
+                                     "phone, received_at, severity)")
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(audit)).scalar_one() == 0
+    assert attempts_of(store)[-1] == ("wang.fang", "open", "UsageError")
+
+
+def test_a_data_file_may_not_prefill_downstream_fields_either(engine, store, tmp_path):
+    from caseflow.errors import UsageError
+    with pytest.raises(UsageError, match=r"--data: penalty_decision, responsible_person not accepted when "
+                                         r"opening a complaint case \(it accepts: address, category, "):
+        engine.open("complaint", "wang.fang", COMPLAINT_SETS,
+                    {"responsible_person": "wang.fang", "penalty_decision": "免于处罚"})
+
+
+@pytest.mark.parametrize(("workflow", "accepted"), [
+    ("complaint", {"form_no", "customer_name", "phone", "address", "channel", "category", "description",
+                   "severity", "received_at"}),
+    ("refund", {"order_no", "customer_name", "contract_amount", "amount_paid", "work_started"}),
+    ("member_card", {"name", "phone", "tier", "birth_date", "id_number"}),
+    ("self_review", {"form_no", "responsible_person", "root_cause"}),
+    ("followup_visit", {"form_no", "customer_name", "phone", "category", "complaint_valid"}),
+])
+def test_each_shipped_workflow_accepts_at_open_only_what_nothing_downstream_writes(shipped_catalog, workflow,
+                                                                                   accepted):
+    d = shipped_catalog.get(workflow)
+    assert d.open_accepts == accepted
+    downstream = {f for t in d.transitions for f in t.accepts} | {f for t in d.transitions for f, _ in t.effects}
+    assert not (d.open_accepts & downstream) - set(d.data_schema.get("required", []))
+
+
+# -- conflict of interest ------------------------------------------------------------------------------
+
+def test_the_responsible_person_may_not_waive_their_own_self_review(engine, store):
+    from caseflow.errors import ConflictOfInterest
+    parent = open_complaint(engine)
+    cid = engine.open("self_review", "zhou.jie", {"form_no": "TS-1", "responsible_person": "zheng.hai"})["id"]
+    before = snapshot(store, cid)
+    with pytest.raises(ConflictOfInterest) as refused:
+        engine.advance(cid, "waive", "zheng.hai", {"waive_reason": "本人免交"})
+    assert str(refused.value) == (f"case {cid}: cannot waive in state pending: zheng.hai is the "
+                                  "责任人（员工账号）(responsible_person) of this case and may not decide about "
+                                  "themselves (not_by)")
+    assert snapshot(store, cid) == before
+    assert attempts_of(store)[-1] == ("zheng.hai", "waive", "ConflictOfInterest")
+    assert engine.advance(cid, "waive", "li.qiang", {"waive_reason": "施工队责任，按合同处理"})["state"] == "waived"
+    assert parent
+
+
+def test_a_manager_named_responsible_may_not_approve_classify_or_penalise_his_own_complaint(engine, store):
+    from caseflow.errors import ConflictOfInterest
+    cid = open_complaint(engine)
+    engine.advance(cid, "assess", "chen.jing")
+    engine.advance(cid, "accept", "wang.fang", {"responsible_dept": "customer_service"})
+    engine.advance(cid, "find_cause", "zhou.jie", {"root_cause": "经理处理不当", "responsible_person": "zheng.hai",
+                                                    "solution": "致歉并补偿"})
+    with pytest.raises(ConflictOfInterest, match="zheng.hai is the 责任人"):
+        engine.sign(cid, "zheng.hai")
+    with pytest.raises(ConflictOfInterest):
+        engine.sign(cid, "zheng.hai", reject=True, note="不同意")
+    engine.sign(cid, "li.qiang")
+    engine.advance(cid, "customer_accepts", "wang.fang", {"customer_signature": "张三"})
+    with pytest.raises(ConflictOfInterest):
+        engine.advance(cid, "assign_responsibility", "zheng.hai", {"responsibility_code": "C"})
+    engine.advance(cid, "assign_responsibility", "li.qiang", {"responsibility_code": "C"})
+    with pytest.raises(ConflictOfInterest):
+        engine.advance(cid, "decide_penalty", "zheng.hai", {"penalty_decision": "本人免罚"})
+    assert engine.advance(cid, "decide_penalty", "li.qiang", {"penalty_decision": "罚款500元",
+                                                              "penalty_fine": "500"})["state"] == "reviewing"
+
+
+# -- time ----------------------------------------------------------------------------------------------
+
+def test_received_at_in_the_future_is_refused(engine, store, clock):
+    from caseflow.errors import TimeRefused
+    with pytest.raises(TimeRefused, match=r"received_at 2036-03-03T02:00:00Z lies in the future"):
+        engine.open("complaint", "wang.fang", {**COMPLAINT_SETS, "received_at": "2036-03-03T10:00"})
+    assert attempts_of(store)[-1] == ("wang.fang", "open", "TimeRefused")
+    clock.advance(minutes=1)                                # a little clock skew is fine
+    assert engine.open("complaint", "wang.fang", {**COMPLAINT_SETS, "received_at": "2025-03-03T10:05"})["id"]
+
+
+def test_no_action_takes_effect_before_the_cases_last_action(engine, store, clock):
+    from caseflow.errors import TimeRefused
+    cid = open_complaint(engine)
+    clock.advance(hours=30)
+    engine.advance(cid, "assess", "chen.jing")
+    before = snapshot(store, cid)
+    clock.advance(hours=-29)                                # a backdated accept would make both SLAs "met"
+    with pytest.raises(TimeRefused, match="is before the case's last action at"):
+        engine.advance(cid, "accept", "wang.fang", {"responsible_dept": "engineering"})
+    assert snapshot(store, cid) == before
+
+
+# -- reads ---------------------------------------------------------------------------------------------
+
+CARD = {"name": "李娜", "id_number": "110101199001011234", "birth_date": "1990-01-01", "phone": "13900000001",
+        "tier": "vip"}
+
+
+def test_a_role_reads_only_the_workflows_it_works_on(engine, store, run):
+    card = engine.open("member_card", "xie.na", CARD)["id"]
+    complaint = open_complaint(engine)
+    r = run("--as", "fu.qiang", "show", card)                    # 市场销售部 has no part in member cards
+    assert (r.exit_code, r.stdout) == (1, "")
+    assert r.stderr.strip() == ("error: fu.qiang may not read member_card cases: none of its read_roles "
+                                "(holds: 市场销售部(sales_dept))")
+    assert attempts_of(store)[-1] == ("fu.qiang", "show", "NotPermitted")
+    assert run("--as", "fu.qiang", "history", card).exit_code == 1
+    assert run("--as", "fu.qiang", "list", "--workflow", "member_card").exit_code == 1
+    listed = run("--as", "fu.qiang", "--json", "list").json()
+    assert [c["id"] for c in listed] == [complaint]              # complaints may be forwarded to sales
+    assert run("--as", "fu.qiang", "show", complaint).exit_code == 0
+    assert {c["id"] for c in run("--as", "jiang.wen", "--json", "list").json()} == {card, complaint}
+    assert run("--as", "jiang.wen", "show", card).exit_code == 0  # the auditor (can_audit) reads everything
+
+
+@pytest.mark.parametrize("command", [["audit"], ["audit", "--format", "csv"], ["audit", "verify"],
+                                     ["audit", "checkpoint"], ["report", "sla", "--month", "2025-03"],
+                                     ["report", "signoffs"], ["sla", "status"]])
+def test_the_audit_log_and_its_exports_need_can_audit(engine, store, run, command):
+    open_complaint(engine)
+    r = run("--as", "zheng.hai", *command)
+    assert (r.exit_code, r.stdout) == (1, "")
+    assert r.stderr.startswith("error: zheng.hai may not ") and r.stderr.strip().endswith(
+        "no role with can_audit in org.yaml (holds: 客服部经理(cs_manager))")
+    assert attempts_of(store)[-1][0::2] == ("zheng.hai", "NotPermitted")
+    assert run("--as", "jiang.wen", *command).exit_code == 0

@@ -264,6 +264,8 @@ def query(engine: Engine, q: AuditQuery, user: str | None = None, unmask: bool =
           what: str = "audit export") -> list[dict[str, Any]]:
     """Filtered audit (or attempts) rows, masked unless an authorised user unmasks (then logged)."""
     person = check_unmask(engine, user, what) if unmask else None
+    from caseflow.views.access import require_audit
+    require_audit(engine, person or engine.person(user), what)
     with engine.store.read() as conn:
         if q.case and not _case_exists(conn, q.case):
             raise NotFound("case", q.case)

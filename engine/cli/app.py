@@ -26,6 +26,12 @@ logging.getLogger("psycopg").addHandler(logging.NullHandler())
 logging.getLogger("psycopg").propagate = False
 
 
+# Commands over the whole log or every workflow: they need a role with can_audit (docs/security.md).
+# `audit` (the listing) checks it in the library, after an --unmask refusal has been said and recorded.
+AUDITOR_COMMANDS = frozenset({"audit verify", "audit checkpoint", "report complaints", "report signoffs",
+                              "report sla", "sla status"})
+
+
 class App:
     """Lazily built pieces: `validate` needs no database, `show` needs no write."""
 
@@ -75,6 +81,9 @@ class App:
                 ctx = click.get_current_context(silent=True)
                 what = " ".join(ctx.command_path.split()[1:]) if ctx else "caseflow"
                 self.person = engine.identify(self.user, what or "caseflow")
+                if what in AUDITOR_COMMANDS:
+                    from caseflow.views.access import require_audit
+                    require_audit(engine, self.person, what)
             self._engine = engine
         return self._engine
 

@@ -191,7 +191,7 @@ def _render_show(app: App, v: dict[str, Any]) -> str:
 def list_cmd(app: App, workflow: str | None, state: str | None, overdue: bool) -> None:
     """List cases, most recently changed first."""
     from caseflow.views.cases import list_cases
-    rows = list_cases(app.engine, workflow, state, overdue)
+    rows = list_cases(app.engine, workflow, state, overdue, person=app.person)
     human = "\n".join(f"{r['id']:<14} {r['workflow']:<14} {r['state_label_zh']}({r['state']})  {r['updated_at']}"
                       for r in rows) or "(no cases)"
     app.out(rows, human)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from caseflow.definition import kinds, lint
+from caseflow.definition import access, kinds, lint
 from caseflow.definition.expressions import Environment, ExpressionError, ExpressionTypeError, cel_type, constant_type
 from caseflow.definition.model import (
     Action,
@@ -208,14 +208,17 @@ class _Compiler:
         clocks = tuple(self.clock(kind, i, c) for kind in ("slas", "timers")
                        for i, c in enumerate(doc.get(kind, [])))
         text = self.src.text
+        open_roles = self._open_roles(transitions)
         return Definition(
             workflow=doc["workflow"], label_zh=doc["label_zh"], sha256=sha256_of(text), text=text,
             path=self.src.path, tz=ZoneInfo(doc.get("timezone", "Asia/Shanghai")),
             calendar=doc.get("calendar"), data_schema=doc.get("data", {"type": "object"}),
             fields=self.fields, constants=doc.get("constants", {}), unique=tuple(doc.get("unique", [])),
-            open_roles=self._open_roles(transitions),
+            open_roles=open_roles,
             states=states, initial=next(s.id for s in states.values() if s.initial),
-            transitions=transitions, decisions=decisions, clocks=clocks, env=self.env)
+            transitions=transitions, decisions=decisions, clocks=clocks, env=self.env,
+            open_accepts=access.open_accepts(doc, self.fields, transitions, decisions),
+            read_roles=access.read_roles(doc, open_roles, states, transitions, clocks))
 
     def _open_roles(self, transitions: tuple[Transition, ...]) -> frozenset[str]:
         """Who may open a case: declared, or whoever may work its first step (deny by default)."""
@@ -247,7 +250,7 @@ class _Compiler:
             input_required=tuple(t.get("input_required", [])), requires=tuple(t.get("requires", [])),
             guards=self.guards(t.get("when"), path + ["when"]), effects=effects,
             decide=tuple(t.get("decide", [])), actions=self.actions(t.get("actions"), path + ["actions"]),
-            signoffs=signoffs)
+            signoffs=signoffs, not_by=tuple(_as_list(t.get("not_by"))))
 
     def decision(self, name: str, d: dict[str, Any]) -> Decision:
         path: list[Any] = ["decisions", name]
@@ -269,6 +272,10 @@ class _Compiler:
             actions=self.actions(c.get("on_breach") or c.get("on_due"),
                                  path + ["on_breach" if "on_breach" in c else "on_due"]),
             **trig)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return [] if value is None else value if isinstance(value, list) else [value]
 
 
 def _trigger(raw: dict[str, Any] | None) -> Trigger:

@@ -26,7 +26,7 @@ _validators: dict[tuple[int, str | None], Draft202012Validator] = {}
 def split_sets(definition: Definition, t: Transition | None, sets: Mapping[str, str]) -> tuple[dict, dict]:
     """Operator `--set` strings → (field updates, event inputs), typed by their schemas."""
     fields, inputs = {}, {}
-    accepts = set(definition.fields) if t is None else set(t.accepts)
+    accepts = set(definition.open_accepts) if t is None else set(t.accepts)   # open: deny by default
     for key, raw in sets.items():
         if key in accepts:
             fields[key] = _parse(key, raw, definition.fields[key], definition)
@@ -37,6 +37,8 @@ def split_sets(definition: Definition, t: Transition | None, sets: Mapping[str, 
             what = f"event {t.event!r}" if t else f"opening a {definition.workflow} case"
             hint = did_you_mean(key, allowed) or (f"it accepts: {', '.join(allowed)}" if allowed
                                                   else "it accepts no --set values")
+            if t is None and allowed and "it accepts" not in hint:   # opening: always name what it accepts
+                hint += f"; it accepts: {', '.join(allowed)}"
             raise UsageError(f"--set {key}: not accepted by {what} ({hint})")
     return fields, inputs
 

@@ -123,6 +123,10 @@ class _Lint:
     def check_open_roles(self) -> None:
         for j, role in enumerate(self.doc.get("open_roles", [])):
             self.known("role", role, self.org.roles, ["open_roles", j], "open_roles names")
+        for j, role in enumerate(self.doc.get("read_roles", [])):
+            self.known("role", role, self.org.roles, ["read_roles", j], "read_roles names")
+        for j, f in enumerate(self.doc.get("open_accepts", [])):
+            self.known("field", f, self.fields, ["open_accepts", j], "open_accepts names")
 
     def check_states(self) -> None:
         self.check_open_roles()
@@ -173,6 +177,10 @@ class _Lint:
         for key in ("accepts", "requires"):
             for j, f in enumerate(t.get(key, [])):
                 self.known("field", f, self.fields, p + [key, j], f"transition {ev!r} {key}")
+        not_by = t.get("not_by")
+        for j, f in enumerate(_as_list(not_by) if not_by is not None else []):
+            self.known("field", f, self.fields, p + ["not_by"] + ([j] if isinstance(not_by, list) else []),
+                       f"transition {ev!r} not_by")
         for j, f in enumerate(t.get("input_required", [])):
             self.known("input", f, inputs, p + ["input_required", j], f"transition {ev!r} requires")
         for f in t.get("set") or {}:

@@ -56,6 +56,7 @@ class Transition:
     decide: tuple[str, ...]
     actions: tuple[Action, ...]
     signoffs: Signoffs | None
+    not_by: tuple[str, ...] = ()   # conflict of interest: the person named in these fields may not take it
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,8 @@ class Definition:
     decisions: Mapping[str, Decision]
     clocks: tuple[Clock, ...]
     env: Environment = field(repr=False, compare=False)
+    open_accepts: frozenset[str] = frozenset()     # fields an operator may give at open (definition/access.py)
+    read_roles: frozenset[str] = frozenset()       # who may read the cases (besides can_audit)
 
     def transitions_from(self, state: str) -> list[Transition]:
         return [t for t in self.transitions if state in t.sources]

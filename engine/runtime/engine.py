@@ -45,7 +45,7 @@ from caseflow.errors import (
     WrongState,
 )
 from caseflow.runtime import actions as case_actions
-from caseflow.runtime import identity
+from caseflow.runtime import identity, safeguards
 from caseflow.runtime.machine import machine_for
 from caseflow.runtime.snapshot import Change, Snapshot, new_case_id
 from caseflow.store.database import Store
@@ -157,8 +157,11 @@ class Engine:
                                      f"{person.id} has none of the roles allowed: {allowed}",
                                      allowed_roles=tuple(sorted(definition.open_roles)))
             fields, _ = split_sets(definition, None, sets or {})
+            safeguards.check_open_fields(definition, data or {}, "--data")
             initial = {**(data or {}), **fields}
             now = self.now()
+            safeguards.check_not_future(definition, initial, definition.fields, now, "", f"open {workflow}",
+                                        definition.initial)
             with self.store.write() as conn:
                 case_id = case_actions.open_case(self, conn, definition, initial, person, now, note, None)
         return {"id": case_id, "workflow": workflow, "state": definition.initial}
@@ -180,6 +183,7 @@ class Engine:
             now = self.now()
             with self.store.read_one() as conn:
                 snap = self.snapshot(conn, case_id)
+            safeguards.check_not_before(snap, event, now)
             change = self.plan(snap, event, person, sets or {}, note, now)
             self.write(change, now, note)
         return {"id": case_id, "workflow": snap.workflow, "event": event, "from": snap.state,
@@ -236,12 +240,15 @@ class Engine:
                                  f"{person.id} has none of the roles allowed: {allowed}",
                                  allowed_roles=tuple(sorted(t.roles)))
         fields, inputs = split_sets(d, t, sets)
+        safeguards.check_not_future(d, fields, d.fields, now, snap.id, t.event, snap.state)
+        safeguards.check_not_future(d, inputs, t.inputs, now, snap.id, t.event, snap.state)
         return self.decide(snap, t, {**snap.data, **fields}, inputs, person.id, now)
 
     def decide(self, snap: Snapshot, t: Transition, data: dict[str, Any], inputs: dict[str, Any],
                actor: str, now: datetime, *, reject: bool = False) -> Change:
         """Check requires and guards, apply effects, validate: the part shared by people and timers."""
         d = snap.definition
+        safeguards.check_not_by(snap, t, data, actor)
         if not reject:
             gone = missing_fields(t, data, inputs)
             if gone:
@@ -274,6 +281,7 @@ class Engine:
             now = self.now()
             with self.store.read_one() as conn:
                 snap = self.snapshot(conn, case_id)
+            safeguards.check_not_before(snap, "reject" if reject else "sign", now)
             change, kind = case_actions.plan_signature(self, snap, person, reject, note, now)
             self.write(change, now, note, kind)
         return {"id": case_id, "workflow": snap.workflow, "state": change.dest,

@@ -100,3 +100,4 @@ def apply_org(engine: Engine, catalog: Catalog, user: str | None, note: str | No
 
 
 __all__ = ["SYSTEM", "os_user", "Standing", "standing", "catalog_in_force", "apply_org"]
+

@@ -24,6 +24,7 @@ from caseflow.runtime.machine import machine_for
 from caseflow.sla import clocks as sla
 from caseflow.sla.windows import overdue_clause
 from caseflow.store.tables import cases, timers
+from caseflow.views import access
 
 if TYPE_CHECKING:
     from caseflow.runtime.engine import Engine
@@ -68,6 +69,7 @@ def show(engine: Engine, case_id: str, user: str | None, unmask: bool = False) -
     with engine.store.read() as conn:
         snap = engine.snapshot(conn, case_id)
         d = snap.definition
+        access.require_read(engine, person, d, "show", case_id)
         clocks = sla.clocks(conn, d, engine.catalog.calendar_for(d), case_id, now)
     if unmask:
         log_unmask(engine, snap, person, "show")
@@ -131,12 +133,17 @@ def mask_changes(d: Definition, event: str, changes: dict[str, Any], unmask: boo
 
 
 def list_cases(engine: Engine, workflow: str | None = None, state: str | None = None,
-               overdue: bool = False, limit: int = 500) -> list[dict[str, Any]]:
+               overdue: bool = False, limit: int = 500, person: Person | None = None) -> list[dict[str, Any]]:
+    """Cases, newest change first; given a `person`, only of the workflows they may read."""
     q = sa.select(cases.c.id, cases.c.workflow, cases.c.state, cases.c.updated_at).order_by(
         cases.c.updated_at.desc(), cases.c.id).limit(limit)
     if workflow:
-        engine.catalog.get(workflow)
+        chosen = engine.catalog.get(workflow)
+        if person is not None:
+            access.require_read(engine, person, chosen, "list")
         q = q.where(cases.c.workflow == workflow)
+    elif person is not None and (allowed := access.readable(engine, person)) is not None:
+        q = q.where(cases.c.workflow.in_(allowed))
     if state:
         q = q.where(cases.c.state == state)
     if overdue:
@@ -159,6 +166,7 @@ def history(engine: Engine, case_id: str, user: str | None, unmask: bool = False
         check_unmask(engine, person, "history", case_id)
     with engine.store.read() as conn:
         snap = engine.snapshot(conn, case_id)
+        access.require_read(engine, person, snap.definition, "history", case_id)
         rows = audit.history(conn, case_id)
     if unmask:
         log_unmask(engine, snap, person, "history")
