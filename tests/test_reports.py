@@ -18,6 +18,13 @@ BASE = {"customer_name": "李四", "phone": "13700002222", "address": "上海市
         "description": "问题描述", "severity": "normal"}
 
 
+@pytest.fixture
+def _after_the_complaints_were_received(clock):
+    """These complaints are received up to 2025-04-01; an operator may not record a receipt in the future
+    (docs/security.md), so the simulated clock starts after them."""
+    clock.set("2025-04-02 09:00")
+
+
 def complaint(engine: Engine, form_no: str, category: str, channel: str, received_at: str,
               **extra: str) -> str:
     sets = {**BASE, "form_no": form_no, "category": category, "channel": channel, "received_at": received_at,
@@ -49,7 +56,7 @@ def close_invalid(engine: Engine, cid: str) -> None:
 
 
 @pytest.fixture
-def march(engine: Engine) -> dict[str, str]:
+def march(engine: Engine, _after_the_complaints_were_received: None) -> dict[str, str]:
     """Four complaints received in March 2025 (Shanghai), one in February, one on 1 April at 00:30."""
     ids = {
         "quality_closed": complaint(engine, "TS-301", "quality", "phone", "2025-03-03T09:30"),

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from caseflow.errors import ConflictOfInterest, TimeRefused, UsageError
-from caseflow.values import format_datetime, parse_datetime
+from caseflow.values import ValueProblem, format_datetime, parse_datetime
 
 if TYPE_CHECKING:
     from caseflow.definition.model import Definition, Transition
@@ -54,8 +54,11 @@ def check_not_future(d: Definition, values: Mapping[str, Any], schemas: Mapping[
         fmt = schemas.get(name, {}).get("format")
         if not isinstance(value, str) or fmt not in ("date-time", "date"):
             continue
-        later = parse_datetime(value) > limit if fmt == "date-time" else \
-            date.fromisoformat(value) > limit.astimezone(d.tz).date()
+        try:
+            later = parse_datetime(value) > limit if fmt == "date-time" else \
+                date.fromisoformat(value) > limit.astimezone(d.tz).date()
+        except (ValueProblem, ValueError):
+            continue                      # not a time at all: the data schema refuses it, with its own message
         if later:
             raise TimeRefused(case_id, event, state, f"{name} {value} lies in the future (the effective time is "
                                                      f"{format_datetime(now)}; at most {FUTURE_SKEW} ahead)")
