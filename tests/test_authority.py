@@ -339,7 +339,7 @@ def test_a_manager_named_responsible_may_not_approve_classify_or_penalise_his_ow
 
 def test_received_at_in_the_future_is_refused(engine, store, clock):
     from caseflow.errors import TimeRefused
-    with pytest.raises(TimeRefused, match=r"received_at 2036-03-03T02:00:00Z lies in the future"):
+    with pytest.raises(TimeRefused, match=r"received_at 2036-03-03T02:00:00(\.000)?Z lies in the future"):
         engine.open("complaint", "wang.fang", {**COMPLAINT_SETS, "received_at": "2036-03-03T10:00"})
     assert attempts_of(store)[-1] == ("wang.fang", "open", "TimeRefused")
     clock.advance(minutes=1)                                # a little clock skew is fine

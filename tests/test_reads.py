@@ -8,7 +8,6 @@ case — and that an upgraded database answers exactly as a new one does.
 from __future__ import annotations
 
 import pytest
-
 import sqlalchemy as sa
 from alembic import command
 
