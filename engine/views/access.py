@@ -7,6 +7,7 @@ verification need `can_audit`. A refusal is recorded in the attempts log like an
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from caseflow.errors import NotPermitted
@@ -20,11 +21,13 @@ def may_read(engine: Engine, person: Person, d: Definition) -> bool:
     return bool(person.roles & d.read_roles) or engine.catalog.org.may(person, "can_audit")
 
 
-def readable(engine: Engine, person: Person) -> list[str] | None:
-    """The workflows whose cases `person` may see; None means every one (can_audit)."""
+def readable(engine: Engine, person: Person, among: Iterable[str]) -> list[str] | None:
+    """Which of the workflows `among` (those with cases) `person` may see; None means every one (can_audit).
+    Only these are compiled, not every file in the directory."""
     if engine.catalog.org.may(person, "can_audit"):
         return None
-    return [w for w, d in engine.catalog.current.items() if person.roles & d.read_roles]
+    current = engine.catalog.current
+    return [w for w in among if w in current and person.roles & current[w].read_roles]
 
 
 def require_read(engine: Engine, person: Person, d: Definition, what: str, case_id: str | None = None) -> None:
