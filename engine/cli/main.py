@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from caseflow.cli import admin, audit, export, read, sla, starter  # noqa: F401  (importing a command module registers its commands)
+from caseflow.cli import (  # noqa: F401  (importing a command module registers its commands)
+    admin,
+    audit,
+    export,
+    read,
+    sla,
+    starter,
+    verify,
+)
 from caseflow.cli.app import cli
 
 

@@ -18,14 +18,19 @@ from caseflow.values import show_datetime
 @click.argument("files", nargs=-1, type=click.Path())
 @click.option("--all/--first", "show_all", default=True,
               help="Print every error (default), or only the headline error of each file.")
+@click.option("--verify/--no-verify", "run_verify", default=True,
+              help="Also prove the files' properties and run the verifier's lints (default; see `verify`).")
 @pass_app
-def validate(app: App, files: tuple[str, ...], show_all: bool) -> None:
+def validate(app: App, files: tuple[str, ...], show_all: bool, run_verify: bool) -> None:
     """Check workflow files; print every error as file:line:col: message (hint).
 
     Without FILEs, checks every workflow in the workflows directory, including
     links between them. Roles come from the org.yaml in --workflows, else from
     an org.yaml beside the files, else the default workflows directory. The
-    most useful error of each file comes first. Exit 0 when clean, 1 otherwise.
+    most useful error of each file comes first. Valid files are then verified
+    (their `properties:` proven and the verifier's lints run, as `caseflow
+    verify` does; a clean result is recorded per version and reused). Exit 0
+    when clean, 1 otherwise.
 
     \b
     Example:
@@ -53,12 +58,14 @@ def validate(app: App, files: tuple[str, ...], show_all: bool) -> None:
     except CalendarError as exc:
         lines.append(f"{exc}")
     checked = 0
+    loaded = []
     for path in targets:
         if path.name in SPECIAL or org is None:
             continue
         checked += 1
         try:
             definition = load_definition(path, org, calendars, display=str(path))
+            loaded.append(definition)
             if definition.workflow != path.stem:        # the catalog finds workflows by file name
                 found = re.search(r"^workflow:[ \t]*", definition.text, re.MULTILINE)
                 line = definition.text.count("\n", 0, found.start()) + 1 if found else 1
@@ -75,12 +82,17 @@ def validate(app: App, files: tuple[str, ...], show_all: bool) -> None:
             Catalog.load(directory).check_all()      # cross-file checks (spawned workflows exist)
         except DefinitionErrors as exc:
             errors.extend(exc.errors)
+    warnings: list[DefinitionError] = []
+    if run_verify and org is not None and loaded and not errors and not lines:
+        from caseflow.cli.verify import verification_problems
+        problems, warnings = verification_problems(loaded, org, directory)
+        errors.extend(problems)
     if app.as_json:
         click.echo(json.dumps([{"file": e.file, "line": e.line, "col": e.col, "message": e.message,
                                 "hint": e.hint} for e in errors] + [{"message": m} for m in lines],
                               ensure_ascii=False, indent=2))
     else:
-        for text in [str(e) for e in errors] + lines:
+        for text in [str(e) for e in errors + warnings] + lines:
             click.echo(text)
     if errors or lines:
         raise click.exceptions.Exit(1)

@@ -1,0 +1,68 @@
+"""Verify a definition once per version: lints + properties, reusing a clean recorded result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from caseflow.definition.model import Definition, Org
+from caseflow.errors import DefinitionError
+from caseflow.verification import lints, record
+from caseflow.verification.check import Report, verify
+from caseflow.verification.explorer import DEFAULT_BOUND
+from caseflow.verification.report import record_entry
+
+
+@dataclass
+class Outcome:
+    definition: Definition
+    report: Report | None                      # None when a recorded clean result was reused
+    lints: list[DefinitionError] = field(default_factory=list)
+    recorded: dict[str, Any] | None = None
+
+    @property
+    def errors(self) -> list[DefinitionError]:
+        """What makes the file fail: lint errors, bad property references, violations (as errors)."""
+        out = [e for e in self.lints if not isinstance(e, lints.Warning_)]
+        if self.report is not None:
+            out += self.report.errors
+            for f in self.report.findings:
+                if f.status == "violated":
+                    from caseflow.verification.report import verdict_line
+                    out.append(_Violation(verdict_line(self.report, f), file=f.prop.file, line=f.prop.line,
+                                          col=f.prop.col))
+        return out
+
+    @property
+    def warnings(self) -> list[DefinitionError]:
+        return [e for e in self.lints if isinstance(e, lints.Warning_)]
+
+
+class _Violation(DefinitionError):
+    def __str__(self) -> str:
+        return self.message
+
+
+def verify_one(d: Definition, org: Org, catalog: Any, bound: int = DEFAULT_BOUND, *, reuse: bool = True,
+               save: bool = True) -> Outcome:
+    org_key = record.org_digest(org)
+    if reuse:
+        entry = record.fresh(d.sha256, org_key, bound)
+        if entry is not None:
+            return Outcome(d, None, [_lint_from(x) for x in entry.get("lints", [])], entry)
+    found = lints.check(d, org)
+    report = verify(d, org, catalog, bound)
+    outcome = Outcome(d, report, found)
+    if save:
+        entry = record_entry(report)
+        entry["ok"] = entry["ok"] and not [e for e in found if not isinstance(e, lints.Warning_)]
+        entry["lints"] = [{"file": e.file, "line": e.line, "col": e.col, "message": e.message, "hint": e.hint,
+                           "warning": isinstance(e, lints.Warning_)} for e in found]
+        record.save(d.sha256, org_key, entry)
+        outcome.recorded = record.load(d.sha256, org_key)
+    return outcome
+
+
+def _lint_from(x: dict[str, Any]) -> DefinitionError:
+    cls = lints.Warning_ if x.get("warning") else DefinitionError
+    return cls(x["message"], file=x["file"], line=x["line"], col=x["col"], hint=x.get("hint"))
