@@ -65,6 +65,19 @@ def shanghai(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI).astimezone(UTC)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def verification_record(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One verification record for the whole run (never the user's ~/.cache): shipped workflows verify once."""
+    where = tmp_path_factory.mktemp("caseflow-cache")
+    before = os.environ.get("CASEFLOW_CACHE_DIR")
+    os.environ["CASEFLOW_CACHE_DIR"] = str(where)
+    yield where
+    if before is None:
+        os.environ.pop("CASEFLOW_CACHE_DIR", None)
+    else:
+        os.environ["CASEFLOW_CACHE_DIR"] = before
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database URL on each backend."""

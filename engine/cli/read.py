@@ -121,11 +121,41 @@ def _org_dir(option: str | None, targets: list[Path]) -> Path:
 @cli.command()
 @pass_app
 def workflows(app: App) -> None:
-    """List the loaded workflow definitions and their versions (sha256)."""
-    rows = [{"workflow": d.workflow, "label_zh": d.label_zh, "definition": d.sha256, "path": d.path,
-             "states": len(d.states), "transitions": len(d.transitions)} for d in app.catalog.current.values()]
-    human = "\n".join(f"{r['workflow']:<16} {r['label_zh']:<10} {r['definition'][:12]}  {r['path']}" for r in rows)
+    """List the loaded workflow definitions, their versions (sha256) and what was verified.
+
+    The last column says which `properties:` of this version were proven for the
+    current org.yaml, to which bound and when (by `caseflow verify` or `validate`).
+
+    \b
+    Example:
+      caseflow workflows
+    """
+    from caseflow.verification.record import load, org_digest
+    org_key = org_digest(app.catalog.org)
+    rows = []
+    for d in app.catalog.current.values():
+        entry = load(d.sha256, org_key) or {}
+        rows.append({"workflow": d.workflow, "label_zh": d.label_zh, "definition": d.sha256, "path": d.path,
+                     "states": len(d.states), "transitions": len(d.transitions),
+                     "verified": {"properties": entry.get("properties", {}), "bound": entry.get("bound"),
+                                  "at": entry.get("verified_at"), "ok": entry.get("ok")} if entry else None})
+    human = "\n".join(f"{r['workflow']:<16} {r['label_zh']:<10} {r['definition'][:12]}  {r['path']}  "
+                      f"{_verified(r['verified'])}" for r in rows)
     app.out(rows, human)
+
+
+def _verified(v: dict[str, Any] | None) -> str:
+    if not v:
+        return "not verified (run: caseflow verify)"
+    props = v["properties"]
+    held = [k for k, s in props.items() if s == "holds"]
+    failed = [k for k, s in props.items() if s != "holds"]
+    text = f"verified {len(held)}/{len(props)} within bound {v['bound']} at {v['at']}"
+    if held:
+        text += f": {', '.join(held)}"
+    if failed:
+        text += f"; not holding: {', '.join(failed)}"
+    return text
 
 
 @cli.command()

@@ -91,8 +91,11 @@ def run_one(d: Definition, org: Org, directory: Path, bound: int, reuse: bool = 
     return verify_one(d, org, Catalog.load(directory), bound, reuse=reuse)
 
 
+VALIDATE_BOUND = 8      # validate runs on every save: a shorter search; `verify` defaults to DEFAULT_BOUND
+
+
 def verification_problems(definitions: list[Definition], org: Org, directory: Path,
-                          bound: int = DEFAULT_BOUND) -> tuple[list[DefinitionError], list[DefinitionError]]:
+                          bound: int = VALIDATE_BOUND) -> tuple[list[DefinitionError], list[DefinitionError]]:
     """For `validate`: (errors, warnings) from lints and properties of each definition."""
     errors: list[DefinitionError] = []
     warnings: list[DefinitionError] = []

@@ -168,12 +168,16 @@ def _exclusive(ex: Explorer, p: Declared, node: Node) -> list[tuple[Any, str, An
 
 
 def _trap_exits(ex: Explorer, p: Declared, node: Node) -> list[Any] | None:
-    """The conditions under which each way on from this node is possible (None: final state)."""
+    """The conditions under which each way on from this node is possible (None: nothing to check here)."""
     if ex.d.states[node.state].final:
         return None
+    reads = _read_by_exits(ex, node.state)
+    last = node.trace[-1]
+    if last.kind in ("advance", "system") and last.source == last.dest and last.transition is not None \
+            and not (_writes(last.transition) & (reads | {"*"})):
+        return None      # a self-loop that changed nothing an exit reads: the node before covers this one
     escape = set(p.spec.get("escape", []))
     exits: list[Any] = []
-    reads = _read_by_exits(ex, node.state)
     for event in ex.events_from(node.state):
         if event in escape:
             continue
@@ -223,6 +227,8 @@ def _read_by_exits(ex: Explorer, state: str) -> set[str]:
         names |= set(t.requires)
         for g in t.guards:
             names |= set(g.expr.names)
+        for _, e in t.effects:
+            names |= set(e.names)
     return names
 
 

@@ -40,6 +40,7 @@ from caseflow.verification.translate import (
 )
 
 _QF = z3.Then("simplify", "solve-eqs", "smt")
+_X = z3.Int("placeholder")            # stands for the person in prebuilt role and attribute terms
 DEFAULT_BOUND = 12
 VISITS = 2
 SOLVER_MS = 5000
@@ -113,6 +114,8 @@ class Explorer:
         self.s = symbols or Symbols()
         self.stats = Stats()
         self._prime_strings()
+        self._role_tables: dict[frozenset[str], Any] = {}
+        self._attr_tables: dict[str, tuple[Any, Any]] = {}
         self.functions = builtin_functions(self._person_attr)
         self.schemas: dict[str, Mapping[str, Any]] = dict(definition.fields)
 
@@ -151,20 +154,30 @@ class Explorer:
         return [self.person_code(p.id) for p in self.org.people.values() if p.roles & set(roles)]
 
     def has_role(self, actor: Any, roles: Any) -> Any:
-        codes = self.holders(roles)
-        return z3.Or(*[actor == c for c in codes]) if codes else z3.BoolVal(False)
+        """actor holds one of roles: a disjunction over holders, built once per role set and
+        instantiated by substitution (arrays would be cheaper to build but slow down ∀ queries)."""
+        key = frozenset(roles)
+        if key not in self._role_tables:
+            codes = self.holders(roles)
+            self._role_tables[key] = z3.Or(*[_X == c for c in codes]) if codes else z3.BoolVal(False)
+        return z3.substitute(self._role_tables[key], (_X, actor))
 
     def _person_attr(self, tr: Translator, who: Val, key: str) -> Val:
-        pairs = [(self.person_code(p.id), ({"name": p.name} | dict(p.attributes)).get(key))
-                 for p in self.org.people.values()]
-        pairs = [(c, v) for c, v in pairs if v is not None]
-        if not pairs:
-            return Val("str", z3.IntVal(0), z3.BoolVal(False))
-        term: Any = z3.IntVal(self.s.code(str(pairs[-1][1])))
-        for c, v in reversed(pairs[:-1]):
-            term = z3.If(who.term == c, self.s.code(str(v)), term)
-        known = z3.Or(*[who.term == c for c, _ in pairs])
-        return Val("str", term, z3.And(who.okb, known))
+        """An org.yaml attribute of a person: a choice over people, built once per key."""
+        if key not in self._attr_tables:
+            pairs = [(self.person_code(p.id), ({"name": p.name} | dict(p.attributes)).get(key))
+                     for p in self.org.people.values()]
+            pairs = [(c, v) for c, v in pairs if v is not None]
+            if not pairs:
+                self._attr_tables[key] = (z3.IntVal(0), z3.BoolVal(False))
+            else:
+                term: Any = z3.IntVal(self.s.code(str(pairs[-1][1])))
+                for c, v in reversed(pairs[:-1]):
+                    term = z3.If(_X == c, self.s.code(str(v)), term)
+                self._attr_tables[key] = (term, z3.Or(*[_X == c for c, _ in pairs]))
+        term, known = self._attr_tables[key]
+        return Val("str", z3.substitute(term, (_X, who.term)),
+                   z3.And(who.okb, z3.substitute(known, (_X, who.term))))
 
     # -- translation --------------------------------------------------------------------------
     def translator(self, data: Mapping[str, Field], vars: StepVars | None,

@@ -258,7 +258,7 @@ def test_caseflow_validate_on_mutated_files_exits_0_or_1(tmp_path_factory, case:
     name, text = case
     path = tmp_path_factory.mktemp("validate") / name
     path.write_bytes(text.encode("utf-8", "surrogatepass"))
-    r = CliRunner().invoke(cli, ["--workflows", str(SHIPPED), "validate", str(path)], catch_exceptions=False)
+    r = CliRunner().invoke(cli, ["--workflows", str(SHIPPED), "validate", "--no-verify", str(path)], catch_exceptions=False)
     note("fuzz", validate_runs=1)
     assert r.exit_code in (0, 1), r.output
     for line in r.stdout.splitlines():
