@@ -146,7 +146,7 @@ def replay(d: Definition, catalog: Any, moves: list[Move],
     cat._by_sha[d.sha256] = d
     with tempfile.TemporaryDirectory(prefix="caseflow-verify-") as tmp:
         store = Store(f"sqlite:///{Path(tmp) / 'replay.db'}")
-        store.migrate()
+        store.migrate(simulation=True)             # a simulation database: only there is a clock believed
         clock = {"now": moves[0].now}
         engine = Engine(store, cat, lambda: clock["now"])
         case_id = ""
@@ -185,7 +185,8 @@ def script(d: Definition, moves: list[Move], workflows_dir: Path, title: str) ->
              f"cp {shlex.quote(str(workflows_dir.resolve()))}/*.yaml \"$WF\"/",
              f"cp {shlex.quote(str(src.resolve()))} \"$WF\"/{d.workflow}.yaml",
              'export CASEFLOW_WORKFLOWS="$WF"',
-             'export CASEFLOW_DB="sqlite:///$WF/counterexample.db"']
+             'export CASEFLOW_DB="sqlite:///$WF/counterexample.db"',
+             "caseflow --simulation db init >/dev/null      # --now is honoured only on a simulation database"]
     for m in moves:
         now = m.now.strftime("%Y-%m-%dT%H:%M:%SZ")
         sets = "".join(f" --set {shlex.quote(f'{k}={v}')}" for k, v in m.sets.items())
