@@ -364,11 +364,11 @@ class Explorer:
                         for u in earlier]
                 prio.append(self.has_role(actor, t.roles))
                 kind = "advance"
-            full = z3.And(cond, *prio, *extra)
+            full = z3.And(cond, *prio)          # may fire; `extra` only shapes the data afterwards
             step = Step(kind, event, t, node.state, t.to, None if t.system else actor, None, vars.now,
                         {f: v for f, v in vars.sets.items() if f in t.accepts},
                         {i: v for i, v in vars.inputs.items() if i in t.inputs})
-            out.append((full, self._next(node, t.to, after, (), step, list(vars.domain) + [full])))
+            out.append((full, self._next(node, t.to, after, (), step, list(vars.domain) + [full, *extra])))
         return out
 
     def sign_options(self, node: Node) -> list[tuple[str, str, Transition]]:
@@ -399,13 +399,13 @@ class Explorer:
             cond = z3.And(*conds)
             return cond, self._next(node, step.dest, dict(node.data), (), step, list(vars.domain) + [cond])
         ok, after, extra = self.attempt(node, t, empty, signer)
-        cond = z3.And(*conds, ok, *extra)
+        cond = z3.And(*conds, ok)
         signatures = node.signoffs + ((role, signer),)
         if len(remaining) > 1:
             step = Step("sign", t.event, t, node.state, node.state, signer, role, vars.now, {}, {})
             return cond, self._next(node, node.state, dict(node.data), signatures, step, list(vars.domain) + [cond])
         step = Step("sign", t.event, t, node.state, t.to, signer, role, vars.now, {}, {}, round=signatures)
-        return cond, self._next(node, t.to, after, (), step, list(vars.domain) + [cond])
+        return cond, self._next(node, t.to, after, (), step, list(vars.domain) + [cond, *extra])
 
     def _next(self, node: Node, state: str, data: Mapping[str, Field], signoffs: tuple[tuple[str, Any], ...],
               step: Step, constraints: list[Any]) -> Node:
