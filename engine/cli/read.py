@@ -84,7 +84,7 @@ def validate(app: App, files: tuple[str, ...], show_all: bool, run_verify: bool)
             errors.extend(exc.errors)
     warnings: list[DefinitionError] = []
     if run_verify and org is not None and loaded and not errors and not lines:
-        from caseflow.cli.verify import verification_problems
+        from caseflow.verification.session import verification_problems
         problems, warnings = verification_problems(loaded, org, directory)
         errors.extend(problems)
     if app.as_json:

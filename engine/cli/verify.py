@@ -10,7 +10,7 @@ import click
 
 from caseflow.cli.app import App, cli, pass_app
 from caseflow.definition.model import Definition, Org
-from caseflow.errors import DefinitionError, DefinitionErrors
+from caseflow.errors import DefinitionErrors
 from caseflow.verification.explorer import DEFAULT_BOUND
 
 
@@ -89,21 +89,6 @@ def run_one(d: Definition, org: Org, directory: Path, bound: int, reuse: bool = 
     from caseflow.catalog import Catalog
     from caseflow.verification.session import verify_one
     return verify_one(d, org, Catalog.load(directory), bound, reuse=reuse)
-
-
-VALIDATE_BOUND = 8      # validate runs on every save: a shorter search; `verify` defaults to DEFAULT_BOUND
-
-
-def verification_problems(definitions: list[Definition], org: Org, directory: Path,
-                          bound: int = VALIDATE_BOUND) -> tuple[list[DefinitionError], list[DefinitionError]]:
-    """For `validate`: (errors, warnings) from lints and properties of each definition."""
-    errors: list[DefinitionError] = []
-    warnings: list[DefinitionError] = []
-    for d in definitions:
-        outcome = run_one(d, org, directory, bound)
-        errors += outcome.errors
-        warnings += outcome.warnings
-    return errors, warnings
 
 
 def _lines(outcome: Any, org: Org) -> list[str]:

@@ -30,6 +30,7 @@ from typing import Any
 import z3
 
 from caseflow.definition.model import Definition, Org, Transition
+from caseflow.verification.literals import SYSTEM, prime_strings
 from caseflow.verification.translate import (
     Symbols,
     Translator,
@@ -44,11 +45,9 @@ _X = z3.Int("placeholder")            # stands for the person in prebuilt role a
 DEFAULT_BOUND = 12
 VISITS = 2
 SOLVER_MS = 5000
-SYSTEM = "system"
 OPEN_FROM = 1767225600                  # 2026-01-01T00:00:00Z: counterexamples open in 2026
 OPEN_UNTIL = OPEN_FROM + 365 * 86400
 STEP_SECONDS = 30 * 86400               # at most 30 days between two steps of a counterexample
-PLACEHOLDERS = [f"文本{i}" for i in range(1, 9)]   # small codes read as neutral text, not as people ids
 
 
 @dataclass(frozen=True)
@@ -113,40 +112,13 @@ class Explorer:
         self.d, self.org, self.bound, self.visits = definition, org, bound, visits
         self.s = symbols or Symbols()
         self.stats = Stats()
-        self._prime_strings()
+        prime_strings(self.s, definition, org)
         self._role_tables: dict[frozenset[str], Any] = {}
         self._attr_tables: dict[str, tuple[Any, Any]] = {}
         self.functions = builtin_functions(self._person_attr)
         self.schemas: dict[str, Mapping[str, Any]] = dict(definition.fields)
 
     # -- strings and people -------------------------------------------------------------------
-    def _prime_strings(self) -> None:
-        from caseflow.verification.cel_ast import Unsupported, literals, parse
-        for text in PLACEHOLDERS:
-            self.s.code(text)
-        self.s.code("")
-        for person in self.org.people.values():
-            self.s.code(person.id)
-            for v in person.attributes.values():
-                if isinstance(v, str):
-                    self.s.code(v)
-        self.s.code(SYSTEM)
-        for schema in list(self.d.fields.values()) + [i for t in self.d.transitions for i in t.inputs.values()]:
-            for v in schema.get("enum", []):
-                self.s.code(str(v))
-        for text in expressions_of(self.d):
-            try:
-                for lit in literals(parse(text)):
-                    if isinstance(lit, str):
-                        self.s.code(lit)
-            except Unsupported:
-                continue
-        for table in self.d.decisions.values():
-            for _, outcome in table.rules:
-                for v in outcome.values():
-                    self.s.code(str(v))
-        _walk_constants(self.d.constants, self.s)
-
     def person_code(self, pid: str) -> int:
         return self.s.code(pid)
 
@@ -473,35 +445,3 @@ class Explorer:
                 if max(nxt.visits.values()) <= self.visits:
                     queue.append(nxt)
         return self.stats
-
-
-def expressions_of(d: Definition) -> Iterator[str]:
-    for t in d.transitions:
-        for g in t.guards:
-            yield g.expr.text
-        for _, e in t.effects:
-            yield e.text
-        for a in t.actions:
-            if a.when:
-                yield a.when.text
-    for s in d.states.values():
-        for a in s.on_enter:
-            if a.when:
-                yield a.when.text
-    for table in d.decisions.values():
-        for expr, _ in table.rules:
-            yield expr.text
-        if table.count_when:
-            yield table.count_when.text
-    for c in d.clocks:
-        if c.when:
-            yield c.when.text
-
-
-def _walk_constants(value: Any, s: Symbols) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            s.code(str(k))
-            _walk_constants(v, s)
-    elif isinstance(value, str):
-        s.code(value)

@@ -23,7 +23,8 @@ import z3
 from caseflow import values
 from caseflow.definition.model import Definition
 from caseflow.errors import CaseflowError
-from caseflow.verification.explorer import SYSTEM, Explorer, Node
+from caseflow.verification.explorer import Explorer, Node
+from caseflow.verification.literals import SYSTEM
 
 NOTE = "verify: counterexample"
 

@@ -66,3 +66,20 @@ def verify_one(d: Definition, org: Org, catalog: Any, bound: int = DEFAULT_BOUND
 def _lint_from(x: dict[str, Any]) -> DefinitionError:
     cls = lints.Warning_ if x.get("warning") else DefinitionError
     return cls(x["message"], file=x["file"], line=x["line"], col=x["col"], hint=x.get("hint"))
+
+
+VALIDATE_BOUND = 8      # validate runs on every save: a shorter search; `verify` defaults to DEFAULT_BOUND
+
+
+def verification_problems(definitions: list[Definition], org: Org, directory: Any,
+                          bound: int = VALIDATE_BOUND) -> tuple[list[DefinitionError], list[DefinitionError]]:
+    """For `validate`: (errors, warnings) from the lints and properties of each definition."""
+    from caseflow.catalog import Catalog
+    catalog = Catalog.load(directory)
+    errors: list[DefinitionError] = []
+    warnings: list[DefinitionError] = []
+    for d in definitions:
+        outcome = verify_one(d, org, catalog, bound)
+        errors += outcome.errors
+        warnings += outcome.warnings
+    return errors, warnings
