@@ -246,6 +246,7 @@ def test_validate_names_a_missing_file_without_a_traceback() -> None:
 # -- the shipped workflows ---------------------------------------------------------------
 
 
+@pytest.mark.timeout(1200)        # validate also proves the shipped properties (once per run: the record is reused)
 def test_shipped_workflows_validate() -> None:
     files = sorted(str(p.relative_to(REPO)) for p in (REPO / "workflows").glob("*.yaml"))
     result = CliRunner().invoke(cli, ["--workflows", "workflows", "validate", *files], catch_exceptions=False)

@@ -68,7 +68,7 @@ def _lint_from(x: dict[str, Any]) -> DefinitionError:
     return cls(x["message"], file=x["file"], line=x["line"], col=x["col"], hint=x.get("hint"))
 
 
-VALIDATE_BOUND = 8      # validate runs on every save: a shorter search; `verify` defaults to DEFAULT_BOUND
+VALIDATE_BOUND = 6      # validate runs on every save: a shorter search; `verify` defaults to DEFAULT_BOUND (12)
 
 
 def verification_problems(definitions: list[Definition], org: Org, directory: Any,
