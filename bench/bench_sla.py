@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from caseflow.audit import chain as audit  # noqa: E402
+from caseflow.audit.keys import audit_key, mac  # noqa: E402
 from caseflow.catalog import SHIPPED, Catalog  # noqa: E402
 from caseflow.runtime.engine import Engine  # noqa: E402
 from caseflow.runtime.sweep import recompute_provisional, sweep  # noqa: E402
@@ -82,7 +83,7 @@ def seed(store: Store, catalog: Catalog, n_cases: int, due: dict[datetime, int],
                               "data": data, "signoffs": "[]", "version": 2, "parent_case": None,
                               "created_at": stamp, "updated_at": stamp})
             timer_rows.append(_timer(cid, i, deadlines, far, stamp))
-            audit_rows += _history(cid, d.sha256, stamp)
+            audit_rows += _history(cid, d.sha256, stamp, met=timer_rows[-1]["status"] == "met")
             if i < len(deadlines):
                 ids.append(cid)
         with store.write() as conn:
@@ -104,16 +105,24 @@ def _timer(cid: str, i: int, deadlines: list[datetime], far: datetime, stamp: st
     return {**row, "status": "met", "due_at": ts(far), "next_at": None, "ended_at": stamp}
 
 
-def _history(cid: str, sha: str, stamp: str) -> list[dict[str, Any]]:
-    """open → received, assess → assessing: a valid hash chain that `audit verify` accepts."""
+def _history(cid: str, sha: str, stamp: str, met: bool = False) -> list[dict[str, Any]]:
+    """open → received, assess → assessing, the clock started (and met): a chain `audit verify` accepts,
+    whose replay gives the seeded case row and timer."""
     rows, prev = [], audit.GENESIS
-    for seq, (kind, event, src, dest) in enumerate([("open", "open", None, "received"),
-                                                    ("transition", "assess", "received", "assessing")], 1):
+    steps: list[tuple[str, str, str | None, str | None, str, dict[str, Any], int]] = [
+        ("open", "open", None, "received", "wang.fang", {k: [None, v] for k, v in DATA.items()}, 1),
+        ("transition", "assess", "received", "assessing", "wang.fang", {}, 2),
+        ("sla", "respond_24h", None, None, "system", {"status": [None, "running"]}, 2)]
+    if met:
+        steps.append(("sla", "respond_24h", None, None, "system", {"status": ["running", "met"]}, 2))
+    for seq, (kind, event, src, dest, actor, changes, version) in enumerate(steps, 1):
         row = {"case_id": cid, "seq": seq, "workflow": "complaint", "definition": sha, "kind": kind,
-               "event": event, "from_state": src, "to_state": dest, "actor": "wang.fang",
-               "roles": audit.canonical(["cs_agent"]), "changes": audit.canonical({}), "note": None,
-               "effective_at": stamp, "recorded_at": stamp, "prev_hash": prev}
+               "event": event, "from_state": src, "to_state": dest, "actor": actor,
+               "roles": audit.canonical(["cs_agent"] if actor != "system" else []),
+               "changes": audit.canonical(changes), "note": None,
+               "effective_at": stamp, "recorded_at": stamp, "prev_hash": prev, "case_version": version}
         row["hash"] = prev = audit.row_hash(row)
+        row["mac"] = mac(audit_key(), row["hash"])
         rows.append(row)
     return rows
 

@@ -175,6 +175,10 @@ class TimeRefused(TransitionRefused):
     """The effective time is before the case's last action, or an operator time lies in the future."""
 
 
+class EvidenceMismatch(TransitionRefused):
+    """The case row disagrees with what its audit chain proves (e.g. forged sign-offs): nothing is done."""
+
+
 class StaleCase(CaseflowError):
     """Someone else changed the case between our read and our write."""
 

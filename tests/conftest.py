@@ -60,6 +60,16 @@ def require_cjk_font(family: str) -> None:
     require(f"a CJK font for {family!r}", "zh-cn" in langs.split("|"), "apt-get install fonts-noto-cjk")
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
+    """The figures tests/reliability and tests/security collect (support.note), after the pass/fail line."""
+    from tests.reliability.support import FIGURES
+    if FIGURES:
+        terminalreporter.section("reliability figures")
+        for area in sorted(FIGURES):
+            figures = ", ".join(f"{name} {n}" for name, n in sorted(FIGURES[area].items()))
+            terminalreporter.write_line(f"{area}: {figures}")
+
+
 def shanghai(text: str) -> datetime:
     """'2025-01-24 17:00' in Shanghai → aware UTC datetime."""
     return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI).astimezone(UTC)

@@ -26,6 +26,7 @@ from caseflow.store.database import Store
 from caseflow.store.tables import audit
 
 from .conftest import audit_rows, snapshot
+from .security.tamper import restore_triggers
 
 COMPLAINT = {"form_no": "TS-2025-031", "customer_name": "张三", "phone": "13812345678",
              "address": "上海市浦东新区世纪大道100号", "channel": "phone", "category": "quality",
@@ -74,10 +75,13 @@ def set_seq(store: Store, cid: str, old: int, new: int) -> None:
 
 
 def problems(store: Store) -> list[str]:
+    restore_triggers(store)          # a careful intruder puts the guards back
     return [str(p) for p in verify(store).problems]
 
 
-def verify_cli(run: Any) -> tuple[int, list[str]]:
+def verify_cli(run: Any, store: Store | None = None) -> tuple[int, list[str]]:
+    if store is not None:
+        restore_triggers(store)
     r = run("audit", "verify")
     return r.exit_code, [line[2:] for line in r.stdout.splitlines() if line.startswith("✘ ")]
 
@@ -124,7 +128,7 @@ def test_verify_names_an_edited_row(engine, store, run):
     cid = complaint_to_implementing(engine)
     drop_triggers(store)
     sql(store, "UPDATE audit SET actor = 'li.qiang' WHERE case_id = :cid AND seq = 3", cid=cid)
-    code, lines = verify_cli(run)
+    code, lines = verify_cli(run, store)
     assert code == 1
     assert lines == [f"{cid}: row 3 edited (hash mismatch)"]
 
@@ -144,7 +148,7 @@ def test_verify_names_a_deleted_row(engine, store, run):
     cid = complaint_to_implementing(engine)
     drop_triggers(store)
     sql(store, "DELETE FROM audit WHERE case_id = :cid AND seq = 4", cid=cid)
-    code, lines = verify_cli(run)
+    code, lines = verify_cli(run, store)
     assert code == 1
     assert lines == [f"{cid}: row 4 missing (seq gap 3→5)"]
 
@@ -167,7 +171,7 @@ def test_verify_names_an_inserted_row(engine, store, run):
     fake["hash"] = row_hash(fake)
     with store.engine.begin() as conn:
         conn.execute(audit.insert().values(**fake))
-    code, lines = verify_cli(run)
+    code, lines = verify_cli(run, store)
     assert code == 1
     assert f"{cid}: row 3 inserted (row 4 links past it to row 2)" in lines
     assert f"{cid}: row 4 was row 3 (renumbered: a row was inserted before it)" in lines
@@ -179,7 +183,7 @@ def test_verify_names_reordered_rows(engine, store, run):
     set_seq(store, cid, 2, -2)
     set_seq(store, cid, 3, 2)
     set_seq(store, cid, -2, 3)
-    code, lines = verify_cli(run)
+    code, lines = verify_cli(run, store)
     assert code == 1
     assert lines == [f"{cid}: rows reordered (row 2 was row 3, row 3 was row 2)"]
 
@@ -191,7 +195,7 @@ def test_verify_names_a_whole_history_deleted_since_the_checkpoint(engine, store
     drop_triggers(store)
     sql(store, "DELETE FROM audit WHERE case_id = :cid", cid=cid)
     sql(store, "DELETE FROM cases WHERE id = :cid", cid=cid)      # and hide the case itself
-    code, lines = verify_cli(run)
+    code, lines = verify_cli(run, store)
     assert code == 1
     assert lines == [f"{cid}: case {cid} history deleted since checkpoint 1"]
     assert other not in " ".join(lines)

@@ -5,6 +5,12 @@ same case, so editing, deleting, inserting or reordering rows breaks the
 chain; checkpoints (see `verify.py`) cover the deletion of a whole case's
 history. Appends happen inside the caller's transaction, so a row exists iff
 the change it describes was committed.
+
+The hashed bytes: `canonical([row[k] for k in HASHED + present OPTIONAL])`
+(JSON, sorted keys, no spaces, UTF-8); `case_version`, the version of the case
+row after the commit the row belongs to, is the last of them (rows written
+before revision 0005_evidence have none and hash without it). With an audit
+key (`keys.py`) each row also stores `mac = HMAC-SHA256(key, hash)`.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from caseflow.audit.keys import audit_key, mac
 from caseflow.store.backend import backend_of
-from caseflow.store.tables import attempts, audit
+from caseflow.store.tables import attempts, audit, cases
 from caseflow.values import format_datetime
 
 GENESIS = "0" * 64
@@ -29,6 +36,8 @@ ATTEMPT_HASHED = ("case_id", "workflow", "event", "actor", "error", "reason", "e
                   "recorded_at", "prev_hash")
 # Added by revision 0004: hashed after the others when present (rows written before it have none).
 WHO = ("org", "os_user")
+# Added by revision 0005_evidence, hashed last when present: the case version the row's commit produced.
+OPTIONAL = WHO + ("case_version",)
 
 
 @dataclass
@@ -55,7 +64,7 @@ def canonical(value: Any) -> str:
 
 
 def row_hash(row: dict[str, Any], keys: tuple[str, ...] = HASHED) -> str:
-    keys = keys + tuple(k for k in WHO if row.get(k) is not None)
+    keys = keys + tuple(k for k in OPTIONAL if row.get(k) is not None)
     return hashlib.sha256(canonical([row.get(k) for k in keys]).encode("utf-8")).hexdigest()
 
 
@@ -74,10 +83,16 @@ def head(conn: Connection, case_id: str) -> tuple[int, str]:
 
 
 def append(conn: Connection, *, case_id: str, workflow: str, definition: str, entries: list[Entry],
-           effective_at: str, recorded_at: str | None = None, org: str | None = None,
+           effective_at: str, version: int | None = None, recorded_at: str | None = None, org: str | None = None,
            os_user: str | None = None) -> int:
-    """Chain and insert entries for one case; returns the last seq."""
+    """Chain and insert entries for one case; returns the last seq.
+
+    `version` is the case row's version once the caller's transaction commits
+    (unchanged for rows that record no change of the case row); every engine path
+    passes it. Without it the rows prove no version.
+    """
     recorded_at = recorded_at or real_stamp()
+    key = audit_key()
     seq, prev = head(conn, case_id)
     rows = []
     for e in entries:
@@ -86,8 +101,9 @@ def append(conn: Connection, *, case_id: str, workflow: str, definition: str, en
                "kind": e.kind, "event": e.event, "from_state": e.from_state, "to_state": e.to_state,
                "actor": e.actor, "roles": canonical(sorted(e.roles)), "changes": canonical(e.changes),
                "note": e.note, "effective_at": effective_at, "recorded_at": recorded_at,
-               "prev_hash": prev, "org": org, "os_user": _clip(os_user)}
-        row["hash"] = prev = row_hash(row)
+               "prev_hash": prev, "org": org, "os_user": _clip(os_user), "case_version": version}
+        row["hash"] = prev = digest = row_hash(row)
+        row["mac"] = mac(key, digest)
         rows.append(row)
     if rows:
         conn.execute(_INSERT, rows)
@@ -104,7 +120,8 @@ def append_attempt(conn: Connection, *, case_id: str | None, workflow: str | Non
            "actor": _clip(actor) or "", "error": error, "reason": _clip(reason, 2000) or "",
            "effective_at": effective_at, "recorded_at": recorded_at or real_stamp(), "prev_hash": last or GENESIS,
            "os_user": _clip(os_user)}
-    row["hash"] = row_hash(row, ATTEMPT_HASHED)
+    row["hash"] = digest = row_hash(row, ATTEMPT_HASHED)
+    row["mac"] = mac(audit_key(), digest)
     conn.execute(attempts.insert(), [row])
 
 
@@ -114,6 +131,37 @@ def _clip(text: str | None, limit: int = 64) -> str | None:
         return None
     safe = text.replace("\x00", "\\0").encode("utf-8", "backslashreplace").decode("utf-8")
     return safe if len(safe) <= limit else safe[:limit - 1] + "…"
+
+
+def current_version(conn: Connection, case_id: str) -> int:
+    """The case row's version now, inside the caller's transaction (or the last logged one if the row is gone)."""
+    version = conn.execute(sa.select(cases.c.version).where(cases.c.id == case_id)).scalar()
+    if version is None:
+        version = conn.execute(sa.select(audit.c.case_version).where(audit.c.case_id == case_id)
+                               .order_by(audit.c.seq.desc()).limit(1)).scalar()
+    return int(version or 0)
+
+
+_SIGNOFF_ROWS = (sa.select(audit.c.kind, audit.c.actor, audit.c.roles, audit.c.effective_at, audit.c.case_version)
+                 .where(audit.c.case_id == sa.bindparam("case_id"),
+                        audit.c.kind.in_(["open", "transition", "reject", "signoff"]))
+                 .order_by(audit.c.seq.desc()))
+
+
+def proved_signoffs(conn: Connection, case_id: str, version: int) -> list[dict[str, Any]] | None:
+    """The sign-offs the chain records for the case at `version` (the signatures since the last
+    state change); None when the rows predate `case_version` and cannot say."""
+    found: list[dict[str, Any]] = []
+    for r in conn.execute(_SIGNOFF_ROWS, {"case_id": case_id}):
+        if r.case_version is None:
+            return None
+        if r.case_version > version:
+            continue
+        if r.kind != "signoff":
+            break
+        roles = json.loads(r.roles) or [None]
+        found.append({"role": roles[0], "by": r.actor, "at": r.effective_at})
+    return list(reversed(found))
 
 
 def history(conn: Connection, case_id: str) -> list[dict[str, Any]]:

@@ -257,7 +257,7 @@ def _log_unmask(engine: Engine, person: Person, case_ids: Iterable[str], what: s
             chain.append(conn, case_id=case_id, workflow=workflow, definition=definition,
                          entries=[Entry("unmask", "unmask", state, state, person.id, sorted(person.roles), {},
                                         f"personal data shown unmasked ({what})")],
-                         effective_at=now, recorded_at=real)
+                         effective_at=now, recorded_at=real, version=chain.current_version(conn, case_id))
 
 
 def query(engine: Engine, q: AuditQuery, user: str | None = None, unmask: bool = False,

@@ -8,6 +8,13 @@ head with the rows that are there now. A hash chain alone cannot see a case
 whose whole history was deleted, or a tail cut off: that is what checkpoints
 (digests over all chain heads, each one chained to the one before) are for.
 Every problem names the case and row and says what is wrong, in operator terms.
+
+Beyond the chains, `verify` proves the whole case (see `replay.py`): the case
+row, its clocks, the unique keys and the decision counters must be what the
+chain says; the definition texts must hash to their keys and the log's guards
+must be in place (`integrity.py`). With an audit key every row's MAC is
+checked, so rows appended with recomputed hashes are caught; with an anchor
+file every checkpoint kept outside the database must still be there.
 """
 
 from __future__ import annotations
@@ -22,9 +29,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from caseflow.audit import integrity
 from caseflow.audit.chain import ATTEMPT_HASHED, GENESIS, canonical, row_hash
+from caseflow.audit.keys import audit_key, key_id, mac, mac_ok
+from caseflow.audit.replay import Definitions, Tables, check_counters, check_keys, compare_case, compare_clocks, replay
 from caseflow.store.database import Store
-from caseflow.store.tables import attempts, audit, cases, checkpoints
+from caseflow.store.tables import attempts, audit, checkpoints
 from caseflow.values import format_datetime
 
 ATTEMPTS_KEY = "*attempts"      # the attempts chain's head inside a checkpoint; never a case id
@@ -51,6 +61,8 @@ class VerifyReport:
     attempts: int = 0
     checkpoints: int = 0
     last_checkpoint: dict[str, Any] | None = None
+    keyed: str | None = None           # key id when MACs were checked
+    anchored: int = 0                  # checkpoints checked against the anchor file
 
     @property
     def ok(self) -> bool:
@@ -59,6 +71,7 @@ class VerifyReport:
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "cases": self.cases, "rows": self.rows, "attempts": self.attempts,
                 "checkpoints": self.checkpoints, "last_checkpoint": self.last_checkpoint,
+                "keyed": self.keyed, "anchored": self.anchored,
                 "problems": [{"where": p.where, "seq": p.seq, "kind": p.kind, "message": p.message}
                              for p in self.problems]}
 
@@ -186,16 +199,18 @@ def record_checkpoint(store: Store, actor: str, now: datetime | None = None) -> 
         prev = conn.execute(sa.select(checkpoints.c.digest).order_by(checkpoints.c.id.desc()).limit(1)).scalar()
         heads = _heads(conn)
         digest = checkpoint_digest(prev or GENESIS, created_at, actor, heads)
-        key = conn.execute(checkpoints.insert().values(created_at=created_at, actor=actor,
-                                                       heads=canonical(heads), digest=digest)).inserted_primary_key
+        signed = mac(audit_key(), digest)
+        key = conn.execute(checkpoints.insert().values(created_at=created_at, actor=actor, heads=canonical(heads),
+                                                       digest=digest, mac=signed)).inserted_primary_key
         assert key is not None                    # an INSERT of one row always has its key
         cid = key[0]
     cases_n = sum(1 for k in heads if k != ATTEMPTS_KEY)
     return {"id": cid, "digest": digest, "created_at": created_at, "actor": actor, "cases": cases_n,
-            "prev": prev or GENESIS}
+            "prev": prev or GENESIS, "mac": signed}
 
 
-def _check_checkpoints(conn: Connection, report: VerifyReport) -> dict[str, dict[int, tuple[int, str]]]:
+def _check_checkpoints(conn: Connection, report: VerifyReport,
+                       key: bytes | None = None) -> dict[str, dict[int, tuple[int, str]]]:
     """Recompute the checkpoint chain; return every head ever checkpointed, per chain."""
     expected: dict[str, dict[int, tuple[int, str]]] = {}
     prev, last_id = GENESIS, 0
@@ -210,8 +225,12 @@ def _check_checkpoints(conn: Connection, report: VerifyReport) -> dict[str, dict
             report.problems.append(Problem("checkpoints", c.id, "edited",
                                            f"checkpoint {c.id} does not verify: it was edited, or an earlier "
                                            f"checkpoint was deleted{hint}"))
-        for key, (seq, h) in (heads or {}).items():
-            expected.setdefault(key, {})[seq] = (c.id, h)
+        elif key is not None and not mac_ok(key, c.digest, c.mac):
+            report.problems.append(Problem("checkpoints", c.id, "unkeyed",
+                                           f"checkpoint {c.id} has no valid MAC under the audit key "
+                                           f"(written by someone without the key)"))
+        for chain_key, (seq, h) in (heads or {}).items():
+            expected.setdefault(chain_key, {})[seq] = (c.id, h)
         prev, last_id = c.digest, c.id
         report.last_checkpoint = {"id": c.id, "digest": c.digest, "created_at": c.created_at, "actor": c.actor}
     return expected
@@ -257,7 +276,8 @@ def _case_rows(conn: Connection) -> Iterator[tuple[str, list[dict[str, Any]]]]:
         yield current, rows          # type: ignore[misc]
 
 
-def _check_attempts(conn: Connection, report: VerifyReport, head: dict[int, tuple[int, str]]) -> None:
+def _check_attempts(conn: Connection, report: VerifyReport, head: dict[int, tuple[int, str]],
+                    key: bytes | None = None) -> None:
     prev: dict[str, Any] | None = None
     seen: dict[int, str] = {}
     for r in conn.execute(sa.select(attempts).order_by(attempts.c.id).execution_options(yield_per=2000)):
@@ -271,6 +291,10 @@ def _check_attempts(conn: Connection, report: VerifyReport, head: dict[int, tupl
             report.problems.append(Problem("attempts", m["id"], "missing",
                                            f"attempt {m['id']} does not link to the one before it: "
                                            f"attempts deleted {after}, or attempt {m['id']} forged"))
+        elif key is not None and not mac_ok(key, m["hash"], m["mac"]):
+            report.problems.append(Problem("attempts", m["id"], "unkeyed",
+                                           f"attempt {m['id']} has no valid MAC under the audit key "
+                                           f"(appended by someone without the key)"))
         prev = m
     for seq, (cid, h) in sorted(head.items()):
         if seen.get(seq) != h:
@@ -279,40 +303,93 @@ def _check_attempts(conn: Connection, report: VerifyReport, head: dict[int, tupl
                                            f"{'gone' if seq not in seen else 'changed'}"))
 
 
-def verify(store: Store, expect: str | None = None) -> VerifyReport:
-    """Recompute every chain, the checkpoints, and each case row against its history.
+def _check_macs(case_id: str, rows: list[dict[str, Any]], key: bytes) -> list[Problem]:
+    bad = [r["seq"] for r in rows if not mac_ok(key, r["hash"], r.get("mac"))]
+    if not bad:
+        return []
+    more = " …" if len(bad) > 8 else ""
+    which = f"row {bad[0]}" if len(bad) == 1 else f"rows {', '.join(map(str, bad[:8]))}{more}"
+    return [Problem(case_id, bad[0], "unkeyed", f"{which} carry no valid MAC under the audit key (appended or "
+                                                f"rewritten by someone without the key)")]
 
-    `expect` is a checkpoint digest kept outside the database: the only defence
-    against someone who rewrites the log *and* every checkpoint consistently.
+
+def verify(store: Store, expect: str | None = None, catalog: Any = None, anchor: str | None = None,
+           key: bytes | None = None) -> VerifyReport:
+    """Recompute every chain, the checkpoints, and every mutable table against its history.
+
+    `expect` is a checkpoint digest kept outside the database, `anchor` a file
+    of them (`audit checkpoint --anchor`): the defence against someone who
+    rewrites the log *and* every checkpoint consistently, or deletes
+    checkpoints. `key` (default: the configured audit key) checks every MAC.
+    `catalog` compiles old definition versions for the unique-key check.
     """
     report = VerifyReport()
+    key = key if key is not None else audit_key()
+    report.keyed = key_id(key) if key is not None else None
+    anchor_file = integrity.anchor_path(anchor)
+    anchored = integrity.read_anchor(anchor_file) if anchor_file else []
     with store.consistent() as conn:
-        expected = _check_checkpoints(conn, report)
+        expected = _check_checkpoints(conn, report, key)
         if expect and not conn.execute(sa.select(checkpoints.c.id)
                                        .where(checkpoints.c.digest == expect.strip().lower())).first():
             report.problems.append(Problem("checkpoints", None, "missing",
                                            f"no checkpoint has digest {expect.strip()[:16]}…: the checkpoint "
                                            f"chain was rewritten, or the digest is from another database"))
-        states = {r.id: r.state for r in conn.execute(sa.select(cases.c.id, cases.c.state))}
+        if anchor_file:
+            report.anchored = len(anchored)
+            report.problems += [Problem(f.where, f.seq, f.kind, f.message)
+                                for f in integrity.check_anchor(conn, anchored)]
+        for f in integrity.check_guards(conn) + integrity.check_definitions(conn):
+            report.problems.append(Problem(f.where, f.seq, f.kind, f.message))
+        tables = Tables.read(conn)
+        defs = Definitions(conn, catalog)
+        keys_expected: dict[tuple[str, str, str], str] = {}
+        keys_checked: set[str] = set()
+        counted: dict[tuple[str, str, str], int] = {}
+        all_intact = True
         seen: set[str] = set()
         for case_id, rows in _case_rows(conn):
             seen.add(case_id)
             report.rows += len(rows)
-            report.problems += check_case(case_id, rows)
+            found = check_case(case_id, rows)
             if case_id in expected:
-                report.problems += check_against_checkpoints(case_id, rows, expected[case_id])
-            if case_id in states:
-                report.problems += check_state(case_id, states[case_id], rows)
+                found += check_against_checkpoints(case_id, rows, expected[case_id])
+            case = tables.cases.get(case_id)
+            if case is not None:
+                found += check_state(case_id, case["state"], rows)
             else:
-                report.problems.append(Problem(case_id, None, "orphan",
-                                               f"audit history of case {case_id} has no case row (case row deleted)"))
-        report.cases = len(seen | set(states))
-        for case_id in sorted(set(states) - seen):
+                found.append(Problem(case_id, None, "orphan",
+                                     f"audit history of case {case_id} has no case row (case row deleted)"))
+            if key is not None:
+                found += _check_macs(case_id, rows, key)
+            if found:
+                all_intact = False
+            elif case is not None:        # a chain that verifies: now the case must be what it proves
+                proved = replay(rows)
+                found += [Problem(case_id, seq, kind, msg) for seq, kind, msg in compare_case(case_id, case, proved)]
+                found += [Problem(case_id, seq, kind, msg)
+                          for seq, kind, msg in compare_clocks(case_id, tables.clocks.get(case_id, {}), proved)]
+                for k, n in proved.counted.items():
+                    counted[k] = counted.get(k, 0) + n
+                d = defs.get(case["definition"])
+                if d is not None and proved.state in d.states:
+                    keys_checked.add(case_id)
+                    if not d.states[proved.state].final:
+                        for name in d.unique:
+                            if proved.data.get(name) is not None:
+                                keys_expected[(d.workflow, name, str(proved.data[name]))] = case_id
+            report.problems += found
+        report.cases = len(seen | set(tables.cases))
+        for case_id in sorted(set(tables.cases) - seen):
             if case_id not in expected:
                 report.problems.append(Problem(case_id, None, "deleted", f"case {case_id} has no audit history"))
         for case_id in sorted(set(expected) - seen - {ATTEMPTS_KEY}):
             report.problems += check_against_checkpoints(case_id, [], expected[case_id])
-        _check_attempts(conn, report, expected.get(ATTEMPTS_KEY, {}))
+        if catalog is not None:
+            report.problems += [Problem(*f) for f in check_keys(tables, keys_expected, keys_checked)]
+        if all_intact:
+            report.problems += [Problem(*f) for f in check_counters(tables, counted)]
+        _check_attempts(conn, report, expected.get(ATTEMPTS_KEY, {}), key)
     return report
 
 

@@ -72,20 +72,31 @@ def audit(ctx: click.Context, app: App, case_id: str | None, workflow: str | Non
     _emit(render(rows, chosen, attempts=attempts, bom=bom), output)
 
 
+anchor_option = click.option("--anchor", metavar="FILE", help="Checkpoint digests kept outside the database "
+                             "(default: $CASEFLOW_ANCHOR_FILE); checkpoint appends to it, verify checks it.")
+
+
 @audit.command()
 @click.option("--expect", "expect", metavar="DIGEST", help="Fail unless a checkpoint with this digest "
               "(kept outside the database) is in the chain.")
+@anchor_option
 @pass_app
-def verify(app: App, expect: str | None) -> None:
-    """Recompute every hash chain and checkpoint; exit 0 only if the log is intact.
+def verify(app: App, expect: str | None, anchor: str | None) -> None:
+    """Prove every case from its chain; exit 0 only if the log and every case agree.
+
+    Recomputes every hash chain and checkpoint, replays each case's log against
+    its case row, clocks, unique keys and decision counters, checks definition
+    texts and the log's guards; with CASEFLOW_AUDIT_KEY_FILE every row's MAC,
+    with --anchor every checkpoint kept outside the database.
 
     \b
     Example:
       caseflow audit verify
       caseflow audit verify --expect 3f5c…   # a digest printed by `caseflow audit checkpoint`
+      caseflow audit verify --anchor /mnt/worm/caseflow-anchors.jsonl
     """
     from caseflow.audit.verify import verify as run_verify
-    report = run_verify(app.engine.store, expect=expect)
+    report = run_verify(app.engine.store, expect=expect, catalog=app.engine.catalog, anchor=anchor)
     app.out(report.as_dict(), _render_verify(report))
     if not report.ok:
         raise click.exceptions.Exit(1)
@@ -94,6 +105,10 @@ def verify(app: App, expect: str | None) -> None:
 def _render_verify(report: Any) -> str:
     summary = (f"{report.cases} cases, {report.rows} audit rows, {report.attempts} attempts, "
                f"{report.checkpoints} checkpoints")
+    if report.keyed:
+        summary += f", MACs checked (key {report.keyed})"
+    if report.anchored:
+        summary += f", {report.anchored} anchored"
     cp = report.last_checkpoint
     tail = f"\nlast checkpoint {cp['id']} ({cp['created_at']}): {cp['digest']}" if cp else \
         "\nno checkpoint yet: run `caseflow audit checkpoint` so deleted histories can be detected"
@@ -105,21 +120,30 @@ def _render_verify(report: Any) -> str:
 
 
 @audit.command()
+@anchor_option
 @pass_app
-def checkpoint(app: App) -> None:
+def checkpoint(app: App, anchor: str | None) -> None:
     """Record a digest over every case's last audit row (and the attempts log's).
 
     Deleting a case's whole history, or cutting off its tail, leaves no broken
     link; comparing with a checkpoint shows it. Keep the printed digest outside
     the database (e-mail, ticket, paper) to detect a rewrite of everything.
 
+    With --anchor (or CASEFLOW_ANCHOR_FILE) the checkpoint is also appended
+    to that file, kept where the database's owner cannot write.
+
     \b
     Example:
       caseflow --as jiang.wen audit checkpoint
+      caseflow --as jiang.wen audit checkpoint --anchor /mnt/worm/caseflow-anchors.jsonl
     """
+    from caseflow.audit.integrity import anchor_path, write_anchor
     from caseflow.audit.verify import record_checkpoint
     actor = app.engine.person(app.user).id if app.user else "system"
     cp = record_checkpoint(app.engine.store, actor)
+    path = anchor_path(anchor)
+    if path is not None:
+        write_anchor(path, cp)
     app.out(cp, f"checkpoint {cp['id']}: {cp['cases']} cases, digest {cp['digest']}")
 
 

@@ -70,7 +70,8 @@ def open_case(engine: Engine, conn: Connection, d: Definition, data: dict[str, A
     entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), case_id, "open", None,
                                  d.initial, data, now, engine.person_attr)
     audit.append(conn, case_id=case_id, workflow=d.workflow, definition=d.sha256, entries=entries,
-                 effective_at=stamp(now), org=engine.org_sha, os_user=engine.os_user)
+                 effective_at=stamp(now), org=engine.org_sha, os_user=engine.os_user,
+                 version=1)
     return case_id
 
 
@@ -119,7 +120,8 @@ def commit(engine: Engine, conn: Connection, change: Change, now: datetime, note
         entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), snap.id,
                                      event, snap.state, change.dest, data, now, engine.person_attr)
     audit.append(conn, case_id=snap.id, workflow=d.workflow, definition=d.sha256, entries=entries,
-                 effective_at=stamp(now), org=engine.org_sha, os_user=engine.os_user)
+                 effective_at=stamp(now), org=engine.org_sha, os_user=engine.os_user,
+                 version=snap.version + 1)
     for fire in [e for e in entries if e.kind == "fire"]:
         fire_system(engine, conn, snap.id, fire.event, now, f"fired by {t.event}", depth + 1)
 
@@ -152,14 +154,18 @@ def _decisions(engine: Engine, conn: Connection, d: Definition, t: Transition, d
         table = d.decisions[name]
         act, ctx = engine.scope(d, data, now, actor, inputs, t.inputs)
         count = None
+        # a counting row names its counter (field, period) so `audit verify` can rebuild the counter
+        counter: dict[str, Any] = {}
         if table.count_key and data.get(table.count_key) is not None and holds(table.count_when, act, ctx):
-            count = _bump(conn, d, name, str(data[table.count_key]), _period(now, d, table.count_period))
+            period = _period(now, d, table.count_period)
+            count = _bump(conn, d, name, str(data[table.count_key]), period)
+            counter = {"counted_by": table.count_key, "period": period}
         outcome = evaluate_decision(d, name, act, ctx, count)
         if outcome is None:
-            entries.append(Entry("decision", name, None, None, actor, [], {"count": count, "outcome": None},
-                                 f"{table.label_zh}: no rule matched"))
+            entries.append(Entry("decision", name, None, None, actor, [],
+                                 {"count": count, "outcome": None, **counter}, f"{table.label_zh}: no rule matched"))
             continue
-        entries.append(Entry("decision", name, None, None, actor, [], {"count": count, "outcome": outcome},
+        entries.append(Entry("decision", name, None, None, actor, [], {"count": count, "outcome": outcome, **counter},
                              table.label_zh))
         data = {**data, **outcome}
     return data, entries

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from caseflow.audit import chain as audit
 from caseflow.catalog import Catalog
+from caseflow.definition.compile import sha256_of
 from caseflow.definition.evaluate import (
     apply_effects,
     missing_fields,
@@ -32,6 +33,7 @@ from caseflow.definition.lint import did_you_mean
 from caseflow.definition.model import Definition, Person, Transition
 from caseflow.errors import (
     CaseflowError,
+    EvidenceMismatch,
     IdentityMismatch,
     InvalidData,
     MissingFields,
@@ -103,6 +105,10 @@ class Engine:
         def load(s: str) -> tuple[str, str]:
             row = conn.execute(sa.select(definitions.c.text, definitions.c.path)
                                .where(definitions.c.sha256 == s)).one()
+            if sha256_of(row.text) != s:      # an edited old version must not run old cases
+                raise EvidenceMismatch("", "load", "", f"the stored text of definition version {s[:12]} "
+                                       f"does not hash to its key: it was edited in the database "
+                                       f"(run caseflow audit verify)")
             return row.text, row.path
         return self.catalog.version(sha, load)
 
@@ -279,8 +285,13 @@ class Engine:
         with self._recording("reject" if reject else "sign", case_id, actor):
             person = self.person(actor)
             now = self.now()
-            with self.store.read_one() as conn:
+            with self.store.read() as conn:
                 snap = self.snapshot(conn, case_id)
+                proved = audit.proved_signoffs(conn, case_id, snap.version)
+            if proved is not None and [_sig(s) for s in proved] != [_sig(s) for s in snap.signoffs]:
+                raise EvidenceMismatch(case_id, "reject" if reject else "sign", snap.state,
+                                       "the sign-offs in the case row are not the ones its audit log records; "
+                                       "nothing was signed (run caseflow audit verify)")
             safeguards.check_not_before(snap, "reject" if reject else "sign", now)
             change, kind = case_actions.plan_signature(self, snap, person, reject, note, now)
             self.write(change, now, note, kind)
@@ -291,6 +302,10 @@ class Engine:
     def read_case(self, case_id: str) -> Snapshot:
         with self.store.read() as conn:
             return self.snapshot(conn, case_id)
+
+
+def _sig(s: Any) -> tuple[Any, Any, Any]:
+    return (s.get("role"), s.get("by"), s.get("at")) if isinstance(s, dict) else (None, None, None)
 
 
 __all__ = ["Engine", "Snapshot", "Change", "new_case_id"]

@@ -209,7 +209,7 @@ def _handle_row(engine: Engine, conn: Connection, row: Any, snap: Snapshot, now:
         if row.kind == "sla":
             windows.close_window(conn, case_id=row.case_id, clock=row.name, now_s=ts(now), due_at=row.due_at,
                                  case_closed=True)
-        _log(engine, conn, snap, [Entry(row.kind, row.name, None, None, "system", [], {},
+        _log(engine, conn, snap, [Entry(row.kind, row.name, None, None, "system", [], {"status": [row.status, "cancelled"]},
                                 "cancelled: the case is closed")], now)
         return "cancelled"
     cal = engine.catalog.calendar_for(d)
@@ -267,7 +267,8 @@ def _due(engine: Engine, conn: Connection, snap: Snapshot, clock: Clock, plan: P
         if not fire_system(engine, conn, snap.id, fire.event, now, f"{clock.name}: {note}"):
             state = engine.snapshot(conn, snap.id).state
             _log(engine, conn, snap, [Entry(clock.kind, clock.name, None, None, "system", [], {},
-                                    f"{fire.event} is not possible in {d.label(state)}; nothing fired")], now)
+                                    f"{fire.event} is not possible in {d.label(state)}; nothing fired")], now,
+                 audit.current_version(conn, snap.id))
     return "breached" if sla_clock else "fired"
 
 
@@ -309,11 +310,14 @@ def _update(conn: Connection, timer_id: int, **values: Any) -> None:
     conn.execute(_UPDATE, {"timer": timer_id, **values})
 
 
-def _log(engine: Engine, conn: Connection, snap: Snapshot, entries: list[Entry], now: datetime) -> None:
+def _log(engine: Engine, conn: Connection, snap: Snapshot, entries: list[Entry], now: datetime,
+         version: int | None = None) -> None:
+    """Rows that change no case row: they carry the version the case has (snap's, unless it moved since)."""
     if not entries:
         return
     audit.append(conn, case_id=snap.id, workflow=snap.workflow, definition=snap.definition.sha256,
-                 entries=entries, effective_at=stamp(now), org=engine.org_sha, os_user=engine.os_user)
+                 entries=entries, effective_at=stamp(now), org=engine.org_sha, os_user=engine.os_user,
+                 version=snap.version if version is None else version)
 
 
 __all__ = ["sweep", "SweepReport", "count_due", "recompute_provisional", "replan"]

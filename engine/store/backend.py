@@ -108,6 +108,18 @@ class Backend:
         """Statements removing them again (what an intruder does first; the tests do it too)."""
         raise NotImplementedError
 
+    def append_only_triggers(self, table: str) -> list[str]:
+        """The names of the triggers `append_only_ddl` creates."""
+        raise NotImplementedError
+
+    def enabled_triggers(self, conn: Connection) -> set[str]:
+        """Names of the triggers in force on this schema (present, and enabled)."""
+        raise NotImplementedError
+
+    def write_grants(self, conn: Connection, tables: tuple[str, ...]) -> list[tuple[str, str, str]]:
+        """(grantee, table, privilege) of UPDATE/DELETE/TRUNCATE grants on `tables` to anyone but the owner."""
+        return []
+
     def analyze(self, conn: Connection) -> None:
         """Refresh the planner's statistics (after a bulk load)."""
 
@@ -154,6 +166,12 @@ class SQLiteBackend(Backend):
 
     def drop_append_only_ddl(self, table: str) -> list[str]:
         return [f"DROP TRIGGER {table}_no_update", f"DROP TRIGGER {table}_no_delete"]
+
+    def append_only_triggers(self, table: str) -> list[str]:
+        return [f"{table}_no_update", f"{table}_no_delete"]
+
+    def enabled_triggers(self, conn: Connection) -> set[str]:
+        return {r[0] for r in conn.execute(sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))}
 
 
 class PostgresBackend(Backend):
@@ -218,6 +236,24 @@ class PostgresBackend(Backend):
 
     def drop_append_only_ddl(self, table: str) -> list[str]:
         return [f"DROP TRIGGER {table}_append_only ON {table}", f"DROP TRIGGER {table}_no_truncate ON {table}"]
+
+    def append_only_triggers(self, table: str) -> list[str]:
+        return [f"{table}_append_only", f"{table}_no_truncate"]
+
+    def enabled_triggers(self, conn: Connection) -> set[str]:
+        rows = conn.execute(sa.text(
+            "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE c.relnamespace = current_schema()::regnamespace AND NOT t.tgisinternal AND t.tgenabled <> 'D'"))
+        return {r[0] for r in rows}
+
+    def write_grants(self, conn: Connection, tables: tuple[str, ...]) -> list[tuple[str, str, str]]:
+        rows = conn.execute(sa.text(
+            "SELECT g.grantee, g.table_name, g.privilege_type FROM information_schema.role_table_grants g "
+            "JOIN pg_tables p ON p.schemaname = g.table_schema AND p.tablename = g.table_name "
+            "WHERE g.table_schema = current_schema() AND g.table_name = ANY(:tables) "
+            "AND g.privilege_type IN ('UPDATE', 'DELETE', 'TRUNCATE') AND g.grantee <> p.tableowner "
+            "ORDER BY 1, 2, 3"), {"tables": list(tables)})
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def analyze(self, conn: Connection) -> None:
         conn.execute(sa.text("ANALYZE"))

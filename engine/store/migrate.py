@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from caseflow.store.database import Store
 
-HEAD = "0004_authority"
+HEAD = "0005_evidence"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 

@@ -59,6 +59,8 @@ audit = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
     sa.Column("org", sa.String(64), nullable=True),             # org version (orgs.sha256) in force
     sa.Column("os_user", sa.String(64), nullable=True),         # the OS account that ran the command
+    sa.Column("case_version", sa.Integer, nullable=True),     # the case version the row's commit produced
+    sa.Column("mac", sa.String(64), nullable=True),           # HMAC of hash under the audit key (keyed mode)
     sa.UniqueConstraint("case_id", "seq", name="uq_audit_case_seq"),
     sa.Index("ix_audit_actor", "actor"),
     sa.Index("ix_audit_effective", "effective_at"),
@@ -79,6 +81,7 @@ attempts = sa.Table(
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
     sa.Column("os_user", sa.String(64), nullable=True),
+    sa.Column("mac", sa.String(64), nullable=True),
 )
 
 timers = sa.Table(
@@ -152,6 +155,7 @@ checkpoints = sa.Table(
     sa.Column("actor", sa.String(64), nullable=False),
     sa.Column("heads", sa.Text, nullable=False),                # {case_id: [seq, hash]}
     sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("mac", sa.String(64), nullable=True),
 )
 
 settings = sa.Table(

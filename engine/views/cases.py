@@ -58,7 +58,8 @@ def log_unmask(engine: Engine, snap: Snapshot, person: Person, what: str) -> Non
         audit.append(conn, case_id=snap.id, workflow=snap.workflow, definition=snap.definition.sha256,
                      entries=[Entry("unmask", "unmask", snap.state, snap.state, person.id, sorted(person.roles),
                                     {}, f"personal data shown unmasked ({what})")],
-                     effective_at=stamp(now), org=engine.org_sha, os_user=engine.os_user)
+                     effective_at=stamp(now), org=engine.org_sha, os_user=engine.os_user,
+                     version=audit.current_version(conn, snap.id))
 
 
 def show(engine: Engine, case_id: str, user: str | None, unmask: bool = False) -> dict[str, Any]:

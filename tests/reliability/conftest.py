@@ -30,7 +30,7 @@ import pytest
 
 from caseflow.catalog import SHIPPED
 
-from .support import FIGURES, REPO, Launcher
+from .support import REPO, Launcher
 
 PG_BINDIR = Path(os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin"))
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -65,11 +65,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
-    if FIGURES:
-        terminalreporter.section("reliability figures")
-        for area in sorted(FIGURES):
-            figures = ", ".join(f"{name} {n}" for name, n in sorted(FIGURES[area].items()))
-            terminalreporter.write_line(f"{area}: {figures}")
+    # the figures themselves are printed by tests/conftest.py (tests/security adds to them too)
     if KNOWN_BUGS:
         terminalreporter.section("known engine bugs (xfail until fixed)")
         for reason, tests in KNOWN_BUGS.items():

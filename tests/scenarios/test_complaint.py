@@ -387,7 +387,8 @@ def test_penalty_table_first_second_third_offence_in_a_month(engine, store, cloc
     second = engine.read_case(regular[1][0]).data
     assert (second["penalty_tier"], second["penalty_zh"]) == ("performance_withheld", "当月第二次：已转正员工扣发当月全部绩效")
     assert decisions(store, regular[1][0]) == [{"count": 2, "outcome": {
-        "penalty_tier": "performance_withheld", "penalty_zh": "当月第二次：已转正员工扣发当月全部绩效"}}]
+        "penalty_tier": "performance_withheld", "penalty_zh": "当月第二次：已转正员工扣发当月全部绩效"},
+        "counted_by": "responsible_person", "period": "2025-03"}]
 
 
 def test_penalty_count_starts_again_in_a_new_calendar_month(engine, store, clock):

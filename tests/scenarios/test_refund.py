@@ -375,7 +375,8 @@ def test_refund_traced_to_a_staff_fault_feeds_the_penalty_table(engine, store):
     case = engine.read_case(cid)
     assert case.data["penalty_tier"] == "fine_200"
     assert decisions(store, cid) == [{"count": 1, "outcome": {"penalty_tier": "fine_200",
-                                                              "penalty_zh": "当月第一次：试用员工罚款200元"}}]
+                                                              "penalty_zh": "当月第一次：试用员工罚款200元"},
+                                      "counted_by": "responsible_person", "period": "2025-03"}]
     refused(store, cid, lambda: engine.advance(cid, "decide_penalty", "lin.xiao", {"penalty_decision": "罚款200元"}),
             RoleNotAllowed, f"case {cid}: cannot decide_penalty in state applying: lin.xiao has none of the roles "
                             f"allowed: 客服部经理(cs_manager)")
