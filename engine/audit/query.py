@@ -1,8 +1,9 @@
 """The audit log for auditors: filter it, mask it, export it.
 
 Rows come back as plain dicts in one shape for every output format, with the
-Chinese labels an auditor reads and the hashes that let an export be checked
-against the database later. Personal data (`x-pii` fields of the row's own
+Chinese labels an auditor reads; an unmasked export also carries the hashes
+that let it be checked against the database later (a masked one does not: a
+hash of a row is a function of its personal data). Personal data (`x-pii` fields of the row's own
 definition version, plus phone and ID numbers typed into free text) is masked
 here, once, so no format can forget it. `--unmask` needs a role with
 `can_unmask`; a refusal goes to the attempts log, and a granted unmasking is
@@ -36,7 +37,7 @@ from caseflow.errors import NotFound, UsageError
 from caseflow.store.tables import attempts, audit, cases
 from caseflow.values import ValueProblem, format_datetime, parse_datetime
 from caseflow.views import cases as views
-from caseflow.views.cases import mask
+from caseflow.masking import mask, mask_strings, mask_text
 
 if TYPE_CHECKING:
     from caseflow.runtime.engine import Engine
@@ -50,8 +51,6 @@ AUDIT_COLUMNS = ("id", "case_id", "seq", "workflow", "kind", "event", "event_zh"
 ATTEMPT_COLUMNS = ("id", "case_id", "workflow", "event", "actor", "actor_name", "error", "reason",
                    "effective_at", "effective_local", "recorded_at", "prev_hash", "hash")
 SIGNATURE_EVENTS = {"sign": "signoff", "reject": "reject"}     # event name → the row kind of that act
-_PHONE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
-_ID_NUMBER = re.compile(r"(?<![\dA-Za-z])(\d{4})(\d{10})(\d{3}[\dXx])(?![\dA-Za-z])")
 DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
 
 
@@ -94,24 +93,6 @@ def default_tz(engine: Engine, workflow: str | None) -> ZoneInfo:
 
 # -- masking --------------------------------------------------------------------------------
 
-def mask_text(text: str | None) -> str | None:
-    """Free text cannot be masked by field; catch the two shapes that matter most."""
-    if not text:
-        return text
-    text = _ID_NUMBER.sub(lambda m: m.group(1) + "*" * 10 + m.group(3), text)
-    return _PHONE.sub(lambda m: m.group(1) + "****" + m.group(3), text)
-
-
-def _mask_strings(value: Any) -> Any:
-    if isinstance(value, str):
-        return mask_text(value)
-    if isinstance(value, list):
-        return [_mask_strings(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _mask_strings(v) for k, v in value.items()}
-    return value
-
-
 def mask_changes(d: Definition | None, event: str, changes: dict[str, Any]) -> dict[str, Any]:
     """Personal fields and event inputs by their x-pii kind (as `history` does), personal fields
     in decision outcomes, then phone and ID numbers anywhere in the remaining text."""
@@ -120,7 +101,7 @@ def mask_changes(d: Definition | None, event: str, changes: dict[str, Any]) -> d
     outcome = out.get("outcome")
     if isinstance(outcome, dict):
         out["outcome"] = {k: (mask(v, pii[k]) if k in pii else v) for k, v in outcome.items()}
-    return {k: (v if k in pii else _mask_strings(v)) for k, v in out.items()}
+    return {k: (v if k in pii else mask_strings(v)) for k, v in out.items()}
 
 
 def check_unmask(engine: Engine, user: str | None, what: str) -> Person:
@@ -202,7 +183,13 @@ def _audit_row(r: dict[str, Any], d: Definition | None, engine: Engine, unmask: 
             "roles": json.loads(r["roles"]), "changes": changes,
             "note": r["note"] if unmask else mask_text(r["note"]), "effective_at": r["effective_at"],
             "effective_local": _local(r["effective_at"], d), "recorded_at": r["recorded_at"],
-            "definition": r["definition"], "prev_hash": r["prev_hash"], "hash": r["hash"]}
+            "definition": r["definition"], **_hashes(r, unmask)}
+
+
+def _hashes(r: dict[str, Any], shown: bool) -> dict[str, Any]:
+    """Hashes only beside clear values: a row's hash is a function of its personal data, so a
+    masked export that carried it could be brute-forced back (a phone number in milliseconds)."""
+    return {"prev_hash": r["prev_hash"], "hash": r["hash"]} if shown else {}
 
 
 def _attempt_row(r: dict[str, Any], d: Definition | None, engine: Engine, unmask: bool) -> dict[str, Any]:
@@ -213,7 +200,7 @@ def _attempt_row(r: dict[str, Any], d: Definition | None, engine: Engine, unmask
             "actor": r["actor"], "actor_name": people[r["actor"]].name if r["actor"] in people else "",
             "error": r["error"], "reason": r["reason"] if shown else mask_text(r["reason"]),
             "effective_at": r["effective_at"], "effective_local": _local(r["effective_at"], d),
-            "recorded_at": r["recorded_at"], "prev_hash": r["prev_hash"], "hash": r["hash"]}
+            "recorded_at": r["recorded_at"], **_hashes(r, shown)}
 
 
 def _fetch(engine: Engine, conn: Connection, q: AuditQuery, unmask: bool) -> tuple[list[dict[str, Any]],
@@ -230,12 +217,16 @@ def _fetch(engine: Engine, conn: Connection, q: AuditQuery, unmask: bool) -> tup
             continue
         d = defs.get(m.get("definition"), m["workflow"])
         shown = shape(m, d, engine, unmask)
-        if unmask and m["case_id"] and shown != shape(m, d, engine, False):
+        if unmask and m["case_id"] and _without_hashes(shown) != shape(m, d, engine, False):
             revealed.add(m["case_id"])
         rows.append(shown)
         if q.limit and len(rows) >= q.limit:
             break
     return rows, revealed
+
+
+def _without_hashes(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in ("prev_hash", "hash")}
 
 
 def _log_unmask(engine: Engine, person: Person, case_ids: Iterable[str], what: str) -> None:
@@ -362,7 +353,10 @@ def render(rows: list[dict[str, Any]], fmt: str, *, attempts: bool = False, bom:
     if bom and fmt != "csv":
         raise UsageError("--bom applies to --format csv only")
     if fmt == "csv":
-        return to_csv(rows, ATTEMPT_COLUMNS if attempts else AUDIT_COLUMNS, bom)
+        columns = ATTEMPT_COLUMNS if attempts else AUDIT_COLUMNS
+        if rows and "hash" not in rows[0]:             # masked: no hashes (see _hashes)
+            columns = tuple(c for c in columns if c not in ("prev_hash", "hash"))
+        return to_csv(rows, columns, bom)
     if fmt == "jsonl":
         return to_jsonl(rows)
     if fmt == "json":

@@ -47,7 +47,11 @@ def _parse(key: str, raw: str, schema: Mapping[str, Any], definition: Definition
     try:
         value = parse_input(raw, schema, definition.tz)
     except ValueProblem as exc:
-        raise UsageError(f"--set {key}: {exc}") from None
+        message = str(exc)
+        if "x-pii" in schema:            # a refusal names the field, never a personal value
+            for shown in (repr(raw), repr(raw.strip())):
+                message = message.replace(shown, "the value")
+        raise UsageError(f"--set {key}: {message}") from None
     if "enum" in schema and value not in schema["enum"]:
         hint = did_you_mean(str(value), [str(v) for v in schema["enum"]])
         raise UsageError(f"--set {key}: {value!r} is not one of {', '.join(map(str, schema['enum']))}"
@@ -199,7 +203,30 @@ def _first_problem(validator: Draft202012Validator, instance: Any, prefix: tuple
     if error is None:
         return None
     where = ".".join(str(p) for p in (*prefix, *error.absolute_path))
-    return f"{where}: {error.message}" if where else error.message
+    message = _without_value(error)
+    return f"{where}: {message}" if where else message
+
+
+_KEYWORD_TEXT = {"type": "must be of type {}", "enum": "must be one of {}", "const": "must be {}",
+                 "maxLength": "is longer than {} characters", "minLength": "is shorter than {} characters",
+                 "pattern": "does not match the pattern {}", "format": "is not a valid {}",
+                 "minimum": "must be at least {}", "maximum": "must be at most {}",
+                 "exclusiveMinimum": "must be more than {}", "exclusiveMaximum": "must be less than {}",
+                 "maxItems": "has more than {} items", "minItems": "has fewer than {} items"}
+
+
+def _without_value(error: Any) -> str:
+    """jsonschema's message echoes the value ('13955556666 is not of type ...'); ours names the rule.
+    Refusals go to the screen and the attempts log: they must not carry personal data."""
+    if error.validator in ("required", "additionalProperties", "dependentRequired"):
+        return str(error.message)                   # these name fields, not values
+    template = _KEYWORD_TEXT.get(str(error.validator))
+    if template is None:
+        return f"does not fit the data schema ({error.validator})"
+    rule = error.validator_value
+    if isinstance(rule, list):
+        rule = ", ".join(map(str, rule))
+    return template.format(rule)
 
 
 def stamp(now: datetime) -> str:

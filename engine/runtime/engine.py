@@ -46,6 +46,7 @@ from caseflow.errors import (
     UsageError,
     WrongState,
 )
+from caseflow.masking import mask_text
 from caseflow.runtime import actions as case_actions
 from caseflow.runtime import identity, safeguards
 from caseflow.runtime.machine import machine_for
@@ -145,8 +146,9 @@ class Engine:
             try:
                 with self.store.write() as conn:
                     audit.append_attempt(conn, case_id=case_id, workflow=workflow, event=event,
-                                         actor=actor or "", error=type(exc).__name__, reason=str(exc),
-                                         effective_at=stamp(now), os_user=self.os_user)
+                                         actor=actor or "", error=type(exc).__name__,
+                                         reason=mask_text(str(exc)) or "", effective_at=stamp(now),
+                                         os_user=self.os_user)
             except CaseflowError:
                 pass
             raise

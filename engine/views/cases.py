@@ -19,6 +19,7 @@ from caseflow.audit.unmask import check_unmask
 from caseflow.definition.evaluate import missing_fields, stamp
 from caseflow.definition.model import Definition, Person
 from caseflow.errors import CaseflowError
+from caseflow.masking import mask, mask_strings, mask_text
 from caseflow.runtime.actions import next_signer_role
 from caseflow.runtime.machine import machine_for
 from caseflow.sla import clocks as sla
@@ -31,24 +32,11 @@ if TYPE_CHECKING:
     from caseflow.runtime.snapshot import Snapshot
 
 
-def mask(value: Any, kind: str) -> Any:
-    """Keep just enough to recognise the value: 138****5678, 1101**********1234, 张*."""
-    if value is None or not isinstance(value, str) or not value:
-        return value
-    if kind == "phone":
-        return value[:3] + "*" * max(len(value) - 7, 1) + value[-4:] if len(value) > 7 else "*" * len(value)
-    if kind == "id_number":
-        return value[:4] + "*" * max(len(value) - 8, 1) + value[-4:] if len(value) > 8 else "*" * len(value)
-    if kind == "name":
-        return value[0] + "*" * (len(value) - 1)
-    return value[:6] + "****" if len(value) > 6 else "****"
-
-
 def masked_data(d: Definition, data: dict[str, Any], unmask: bool) -> dict[str, Any]:
     if unmask:
         return dict(data)
     pii = d.pii_fields()
-    return {k: (mask(v, pii[k]) if k in pii else v) for k, v in data.items()}
+    return {k: (mask(v, pii[k]) if k in pii else mask_strings(v)) for k, v in data.items()}
 
 
 def log_unmask(engine: Engine, snap: Snapshot, person: Person, what: str) -> None:
@@ -122,13 +110,15 @@ def mask_changes(d: Definition, event: str, changes: dict[str, Any], unmask: boo
     if unmask:
         return changes
     pii = d.pii_fields()
-    for k, kind in pii.items():
-        if k in changes and isinstance(changes[k], list):
-            changes[k] = [mask(v, kind) for v in changes[k]]
+    for k in list(changes):
+        if k in pii and isinstance(changes[k], list):
+            changes[k] = [mask(v, pii[k]) for v in changes[k]]
+        elif k != "@input":
+            changes[k] = mask_strings(changes[k])
     inputs = changes.get("@input")
     if isinstance(inputs, dict):
         schemas = {k: v for t in d.transitions if t.event == event for k, v in t.inputs.items()}
-        changes["@input"] = {k: mask(v, schemas[k]["x-pii"]) if "x-pii" in schemas.get(k, {}) else v
+        changes["@input"] = {k: mask(v, schemas[k]["x-pii"]) if "x-pii" in schemas.get(k, {}) else mask_strings(v)
                              for k, v in inputs.items()}
     return changes
 
@@ -181,7 +171,8 @@ def history(engine: Engine, case_id: str, user: str | None, unmask: bool = False
         changes = mask_changes(d, r["event"], json.loads(r["changes"]), unmask)
         out.append({"seq": r["seq"], "kind": r["kind"], "event": r["event"], "from": r["from_state"],
                     "to": r["to_state"], "actor": r["actor"], "roles": json.loads(r["roles"]),
-                    "at": r["effective_at"], "recorded_at": r["recorded_at"], "note": r["note"],
+                    "at": r["effective_at"], "recorded_at": r["recorded_at"],
+                    "note": r["note"] if unmask else mask_text(r["note"]),
                     "changes": changes, "definition": r["definition"]})
     return out
 
