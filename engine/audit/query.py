@@ -34,10 +34,10 @@ from caseflow.audit.chain import Entry
 from caseflow.definition import kinds
 from caseflow.definition.model import Definition, Person
 from caseflow.errors import NotFound, UsageError
+from caseflow.masking import mask, mask_strings, mask_text
 from caseflow.store.tables import attempts, audit, cases
 from caseflow.values import ValueProblem, format_datetime, parse_datetime
 from caseflow.views import cases as views
-from caseflow.masking import mask, mask_strings, mask_text
 
 if TYPE_CHECKING:
     from caseflow.runtime.engine import Engine
@@ -353,7 +353,7 @@ def render(rows: list[dict[str, Any]], fmt: str, *, attempts: bool = False, bom:
     if bom and fmt != "csv":
         raise UsageError("--bom applies to --format csv only")
     if fmt == "csv":
-        columns = ATTEMPT_COLUMNS if attempts else AUDIT_COLUMNS
+        columns: tuple[str, ...] = ATTEMPT_COLUMNS if attempts else AUDIT_COLUMNS
         if rows and "hash" not in rows[0]:             # masked: no hashes (see _hashes)
             columns = tuple(c for c in columns if c not in ("prev_hash", "hash"))
         return to_csv(rows, columns, bom)
