@@ -38,9 +38,7 @@ def restore_triggers(store: Store) -> None:
             ddl = store.backend.append_only_ddl(table)
             names = store.backend.append_only_triggers(table)
             creates = [d for d in ddl if "CREATE TRIGGER" in d]
-            for d in ddl:
-                if "CREATE TRIGGER" not in d:
-                    conn.exec_driver_sql(d)          # the trigger function (PostgreSQL)
+            # (the PostgreSQL trigger function is left in place by DROP TRIGGER)
             for name, d in zip(names, creates):
                 if name not in present:
                     conn.exec_driver_sql(d)

@@ -199,7 +199,7 @@ def test_dropped_triggers_are_named(engine, store):
 
 
 def test_a_write_grant_on_the_log_is_named_on_postgresql(engine, store):
-    if not store.is_postgres:
+    if store.backend.name != "postgresql":
         pytest.skip("grants are PostgreSQL's")
     open_complaint(engine)
     with store.engine.begin() as conn:
