@@ -209,8 +209,9 @@ def _handle_row(engine: Engine, conn: Connection, row: Any, snap: Snapshot, now:
         if row.kind == "sla":
             windows.close_window(conn, case_id=row.case_id, clock=row.name, now_s=ts(now), due_at=row.due_at,
                                  case_closed=True)
-        _log(engine, conn, snap, [Entry(row.kind, row.name, None, None, "system", [], {"status": [row.status, "cancelled"]},
-                                "cancelled: the case is closed")], now)
+        _log(engine, conn, snap, [Entry(row.kind, row.name, None, None, "system", [],
+                                        {"status": [row.status, "cancelled"]},
+                                        "cancelled: the case is closed")], now)
         return "cancelled"
     cal = engine.catalog.calendar_for(d)
     plan, entries = replan(clock, cal, snap, row, now)
