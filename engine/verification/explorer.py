@@ -204,6 +204,9 @@ class Explorer:
         for name, schema in self.d.fields.items():
             kind = field_kind(schema)
             term, dom = self.fresh_value(kind, schema, name)
+            if name not in required and name not in self.d.open_accepts:
+                data[name] = Field(kind, term, z3.BoolVal(False))     # opening is deny-by-default (open_accepts)
+                continue
             given = z3.BoolVal(True) if name in required else self.s.fresh("bool", f"set_{name}")
             pc.append(z3.Implies(given, dom) if name not in required else dom)
             data[name] = Field(kind, term, given)
@@ -266,6 +269,10 @@ class Explorer:
             conds.append(given)
             if kind == "str":
                 conds.append(value != empty)
+        for name in t.not_by:                    # conflict of interest: not the person named in this field
+            for fld in (node.data.get(name) if data is None else data.get(name), base.get(name)):
+                if fld is not None:
+                    conds.append(z3.Implies(fld.set, actor != fld.term))
         scope_vars = StepVars(actor, vars.now, vars.sets, vars.inputs)
         tr = self.translator(base, scope_vars, t.inputs)
         for g in t.guards:
@@ -362,6 +369,9 @@ class Explorer:
         conds = [self.has_role(signer, [role])]
         if t.signoffs.distinct_people:
             conds += [signer != by for _, by in node.signoffs]
+        for name in t.not_by:
+            if name in node.data:
+                conds.append(z3.Implies(node.data[name].set, signer != node.data[name].term))
         done = [r for r, _ in node.signoffs]
         remaining = [r for r in t.signoffs.roles if r not in done]
         empty = StepVars(signer, vars.now)
