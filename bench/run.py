@@ -45,7 +45,8 @@ import bench_advance as adv  # noqa: E402
 import bench_cli  # noqa: E402
 
 SPIFF_PYTHON = Path(os.environ.get("CASEFLOW_BENCH_SPIFF_PYTHON", "/tmp/spiffvenv/bin/python"))
-OTHER_SCRIPTS = [("definition load", HERE / "bench_load.py"), ("SLA sweep", HERE / "bench_sla.py")]
+OTHER_SCRIPTS = [("definition load", HERE / "bench_load.py"), ("SLA sweep", HERE / "bench_sla.py"),
+                 ("inbox", HERE / "bench_inbox.py")]
 
 
 @dataclass

@@ -240,3 +240,15 @@ class ExportUnreadable(CaseflowError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class NotAssignee(TransitionRefused):
+    """An `assignee_only` event fired by someone who does not hold the case; `assignee` may be None."""
+
+    def __init__(self, case_id: str, event: str, state: str, reason: str, assignee: str | None) -> None:
+        super().__init__(case_id, event, state, reason)
+        self.assignee = assignee
+
+
+class AssignmentRefused(TransitionRefused):
+    """assign / claim / release is not allowed: wrong role, already held, not held, closed case."""

@@ -11,6 +11,7 @@ from caseflow.cli import (  # noqa: F401  (importing a command module registers 
     sla,
     starter,
     verify,
+    work,
 )
 from caseflow.cli.app import cli
 

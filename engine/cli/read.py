@@ -196,6 +196,13 @@ def _render_show(app: App, v: dict[str, Any]) -> str:
              f"  version {v['version']}  definition {v['definition'][:12]}"]
     if v.get("parent_case"):
         lines.append(f"linked to: {v['parent_case']}")
+    if v.get("assignee"):
+        when = show_datetime(v["assigned_at"], tz) if tz and v.get("assigned_at") else v.get("assigned_at")
+        work = "working since " + (show_datetime(v["work_started_at"], tz) if tz else v["work_started_at"]) \
+            if v.get("work_started_at") else "not started"
+        lines.append(f"assignee: {v['assignee']} (since {when}; {work})")
+    else:
+        lines.append("assignee: none")
     lines.append("data:")
     fields = d.fields if d else {}
     for k, val in sorted(v["data"].items()):
@@ -229,13 +236,23 @@ def _render_show(app: App, v: dict[str, Any]) -> str:
 @click.option("--workflow", help="Only this workflow.")
 @click.option("--state", help="Only cases in this state.")
 @click.option("--overdue", is_flag=True, help="Only cases with a breached SLA.")
+@click.option("--assignee", metavar="USER", help="Only cases assigned to USER.")
+@click.option("--unassigned", is_flag=True, help="Only cases nobody holds.")
 @pass_app
-def list_cmd(app: App, workflow: str | None, state: str | None, overdue: bool) -> None:
-    """List cases, most recently changed first."""
+def list_cmd(app: App, workflow: str | None, state: str | None, overdue: bool, assignee: str | None,
+             unassigned: bool) -> None:
+    """List cases, most recently changed first.
+
+    \b
+    Example:
+      caseflow list --workflow complaint --unassigned
+      caseflow list --assignee liu.yang
+    """
     from caseflow.views.cases import list_cases
-    rows = list_cases(app.engine, workflow, state, overdue, person=app.person)
+    rows = list_cases(app.engine, workflow, state, overdue, person=app.person, assignee=assignee,
+                      unassigned=unassigned)
     human = "\n".join(f"{r['id']:<14} {r['workflow']:<14} {r['state_label_zh']}({r['state']})  {r['updated_at']}"
-                      for r in rows) or "(no cases)"
+                      + (f"  → {r['assignee']}" if r["assignee"] else "") for r in rows) or "(no cases)"
     app.out(rows, human)
 
 

@@ -218,7 +218,9 @@ class _Compiler:
             states=states, initial=next(s.id for s in states.values() if s.initial),
             transitions=transitions, decisions=decisions, clocks=clocks, env=self.env,
             open_accepts=access.open_accepts(doc, self.fields, transitions, decisions),
-            read_roles=access.read_roles(doc, open_roles, states, transitions, clocks))
+            read_roles=access.read_roles(doc, open_roles, states, transitions, clocks),
+            assign_roles=frozenset(doc.get("assign_roles", [])), assign_to=tuple(doc.get("assign_to", [])),
+            summary=tuple(doc.get("summary") or doc.get("data", {}).get("required", [])[:3]))
 
     def _open_roles(self, transitions: tuple[Transition, ...]) -> frozenset[str]:
         """Who may open a case: declared, or whoever may work its first step (deny by default)."""
@@ -250,7 +252,8 @@ class _Compiler:
             input_required=tuple(t.get("input_required", [])), requires=tuple(t.get("requires", [])),
             guards=self.guards(t.get("when"), path + ["when"]), effects=effects,
             decide=tuple(t.get("decide", [])), actions=self.actions(t.get("actions"), path + ["actions"]),
-            signoffs=signoffs, not_by=tuple(_as_list(t.get("not_by"))))
+            signoffs=signoffs, not_by=tuple(_as_list(t.get("not_by"))),
+            assignee_only=bool(t.get("assignee_only")), inbox=t.get("inbox", True) is not False)
 
     def decision(self, name: str, d: dict[str, Any]) -> Decision:
         path: list[Any] = ["decisions", name]

@@ -18,8 +18,9 @@ from caseflow.definition.model import Org
 from caseflow.definition.source import Source
 from caseflow.errors import DefinitionError
 
-# Moments every workflow has without declaring them: a case opened, a sign-off given or rejected.
-BUILTIN_EVENTS = frozenset({"open", "sign", "reject"})
+# Moments every workflow has without declaring them: a case opened, a sign-off given or rejected,
+# a case assigned, claimed or released (runtime/assignment.py).
+BUILTIN_EVENTS = frozenset({"open", "sign", "reject", "assign", "claim", "release"})
 
 
 def closest(name: str, known: Iterable[str]) -> str | None:
@@ -127,6 +128,11 @@ class _Lint:
             self.known("role", role, self.org.roles, ["read_roles", j], "read_roles names")
         for j, f in enumerate(self.doc.get("open_accepts", [])):
             self.known("field", f, self.fields, ["open_accepts", j], "open_accepts names")
+        for key in ("assign_roles", "assign_to"):
+            for j, role in enumerate(self.doc.get(key, [])):
+                self.known("role", role, self.org.roles, [key, j], f"{key} names")
+        for j, f in enumerate(self.doc.get("summary", [])):
+            self.known("field", f, self.fields, ["summary", j], "summary shows")
 
     def check_states(self) -> None:
         self.check_open_roles()

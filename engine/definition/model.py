@@ -57,6 +57,8 @@ class Transition:
     actions: tuple[Action, ...]
     signoffs: Signoffs | None
     not_by: tuple[str, ...] = ()   # conflict of interest: the person named in these fields may not take it
+    assignee_only: bool = False    # only the case's assignee may fire it
+    inbox: bool = True             # a to-do for whoever may fire it (false: fired on request, e.g. a purchase)
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,9 @@ class Definition:
     env: Environment = field(repr=False, compare=False)
     open_accepts: frozenset[str] = frozenset()     # fields an operator may give at open (definition/access.py)
     read_roles: frozenset[str] = frozenset()       # who may read the cases (besides can_audit)
+    assign_roles: frozenset[str] = frozenset()   # who may assign cases to people (assign, --balance)
+    assign_to: tuple[str, ...] = ()              # roles an assignee holds; the first is --balance's default
+    summary: tuple[str, ...] = ()                # fields an inbox row shows
 
     def transitions_from(self, state: str) -> list[Transition]:
         return [t for t in self.transitions if state in t.sources]

@@ -23,6 +23,7 @@ from caseflow.definition.expressions import Compiled, EvalContext
 from caseflow.definition.kinds import KINDS
 from caseflow.definition.model import Action, Definition, Person, Transition
 from caseflow.errors import InvalidData, RoleNotAllowed, SignoffRefused, StaleCase, TransitionRefused, WrongState
+from caseflow.runtime import assignment
 from caseflow.sla import clocks as sla
 from caseflow.store.backend import backend_of
 from caseflow.store.tables import case_keys, cases, decision_counts, outbox
@@ -39,7 +40,7 @@ _UPDATE_CASE = (cases.update()
                 .where(cases.c.id == sa.bindparam("case_id"), cases.c.version == sa.bindparam("seen"))
                 .values(state=sa.bindparam("state"), data=sa.bindparam("data"),
                         signoffs=sa.bindparam("signoffs"), version=sa.bindparam("version"),
-                        updated_at=sa.bindparam("updated_at")))
+                        updated_at=sa.bindparam("updated_at"), next_signoff_role=sa.bindparam("next_signoff")))
 _UPDATE_RECEIVED = (cases.update().where(cases.c.id == sa.bindparam("case_id"))
                     .values(received_at=sa.bindparam("received_at")))
 # fire actions may trigger further system events, but not forever
@@ -62,7 +63,8 @@ def open_case(engine: Engine, conn: Connection, d: Definition, data: dict[str, A
     conn.execute(cases.insert().values(
         id=case_id, workflow=d.workflow, definition=d.sha256, state=d.initial, data=_dump(data),
         signoffs="[]", version=1, parent_case=parent, created_at=stamp(now), updated_at=stamp(now),
-        received_at=sortable_time(data.get("received_at"), stamp(now))))
+        received_at=sortable_time(data.get("received_at"), stamp(now)),
+        next_signoff_role=pending_signoff_role(d, d.initial, [])))
     _claim_keys(conn, d, case_id, {}, data, opening=True)
     entries = [Entry("open", "open", None, d.initial, actor, sorted(person.roles) if person else [],
                      _changes({}, data), note)]
@@ -95,12 +97,15 @@ def commit(engine: Engine, conn: Connection, change: Change, now: datetime, note
         decided = []
     result = conn.execute(_UPDATE_CASE, {"case_id": snap.id, "seen": snap.version, "state": change.dest,
                                          "data": _dump(data), "signoffs": _dump(change.signoffs),
-                                         "version": snap.version + 1, "updated_at": stamp(now)})
+                                         "version": snap.version + 1, "updated_at": stamp(now),
+                                         "next_signoff": pending_signoff_role(d, change.dest, change.signoffs)})
     if result.rowcount != 1:
         raise StaleCase(snap.id)
     if data.get("received_at") != snap.data.get("received_at"):
         conn.execute(_UPDATE_RECEIVED, {"case_id": snap.id,
                                         "received_at": sortable_time(data.get("received_at"), snap.created_at)})
+    if snap.assignee is not None and snap.assignee == actor and snap.work_started_at is None:
+        entries.insert(0, assignment.start_work(conn, snap, actor, now))    # the assignee's first action
     _claim_keys(conn, d, snap.id, snap.data, data, final=d.states[change.dest].final,
                 event=t.event, state=snap.state)
     event = {"reject": "reject", "signoff": "sign"}.get(kind, t.event)   # one name per act, whatever the step
@@ -247,6 +252,14 @@ class _Run:
 
 
 # -- sign-offs ------------------------------------------------------------------------------
+
+def pending_signoff_role(d: Definition, state: str, given: list[dict[str, Any]]) -> str | None:
+    """The role whose sign-off a case in `state` waits for (stored as cases.next_signoff_role), or None."""
+    t = d.signoff_transition(state)
+    if t is None or t.signoffs is None or len(given) >= len(t.signoffs.roles):
+        return None
+    return next_signer_role(t, given)
+
 
 def next_signer_role(t: Transition, given: list[dict[str, Any]]) -> str:
     assert t.signoffs is not None

@@ -33,6 +33,7 @@ from caseflow.definition.lint import did_you_mean
 from caseflow.definition.model import Definition, Person, Transition
 from caseflow.errors import (
     CaseflowError,
+    ConcurrentChange,
     EvidenceMismatch,
     IdentityMismatch,
     InvalidData,
@@ -41,6 +42,7 @@ from caseflow.errors import (
     NotPermitted,
     RoleNotAllowed,
     SimulatedTime,
+    StaleCase,
     TransitionRefused,
     UnknownUser,
     UsageError,
@@ -48,7 +50,7 @@ from caseflow.errors import (
 )
 from caseflow.masking import mask_text
 from caseflow.runtime import actions as case_actions
-from caseflow.runtime import identity, safeguards
+from caseflow.runtime import assignment, identity, safeguards
 from caseflow.runtime.machine import machine_for
 from caseflow.runtime.snapshot import Change, Snapshot, new_case_id
 from caseflow.store.database import Store
@@ -138,10 +140,11 @@ class Engine:
     @contextmanager
     def _recording(self, event: str, case_id: str | None, actor: str | None,
                    workflow: str | None = None) -> Iterator[None]:
-        """Record refused and denied attempts in the attempts log, then re-raise."""
+        """Record refused and denied attempts (and lost races, exit 3) in the attempts log, then re-raise."""
         try:
             yield
-        except (TransitionRefused, UnknownUser, NotFound, UsageError, NotPermitted) as exc:
+        except (TransitionRefused, UnknownUser, NotFound, UsageError, NotPermitted, StaleCase,
+                ConcurrentChange) as exc:
             now = self.now()
             try:
                 with self.store.write() as conn:
@@ -247,6 +250,8 @@ class Engine:
             raise RoleNotAllowed(snap.id, t.event, snap.state,
                                  f"{person.id} has none of the roles allowed: {allowed}",
                                  allowed_roles=tuple(sorted(t.roles)))
+        if t.assignee_only:
+            assignment.check_assignee(snap, t, person.id)
         fields, inputs = split_sets(d, t, sets)
         safeguards.check_not_future(d, fields, d.fields, now, snap.id, t.event, snap.state)
         safeguards.check_not_future(d, inputs, t.inputs, now, snap.id, t.event, snap.state)

@@ -23,12 +23,17 @@ class Snapshot:
     parent_case: str | None
     created_at: str
     updated_at: str
+    assignee: str | None = None
+    assigned_at: str | None = None
+    work_started_at: str | None = None
 
     @classmethod
     def of_row(cls, row: Any, definition: Definition) -> Snapshot:
         """The one place a case row becomes a Snapshot (Engine.snapshot, the sweeper's locked read)."""
         return cls(row.id, row.workflow, definition, row.state, json.loads(row.data), json.loads(row.signoffs),
-                   row.version, row.parent_case, row.created_at, row.updated_at)
+                   row.version, row.parent_case, row.created_at, row.updated_at,
+                   getattr(row, "assignee", None), getattr(row, "assigned_at", None),
+                   getattr(row, "work_started_at", None))
 
 
 @dataclass

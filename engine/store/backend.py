@@ -42,6 +42,7 @@ class Backend:
     """What one database dialect does its own way. Stateless: one shared instance per dialect."""
 
     name: ClassVar[str] = ""
+    explain: ClassVar[str] = "EXPLAIN "          # prefix that shows the plan of a query (inbox --explain)
     # Operators log in as themselves (the person comes from the login) and the runtime role owns nothing,
     # so only `caseflow db init` / `db upgrade` (as the owner) migrate. SQLite: one file, migrated on use.
     has_logins: ClassVar[bool] = False
@@ -132,6 +133,7 @@ class SQLiteBackend(Backend):
     so writers queue instead of failing half-way, and that lock already serializes chains."""
 
     name = "sqlite"
+    explain = "EXPLAIN QUERY PLAN "
 
     def create_engine(self, url: str) -> SAEngine:
         engine = sa.create_engine(url, connect_args={"timeout": 30})

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from caseflow.store.database import Store
 
-HEAD = "0005_evidence"
+HEAD = "0006_assignment"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 

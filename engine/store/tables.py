@@ -36,6 +36,12 @@ cases = sa.Table(
     sa.Index("ix_cases_workflow_received", "workflow", "received_at"),
     sa.Index("ix_cases_updated", "updated_at", "id"),
     sa.Index("ix_cases_workflow_updated", "workflow", "updated_at", "id"),
+    sa.Column("assignee", sa.String(64), nullable=True),            # who holds the case (assign/claim)
+    sa.Column("assigned_at", sa.String(32), nullable=True),
+    sa.Column("work_started_at", sa.String(32), nullable=True),     # claim / the assignee's first action
+    sa.Column("next_signoff_role", sa.String(64), nullable=True),   # whose sign-off the case waits for
+    sa.Index("ix_cases_queue", "assignee", "workflow", "definition", "state"),
+    sa.Index("ix_cases_next_signoff", "next_signoff_role"),
 )
 
 audit = sa.Table(

@@ -17,10 +17,12 @@ from caseflow.audit import chain as audit
 from caseflow.audit.chain import Entry
 from caseflow.audit.unmask import check_unmask
 from caseflow.definition.evaluate import missing_fields, stamp
-from caseflow.definition.model import Definition, Person
-from caseflow.errors import CaseflowError
+from caseflow.definition.expressions import ExpressionError
+from caseflow.definition.model import Definition, Person, Transition
+from caseflow.errors import CaseflowError, UsageError
 from caseflow.masking import mask, mask_strings, mask_text
-from caseflow.runtime.actions import next_signer_role
+from caseflow.runtime.actions import next_signer_role, pending_signoff_role
+from caseflow.runtime.assignment import assignee_problem
 from caseflow.runtime.machine import machine_for
 from caseflow.sla import clocks as sla
 from caseflow.sla.windows import overdue_clause
@@ -62,10 +64,9 @@ def show(engine: Engine, case_id: str, user: str | None, unmask: bool = False) -
         clocks = sla.clocks(conn, d, engine.catalog.calendar_for(d), case_id, now)
     if unmask:
         log_unmask(engine, snap, person, "show")
-    t = d.signoff_transition(snap.state)
+    role = pending_signoff_role(d, snap.state, snap.signoffs)
     pending = None
-    if t and t.signoffs and len(snap.signoffs) < len(t.signoffs.roles):
-        role = next_signer_role(t, snap.signoffs)
+    if role is not None:
         pending = {"role": role, "label_zh": engine.catalog.org.roles[role].label_zh
                    if role in engine.catalog.org.roles else role}
     return {
@@ -74,35 +75,79 @@ def show(engine: Engine, case_id: str, user: str | None, unmask: bool = False) -
         "parent_case": snap.parent_case, "created_at": snap.created_at, "updated_at": snap.updated_at,
         "data": masked_data(d, snap.data, unmask), "events": events(engine, snap, person, now),
         "signoffs": snap.signoffs, "pending_signoff": pending, "slas": clocks,
+        "assignee": snap.assignee, "assigned_at": snap.assigned_at, "work_started_at": snap.work_started_at,
     }
 
 
 def events(engine: Engine, snap: Snapshot, person: Person, now: datetime) -> list[dict[str, Any]]:
-    """Every event a person could fire from here, and for each one what is still missing."""
-    d, org, out, seen = snap.definition, engine.catalog.org, [], set()
+    """Every event a person could fire from here, and for each one what is still missing.
+
+    An event with alternatives (one transition per department, chosen by guards) is
+    described by the alternative that serves this person best: one they may fire, else
+    one that only lacks fields, else one whose role they hold, else the first.
+    """
+    d, out = snap.definition, []
+    alternatives: dict[str, list[Transition]] = {}
     for t in d.transitions_from(snap.state):
-        if t.system or t.event in seen:
-            continue
-        seen.add(t.event)
-        missing: list[str] = []
-        if t.signoffs:
-            role = next_signer_role(t, snap.signoffs)
-            missing.append(f"sign-off by {org.role_label(role)} (caseflow sign)")
-        elif not (person.roles & t.roles):
-            missing.append("role: one of " + ", ".join(org.role_label(r) for r in sorted(t.roles)))
-        gone = missing_fields(t, snap.data, {})
-        gone = [g for g in gone if not g.startswith("input ")]
-        if gone:
-            accepted = [g for g in gone if g in t.accepts]
-            missing.append("fields: " + ", ".join(gone) + (" (give with --set)" if accepted == gone else ""))
-        if not gone and not t.input_required:
-            failing = machine_for(d).failing(snap.state, t, *engine.scope(d, snap.data, now, person.id, {}, t.inputs))
-            if failing:
-                missing.append(f"guard: {failing[1]}")
+        if not t.system:
+            alternatives.setdefault(t.event, []).append(t)
+    for ts in alternatives.values():
+        described = [(t, _missing(engine, snap, person, t, now)) for t in ts]
+        t, missing = min(described, key=lambda tm: _rank(person, *tm))
         out.append({"event": t.event, "label_zh": t.label_zh, "to": t.to,
                     "to_label_zh": d.states[t.to].label_zh, "allowed": not missing, "missing": missing,
-                    "accepts": list(t.accepts), "inputs": list(t.inputs)})
+                    "accepts": list(t.accepts), "inputs": list(t.inputs), "inbox": t.inbox,
+                    "assignee_only": t.assignee_only})
     return out
+
+
+def _rank(person: Person, t: Transition, missing: list[str]) -> int:
+    if not missing:
+        return 0
+    if all(m.startswith("fields: ") for m in missing):
+        return 1
+    return 2 if (person.roles & t.roles) and not t.signoffs else 3
+
+
+def _missing(engine: Engine, snap: Snapshot, person: Person, t: Transition, now: datetime) -> list[str]:
+    d, org = snap.definition, engine.catalog.org
+    missing: list[str] = []
+    if t.signoffs:
+        role = next_signer_role(t, snap.signoffs)
+        missing.append(f"sign-off by {org.role_label(role)} (caseflow sign)")
+    elif not (person.roles & t.roles):
+        missing.append("role: one of " + ", ".join(org.role_label(r) for r in sorted(t.roles)))
+    elif t.assignee_only and (why := assignee_problem(snap, t, person.id)):
+        missing.append(f"assignee: {why}")
+    gone = missing_fields(t, snap.data, {})
+    gone = [g for g in gone if not g.startswith("input ")]
+    if gone:
+        accepted = [g for g in gone if g in t.accepts]
+        missing.append("fields: " + ", ".join(gone) + (" (give with --set)" if accepted == gone else ""))
+    act, ctx = engine.scope(d, snap.data, now, person.id, {}, t.inputs)
+    if not gone and not t.input_required:
+        failing = machine_for(d).failing(snap.state, t, act, ctx)
+        if failing:
+            missing.append(f"guard: {failing[1]}")
+    elif gone:
+        why = _failed_known_guard(t, act, ctx)      # e.g. "forwarded to another department" before any field
+        if why:
+            missing.append(f"guard: {why}")
+    return missing
+
+
+def _failed_known_guard(t: Transition, act: dict[str, Any], ctx: Any) -> str | None:
+    """The first guard that reads only fields already set and does not hold (None if none)."""
+    for guard in t.guards:
+        if not guard.expr.names <= act.keys():
+            continue
+        try:
+            ok = guard.expr.evaluate(act, ctx)
+        except ExpressionError:
+            continue
+        if ok is not True:
+            return guard.message or f"guard {guard.expr.text!r} is false"
+    return None
 
 
 def mask_changes(d: Definition, event: str, changes: dict[str, Any], unmask: bool) -> dict[str, Any]:
@@ -124,9 +169,12 @@ def mask_changes(d: Definition, event: str, changes: dict[str, Any], unmask: boo
 
 
 def list_cases(engine: Engine, workflow: str | None = None, state: str | None = None,
-               overdue: bool = False, limit: int = 500, person: Person | None = None) -> list[dict[str, Any]]:
+               overdue: bool = False, limit: int = 500, person: Person | None = None, *,
+               assignee: str | None = None, unassigned: bool = False) -> list[dict[str, Any]]:
     """Cases, newest change first; given a `person`, only of the workflows they may read."""
-    q = sa.select(cases.c.id, cases.c.workflow, cases.c.state, cases.c.updated_at).order_by(
+    if assignee and unassigned:
+        raise UsageError("give --assignee or --unassigned, not both")
+    q = sa.select(cases.c.id, cases.c.workflow, cases.c.state, cases.c.updated_at, cases.c.assignee).order_by(
         cases.c.updated_at.desc(), cases.c.id).limit(limit)
     if workflow:
         chosen = engine.catalog.get(workflow)
@@ -144,6 +192,11 @@ def list_cases(engine: Engine, workflow: str | None = None, state: str | None = 
     if overdue:
         # the compliance report's predicate: past due now, whether or not a sweep has recorded it
         q = q.where(cases.c.id.in_(sa.select(timers.c.case_id).where(overdue_clause(sla.ts(engine.now())))))
+    if assignee:
+        engine.person(assignee)
+        q = q.where(cases.c.assignee == assignee)
+    if unassigned:
+        q = q.where(cases.c.assignee.is_(None))
     with engine.store.read() as conn:
         rows = conn.execute(q).all()
     out = []
@@ -151,7 +204,7 @@ def list_cases(engine: Engine, workflow: str | None = None, state: str | None = 
         d = engine.catalog.current.get(r.workflow)
         label = d.states[r.state].label_zh if d and r.state in d.states else r.state
         out.append({"id": r.id, "workflow": r.workflow, "state": r.state, "state_label_zh": label,
-                    "updated_at": r.updated_at})
+                    "updated_at": r.updated_at, "assignee": r.assignee})
     return out
 
 

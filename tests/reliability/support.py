@@ -218,9 +218,10 @@ def commits_in(log: list[dict[str, Any]]) -> int:
 
     open, transition and reject rows are one commit each; a sign-off that did not
     fire the transition is its own commit, while the last signature is written
-    just before its transition row, in the same commit.
+    just before its transition row, in the same commit; an assign / claim /
+    release row is one commit too.
     """
-    return sum(1 for i, r in enumerate(log) if r["kind"] in MOVES
+    return sum(1 for i, r in enumerate(log) if r["kind"] in MOVES or r["kind"] == "assign"
                or (r["kind"] == "signoff" and (i + 1 == len(log) or log[i + 1]["kind"] != "transition")))
 
 

@@ -14,6 +14,7 @@ import json
 import sqlalchemy as sa
 
 from caseflow.errors import GuardFailed, MissingFields, RoleNotAllowed, SignoffRefused
+from caseflow.runtime.assignment import claim
 from caseflow.store.tables import cases
 
 from ..conftest import audit_rows
@@ -182,6 +183,7 @@ def test_follow_up_visit_is_opened_when_a_complaint_is_closed(engine, store):
 
 def test_follow_up_visit_records_the_result_and_satisfaction(engine, store):
     visit = visit_for(engine, store)
+    claim(engine, visit, "zhao.min")            # only the assigned 客服专人 calls [000 §二.3]
     refused(store, visit, lambda: engine.advance(visit, "record_visit", "zhao.min", {"visit_result": "已回访"}),
             MissingFields, f"case {visit}: cannot record_visit in state scheduled: missing required: satisfaction "
                            f"(set with --set satisfaction=…)")
@@ -198,6 +200,7 @@ def test_follow_up_visit_records_the_result_and_satisfaction(engine, store):
 
 def test_dissatisfied_customer_at_follow_up_is_escalated_to_cs_manager(engine, store):
     visit = visit_for(engine, store)
+    claim(engine, visit, "wang.fang")
     engine.advance(visit, "record_visit", "wang.fang", {"visit_result": "仍有渗水", "satisfaction": "very_dissatisfied"})
     assert escalations(store, visit) == ["回访顾客对投诉处理不满意"]
     assert notices(store, visit) == [("cs_manager", "回访顾客对投诉处理不满意，请跟进")]
@@ -205,6 +208,7 @@ def test_dissatisfied_customer_at_follow_up_is_escalated_to_cs_manager(engine, s
 
 def test_follow_up_is_given_up_only_by_cs_supervisor_after_three_failed_attempts(engine, store):
     visit = visit_for(engine, store)
+    claim(engine, visit, "zhao.min")
     for n in (1, 2):
         engine.advance(visit, "attempt_failed", "zhao.min", {"attempt_note": f"第{n}次致电无人接听"})
         refused(store, visit, lambda: engine.advance(visit, "give_up", "zhou.jie"), GuardFailed,
