@@ -13,12 +13,11 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from caseflow.errors import CaseflowError
+from caseflow.errors import CaseflowError, NotPermitted
 from caseflow.runtime import assignment
 from caseflow.store.tables import cases
 from caseflow.views.cases import show
@@ -123,7 +122,10 @@ def expected(engine, user: str) -> list[dict[str, Any]]:
         ids = [r.id for r in conn.execute(sa.select(cases.c.id))]
     out = []
     for cid in ids:
-        v = show(engine, cid, user)
+        try:
+            v = show(engine, cid, user)
+        except NotPermitted:          # a case you may not read (read_roles) is never in your inbox
+            continue
         d = engine.read_case(cid).definition
         if d.states[v["state"]].final:
             continue
@@ -169,8 +171,6 @@ def actual(engine, user: str) -> list[dict[str, Any]]:
             for r in inbox(engine, user)]
 
 
-@pytest.mark.xfail(reason="fails since the rebase onto authority's second slice (12:00 UTC); not yet diagnosed, "
-                          "see /work/notes/inbox.md", strict=False)
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow])
 @given(plans=st.lists(case_plan, min_size=3, max_size=8))

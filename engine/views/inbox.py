@@ -38,6 +38,7 @@ from caseflow.runtime.assignment import closed_predicate
 from caseflow.runtime.snapshot import Snapshot
 from caseflow.sla.clocks import BREACHED, RUNNING, ts
 from caseflow.store.tables import cases, definitions, timers
+from caseflow.views.access import may_read
 from caseflow.views.cases import events, masked_data
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def queue_for(engine: Engine, conn: Connection, person: Person) -> Queue:
     triples = []
     for sha, in conn.execute(sa.select(definitions.c.sha256).order_by(definitions.c.sha256)):
         d = engine.definition_of(conn, sha)
-        states = states_for(d, person)
+        states = states_for(d, person) if may_read(engine, person, d) else ()    # read_roles: deny by default
         if states:
             triples.append((d.workflow, sha, states))
     return Queue(person, tuple(triples), tuple(sorted(person.roles)))
@@ -136,6 +137,8 @@ def describe(engine: Engine, conn: Connection, row: Any, person: Person, now: da
     """One inbox row for a case the query found, or None if there is nothing in it for this person."""
     import json
     d = engine.definition_of(conn, row.definition)
+    if not may_read(engine, person, d):
+        return None
     snap = Snapshot(row.id, row.workflow, d, row.state, json.loads(row.data), json.loads(row.signoffs),
                     row.version, row.parent_case, row.created_at, row.updated_at, row.assignee,
                     row.assigned_at, row.work_started_at)
