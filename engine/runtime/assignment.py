@@ -234,8 +234,8 @@ def balanced_pick(engine: Engine, snap: Snapshot, role: str | None) -> Pick:
         raise _refuse(snap, "assign", f"nobody holds the role {org.role_label(role)}")
     with engine.store.read() as conn:
         counted = loads(engine, conn, holders, exclude=snap.id)
-    rows = [{"user": u, "name": org.people[u].name, "open_cases": counted[u][0],
-             "last_assigned_at": counted[u][1]} for u in holders]
+    rows: list[dict[str, Any]] = [{"user": u, "name": org.people[u].name, "open_cases": counted[u][0],
+                                   "last_assigned_at": counted[u][1]} for u in holders]
     rows.sort(key=lambda r: (r["open_cases"], r["last_assigned_at"] or "", r["user"]))
     return Pick(rows[0]["user"], role, rows)
 
