@@ -221,6 +221,16 @@ class AlreadyExists(CaseflowError):
         self.count = count
 
 
+class DemoNeedsEmptyDatabase(CaseflowError):
+    """`caseflow demo --db URL` on a database that already has cases; nothing was changed."""
+
+    def __init__(self, url: str, cases: int) -> None:
+        super().__init__(f"the demo needs an empty database; {url} already has {cases} case(s) "
+                         "(without --db or CASEFLOW_DB each run gets a fresh file)")
+        self.url = url
+        self.cases = cases
+
+
 class NotPermitted(CaseflowError):
     """The user's roles do not allow a read, e.g. --unmask without `can_unmask` in org.yaml."""
 

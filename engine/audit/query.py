@@ -18,7 +18,6 @@ import csv
 import io
 import json
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -299,30 +298,10 @@ def to_jsonl(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False, sort_keys=False) + "\n" for r in rows)
 
 
-def width(text: str) -> int:
-    """Terminal columns: Chinese characters take two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-def _clip(text: str, most: int) -> str:
-    if width(text) <= most:
-        return text
-    out = ""
-    for ch in text:
-        if width(out + ch) > most - 1:
-            break
-        out += ch
-    return out + "…"
-
-
 def to_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], most: int = 40) -> str:
-    """Aligned text with Chinese headers; wide characters counted as two columns."""
-    head = [h for _, h in columns]
-    body = [[_clip(_cell(r.get(k)).replace("\n", " "), most) for k, _ in columns] for r in rows]
-    widths = [max([width(h)] + [width(b[i]) for b in body]) for i, h in enumerate(head)]
-    lines = ["  ".join(c + " " * (w - width(c)) for c, w in zip(line, widths)).rstrip() for line in [head] + body]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    """Aligned text with Chinese headers: the one table renderer, views/table.py."""
+    from caseflow.views.table import render_table
+    return render_table([{k: _cell(r.get(k)) for k, _ in columns} for r in rows], columns, most=most)
 
 
 def _changes_text(changes: dict[str, Any]) -> str:
@@ -368,5 +347,5 @@ def render(rows: list[dict[str, Any]], fmt: str, *, attempts: bool = False, bom:
     return to_table(shaped, cols) + "\n"
 
 
-__all__ = ["AuditQuery", "query", "render", "to_csv", "to_table", "width", "parse_bound", "default_tz",
+__all__ = ["AuditQuery", "query", "render", "to_csv", "to_table", "parse_bound", "default_tz",
            "mask_text", "mask_changes", "AUDIT_COLUMNS", "ATTEMPT_COLUMNS", "KIND_ZH"]

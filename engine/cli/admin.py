@@ -9,7 +9,12 @@ from caseflow.cli.app import App, cli, note_option, pass_app
 
 @cli.group()
 def db() -> None:
-    """Create or upgrade the database schema (on PostgreSQL: as the owner role)."""
+    """Create or upgrade the database schema (on PostgreSQL: as the owner role).
+
+    \b
+    Example:
+      caseflow --db sqlite:///office.db db init
+    """
 
 
 def _init(app: App, grant: tuple[str, ...]) -> None:
@@ -49,7 +54,6 @@ def db_init(app: App, grant: tuple[str, ...]) -> None:
     Example:
       caseflow --db sqlite:///office.db db init
       caseflow --simulation --db sqlite:///training.db db init
-      caseflow --db postgresql+psycopg://caseflow_owner@db/caseflow db init --grant caseflow_app
     """
     _init(app, grant)
 
@@ -62,14 +66,19 @@ def db_upgrade(app: App, grant: tuple[str, ...]) -> None:
 
     \b
     Example:
-      caseflow --db postgresql+psycopg://caseflow_owner@db/caseflow db upgrade --grant caseflow_app
+      caseflow db upgrade
     """
     _init(app, grant)
 
 
 @cli.group()
 def org() -> None:
-    """The org chart (people, roles) and calendars in force in this database."""
+    """The org chart (people, roles) and calendars in force in this database.
+
+    \b
+    Example:
+      caseflow --as zhang.wei org show
+    """
 
 
 @org.command("show")
@@ -100,6 +109,7 @@ def org_apply(app: App, note: str | None) -> None:
 
     \b
     Example:
+      caseflow init workflows
       caseflow --as zhang.wei --workflows ./workflows org apply --note "2026年人员调整"
     """
     from caseflow.catalog import Catalog

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -113,9 +114,8 @@ def _check_args(args: list[str]) -> None:
         check_text(user, "CASEFLOW_USER")
 
 
-# The global options: (flag, parameter name, environment variable, help). They are accepted before the
-# subcommand (`caseflow --json show X`) and after it (`caseflow show X --json`): `CaseflowGroup.main`
-# copies them onto every registered command, so commands added by any module get them too.
+# The global options (flag, name, env var, help), before and after the subcommand: copies are put on
+# each command as the group looks it up (`CaseflowGroup.get_command`), whichever module registered it.
 GLOBAL_OPTIONS = [
     ("--db", "db", "CASEFLOW_DB", "Database URL (default sqlite:///caseflow.db)."),
     ("--workflows", "workflows", "CASEFLOW_WORKFLOWS",
@@ -149,14 +149,29 @@ def _late_global(ctx: click.Context, param: click.Parameter, value: Any) -> None
         app.set_global(param.flag[2:], value)
 
 
+def _add_globals(command: click.Command) -> None:
+    taken = {opt for p in command.params for opt in getattr(p, "opts", [])}
+    for flag, _name, envvar, help_text in GLOBAL_OPTIONS:
+        if flag not in taken:
+            command.params.append(GlobalOption(flag, envvar, help_text))
+
+
 def _spread_globals(group: click.Group) -> None:
     for command in group.commands.values():
-        taken = {opt for p in command.params for opt in getattr(p, "opts", [])}
-        for flag, _name, envvar, help_text in GLOBAL_OPTIONS:
-            if flag not in taken:
-                command.params.append(GlobalOption(flag, envvar, help_text))
+        _add_globals(command)
         if isinstance(command, click.Group):
             _spread_globals(command)
+
+
+# Run over the whole tree before completing (completion.py attaches what TAB offers) and for docs/cli.md.
+PREPARE: list[Callable[[click.Group], None]] = []
+
+
+def prepare_tree(group: click.Group) -> None:
+    """Global options onto every command, then each PREPARE step; idempotent."""
+    _spread_globals(group)
+    for prepare in PREPARE:
+        prepare(group)
 
 
 class CaseflowCommand(click.Command):
@@ -187,6 +202,14 @@ class CaseflowGroup(click.Group):
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         _format_split_options(self, ctx, formatter)
 
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command with the global options on it, added when it is first looked up (a call
+        resolves one path of the tree, so start-up does not pay for every command)."""
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _add_globals(command)
+        return command
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         """A bare group (`caseflow`, `caseflow sla`) prints its help and exits 0, like `--help`."""
         if not args and self.no_args_is_help and not ctx.resilient_parsing:
@@ -200,7 +223,8 @@ class CaseflowGroup(click.Group):
         argv = list(sys.argv[1:] if args is None else args)
         try:
             _check_args(argv)
-            _spread_globals(self)
+            if "_CASEFLOW_COMPLETE" in os.environ:      # TAB: completion walks the whole tree
+                prepare_tree(self)
             code = super().main(args=argv, prog_name=prog_name, standalone_mode=False, **extra)
         except ValueProblem as exc:
             click.echo(f"error: {one_line(str(exc))}", err=True)
@@ -225,6 +249,9 @@ class CaseflowGroup(click.Group):
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except BrokenPipeError:             # `caseflow list | head`: the reader stopped reading
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the interpreter's final flush is quiet too
+            ctx.exit(0)
         except KeyboardInterrupt:
             click.echo("error: interrupted; the current action was rolled back", err=True)
             ctx.exit(130)
@@ -368,25 +395,6 @@ def sign(app: App, case_id: str, reject: bool, note: str | None) -> None:
     r = app.engine.sign(case_id, app.user, reject, note)
     verb = "rejected" if reject else ("signed; transition fired" if r["fired"] else "signed")
     app.out(r, f"{case_id}: {verb} → {r['state']}")
-
-
-@cli.command()
-@pass_app
-def demo(app: App) -> None:
-    """Run sample cases through all three shipped processes and show the result.
-
-    \b
-    Example:
-      caseflow demo            # creates ./caseflow.db on first use
-    """
-    from caseflow.demo.story import run_demo
-    app.simulation, app.anonymous = True, True      # a demo database is a simulation of its own
-    ids, unexpected = run_demo(app.engine, click.echo)
-    first = ids["refund"][0] if ids["refund"] else "CASE"
-    click.echo(f"\ndone: {sum(len(v) for v in ids.values())} cases in {app.engine.store.url}")
-    click.echo(f"next: caseflow --as wang.fang show {first}   |   caseflow --as jiang.wen history {first}")
-    if unexpected:
-        raise UsageError(f"the demo hit {len(unexpected)} unexpected refusal(s); first: {unexpected[0].strip()}")
 
 
 __all__ = ["cli", "App", "pass_app"]

@@ -51,10 +51,11 @@ def audit(ctx: click.Context, app: App, case_id: str | None, workflow: str | Non
 
     \b
     Example:
-      caseflow audit --case COM-1A2B3C4D
-      caseflow audit --workflow complaint --since 2025-03-01 --until 2025-03-31 --format csv --bom -o 三月.csv
+      caseflow --as jiang.wen audit --case COM-1A2B3C4D
+      caseflow --as jiang.wen audit --workflow complaint --since 2025-03-01 --until 2025-03-31 \\
+          --format csv --bom -o 三月.csv
       caseflow --as jiang.wen audit --case COM-1A2B3C4D --unmask --format jsonl
-      caseflow audit --attempts --actor liu.yang
+      caseflow --as jiang.wen audit --attempts --actor liu.yang
     """
     if ctx.invoked_subcommand is not None:
         given = [name for name, value in ctx.params.items() if value not in (None, False)]
@@ -91,9 +92,8 @@ def verify(app: App, expect: str | None, anchor: str | None) -> None:
 
     \b
     Example:
-      caseflow audit verify
-      caseflow audit verify --expect 3f5c…   # a digest printed by `caseflow audit checkpoint`
-      caseflow audit verify --anchor /mnt/worm/caseflow-anchors.jsonl
+      caseflow --as jiang.wen audit verify
+      caseflow --as jiang.wen audit verify --json
     """
     from caseflow.audit.verify import verify as run_verify
     report = run_verify(app.engine.store, expect=expect, catalog=app.engine.catalog, anchor=anchor)
@@ -135,7 +135,7 @@ def checkpoint(app: App, anchor: str | None) -> None:
     \b
     Example:
       caseflow --as jiang.wen audit checkpoint
-      caseflow --as jiang.wen audit checkpoint --anchor /mnt/worm/caseflow-anchors.jsonl
+      caseflow --as jiang.wen audit checkpoint --anchor caseflow-anchors.jsonl   # e.g. on a WORM mount
     """
     from caseflow.audit.integrity import anchor_path, write_anchor
     from caseflow.audit.verify import record_checkpoint
@@ -151,7 +151,13 @@ def checkpoint(app: App, anchor: str | None) -> None:
 
 @cli.group()
 def report() -> None:
-    """Reports for auditors: complaint statistics, sign-off chains, SLA compliance (report sla)."""
+    """Reports for auditors: complaint statistics, sign-off chains, SLA compliance (report sla).
+
+    \b
+    Example:
+      caseflow --as jiang.wen report complaints --month 2025-03
+      caseflow --as jiang.wen report signoffs --workflow refund
+    """
 
 
 report_format = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]),
@@ -168,8 +174,8 @@ def complaints(app: App, month: str, fmt: str | None, bom: bool) -> None:
 
     \b
     Example:
-      caseflow report complaints --month 2025-03
-      caseflow report complaints --month 2025-03 --format csv --bom > 2025-03投诉统计.csv
+      caseflow --as jiang.wen report complaints --month 2025-03
+      caseflow --as jiang.wen report complaints --month 2025-03 --format csv --bom > 2025-03投诉统计.csv
     """
     from caseflow.audit.query import to_csv
     from caseflow.views.reports import complaints as build
@@ -198,7 +204,7 @@ def signoffs(app: App, workflow: str | None, since: str | None, until: str | Non
 
     \b
     Example:
-      caseflow report signoffs --workflow refund --since 2025-03-01
+      caseflow --as jiang.wen report signoffs --workflow refund --since 2025-03-01
     """
     from caseflow.audit.query import default_tz, parse_bound, to_csv
     from caseflow.views.reports import signoffs as build

@@ -31,7 +31,7 @@ def diff_cmd(app: App, old: str, new: str, bound: int, local_json: bool) -> None
 
     \b
     Example:
-      caseflow diff refund tests/verification/mutants/strict_refund.yaml
+      caseflow --as jiang.wen diff refund tests/verification/mutants/strict_refund.yaml
     """
     from caseflow.verification.diff import behavioural, guard_witnesses, structural
     a, b = _resolve(app, old), _resolve(app, new)

@@ -35,8 +35,8 @@ def export(ctx: click.Context, app: App, fmt: str | None, workflow: str | None, 
 
     \b
     Example:
-      caseflow export --format xes --workflow refund -o refunds.xes
-      caseflow export --format ocel --since 2025-03-01 --until 2025-03-31 -o march.sqlite
+      caseflow --as jiang.wen export --format xes --workflow refund -o refunds.xes
+      caseflow --as jiang.wen export --format ocel --since 2025-03-01 --until 2025-03-31 -o march.sqlite
       caseflow --as jiang.wen export --format csv --unmask -o audit.csv
     """
     if ctx.invoked_subcommand is not None:

@@ -34,8 +34,9 @@ def validate(app: App, files: tuple[str, ...], show_all: bool, run_verify: bool)
 
     \b
     Example:
+      caseflow init workflows
       caseflow validate workflows/*.yaml
-      caseflow validate --first my_process.yaml
+      caseflow validate --first workflows/refund.yaml
     """
     from caseflow.catalog import SPECIAL, Catalog
     from caseflow.definition.compile import load_definition, load_org
@@ -129,6 +130,7 @@ def workflows(app: App) -> None:
     \b
     Example:
       caseflow workflows
+      caseflow workflows --json
     """
     from caseflow.verification.record import load, org_digest
     org_key = org_digest(app.catalog.org)
@@ -139,8 +141,11 @@ def workflows(app: App) -> None:
                      "states": len(d.states), "transitions": len(d.transitions),
                      "verified": {"properties": entry.get("properties", {}), "bound": entry.get("bound"),
                                   "at": entry.get("verified_at"), "ok": entry.get("ok")} if entry else None})
-    human = "\n".join(f"{r['workflow']:<16} {r['label_zh']:<10} {r['definition'][:12]}  {r['path']}  "
-                      f"{_verified(r['verified'])}" for r in rows)
+    from caseflow.views.table import render_table
+    human = render_table([{**r, "version": r["definition"][:12], "proved": _verified(r["verified"])} for r in rows],
+                         [("workflow", "workflow"), ("label_zh", "名称"), ("version", "definition"),
+                          ("states", "states"), ("transitions", "transitions"), ("path", "path"),
+                          ("proved", "verified")], right=("states", "transitions"), most=80)
     app.out(rows, human)
 
 
@@ -183,7 +188,13 @@ def diagram(app: App, workflow: str, fmt: str) -> None:
 @unmask_option
 @pass_app
 def show(app: App, case_id: str, unmask: bool) -> None:
-    """Show a case: state, data, what you may do now (and what is missing), sign-offs, SLAs."""
+    """Show a case: state, data, what you may do now (and what is missing), sign-offs, SLAs.
+
+    \b
+    Example:
+      caseflow --as wang.fang show REF-1A2B3C4D
+      caseflow --as zheng.hai show REF-1A2B3C4D --unmask --json
+    """
     from caseflow.views.cases import show as show_case
     view = show_case(app.engine, case_id, app.user, unmask)
     app.out(view, _render_show(app, view))
@@ -234,26 +245,44 @@ def _render_show(app: App, v: dict[str, Any]) -> str:
 
 @cli.command("list")
 @click.option("--workflow", help="Only this workflow.")
-@click.option("--state", help="Only cases in this state.")
+@click.option("--state", help="Only cases in this state (its id or Chinese label).")
 @click.option("--overdue", is_flag=True, help="Only cases with a breached SLA.")
 @click.option("--assignee", metavar="USER", help="Only cases assigned to USER.")
 @click.option("--unassigned", is_flag=True, help="Only cases nobody holds.")
+@click.option("--limit", type=click.IntRange(1), default=500, show_default=True, help="At most this many cases.")
 @pass_app
 def list_cmd(app: App, workflow: str | None, state: str | None, overdue: bool, assignee: str | None,
-             unassigned: bool) -> None:
-    """List cases, most recently changed first.
+             unassigned: bool, limit: int) -> None:
+    """List cases, most recently changed first, with their summary and local time.
+
+    The summary is the first two required fields of the workflow's data (form
+    number, customer), personal data masked.
 
     \b
     Example:
-      caseflow list --workflow complaint --unassigned
-      caseflow list --assignee liu.yang
+      caseflow --as jiang.wen list --workflow refund --state signing
+      caseflow --as wang.fang list --state 逐级签字 --limit 20
+      caseflow --as wang.fang list --workflow complaint --unassigned --json
     """
     from caseflow.views.cases import list_cases
-    rows = list_cases(app.engine, workflow, state, overdue, person=app.person, assignee=assignee,
+    from caseflow.views.table import render_table
+    rows = list_cases(app.engine, workflow, state, overdue, limit, person=app.person, assignee=assignee,
                       unassigned=unassigned)
-    human = "\n".join(f"{r['id']:<14} {r['workflow']:<14} {r['state_label_zh']}({r['state']})  {r['updated_at']}"
-                      + (f"  → {r['assignee']}" if r["assignee"] else "") for r in rows) or "(no cases)"
-    app.out(rows, human)
+    if app.as_json:
+        app.out(rows, "")
+        return
+    shown = []
+    for r in rows:
+        d = app.catalog.current.get(r["workflow"])
+        shown.append({"id": r["id"], "workflow": d.label_zh if d else r["workflow"],
+                      "state": f"{r['state_label_zh']}({r['state']})", "assignee": r.get("assignee") or "",
+                      "summary": " ".join(str(v) for v in r["summary"].values() if v not in (None, "")),
+                      "updated": show_datetime(r["updated_at"], d.tz) if d else r["updated_at"]})
+    held = [("assignee", "经办人")] if any(r["assignee"] for r in shown) else []     # only when someone holds one
+    click.echo(render_table(shown, [("id", "案件"), ("workflow", "流程"), ("state", "状态"), ("summary", "摘要"),
+                                    *held, ("updated", "更新时间")]) if rows else "(no cases)")
+    if len(rows) == limit:
+        click.echo(f"(showing the {limit} most recent; there may be more: --limit N)", err=True)
 
 
 @cli.command()
@@ -261,7 +290,13 @@ def list_cmd(app: App, workflow: str | None, state: str | None, overdue: bool, a
 @unmask_option
 @pass_app
 def history(app: App, case_id: str, unmask: bool) -> None:
-    """A case's timeline from the audit log, with Chinese labels and SLA events."""
+    """A case's timeline from the audit log, with Chinese labels and SLA events.
+
+    \b
+    Example:
+      caseflow --as jiang.wen history REF-1A2B3C4D
+      caseflow --as jiang.wen history REF-1A2B3C4D --json
+    """
     from caseflow.views.cases import history as case_history
     rows = case_history(app.engine, case_id, app.user, unmask)
     snap = app.engine.read_case(case_id)

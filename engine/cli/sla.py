@@ -17,7 +17,13 @@ PROGRESS_FROM = 200      # due timers before a progress bar is worth drawing
 
 @cli.group()
 def sla() -> None:
-    """SLA clocks and timers: fire due timers, report compliance."""
+    """SLA clocks and timers: fire due timers, report compliance.
+
+    \b
+    Example:
+      caseflow --as jiang.wen sla run
+      caseflow --as jiang.wen sla status
+    """
 
 
 @sla.command("run")
@@ -32,8 +38,8 @@ def run(app: App, batch: int, limit: int | None, recompute: bool) -> None:
 
     \b
     Example:
-      */5 * * * *  caseflow sla run
-      caseflow --now 2025-01-26T10:01 sla run --json
+      caseflow --as jiang.wen sla run          # from cron, e.g. every 5 minutes
+      caseflow --as jiang.wen --now 2025-03-04T10:01 sla run --json
     """
     from caseflow.runtime.sweep import count_due, recompute_provisional, sweep
     engine = app.engine
@@ -93,8 +99,8 @@ def compliance(app: App, workflow: str | None, month: str | None, since: str | N
 
     \b
     Example:
-      caseflow report sla --workflow refund --month 2025-03
-      caseflow sla status --since 2025-01-01 --until 2025-03-31 --format csv
+      caseflow --as jiang.wen report sla --workflow refund --month 2025-03
+      caseflow --as jiang.wen sla status --since 2025-01-01 --until 2025-03-31 --format csv
     """
     from caseflow.audit.query import default_tz, parse_bound, to_csv, to_table
     from caseflow.sla.compliance import COLUMNS

@@ -37,6 +37,7 @@ def verify_cmd(app: App, files: tuple[str, ...], bound: int, script_dir: str | N
 
     \b
     Example:
+      caseflow init workflows
       caseflow verify workflows/refund.yaml
       caseflow verify --bound 8 --emit-script /tmp/cex workflows/refund.yaml
     """

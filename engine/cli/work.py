@@ -127,6 +127,7 @@ def release(app: App, case_id: str, note: str | None) -> None:
 
     \b
     Example:
+      caseflow --as liu.yang claim COM-1A2B3C4D
       caseflow --as liu.yang release COM-1A2B3C4D --note "休假"
     """
     from caseflow.runtime.assignment import release as do_release

@@ -169,11 +169,12 @@ def schema_problem(definition: Definition, data: Mapping[str, Any],
     validated: the rest were valid when stored. This halves the cost of an advance.
     """
     present = {k: v for k, v in data.items() if v is not None}
+    missing = [name for name in definition.data_schema.get("required", []) if name not in present]
+    if missing:                     # all of them in one refusal, not one per try
+        names = ", ".join(repr(name) for name in missing)
+        return f"{names} {'is a required property' if len(missing) == 1 else 'are required properties'}"
     if before is None or not _is_simple(definition):
         return _first_problem(_validator(definition, None), present, ())
-    for name in definition.data_schema.get("required", []):
-        if name not in present:
-            return f"{name!r} is a required property"
     for name, value in present.items():
         if before.get(name) != value:
             problem = _first_problem(_validator(definition, name), value, (name,))

@@ -7,13 +7,15 @@ labels an operator sees — including refusals, which are part of the story.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from caseflow.demo.card import member_card_story
-from caseflow.errors import CaseflowError
+from caseflow.errors import CaseflowError, DemoNeedsEmptyDatabase
 from caseflow.runtime.engine import Engine
 from caseflow.views.reports import complaint_statistics, render_complaint_statistics
 
@@ -102,6 +104,29 @@ class Narrator:
                         and r["effective_at"] == stamp(self.now)]
             for r in rows:
                 self.say(f"  {case_id} [{r['kind']}] {r['note'] or r['event']}")
+
+
+def fresh_database(directory: Path) -> Path:
+    """A new, empty SQLite file for one demo run: caseflow-demo-1.db, -2.db, … (created, so runs never share)."""
+    for i in itertools.count(1):
+        path = directory / f"caseflow-demo-{i}.db"
+        try:
+            path.open("x").close()
+        except FileExistsError:
+            continue
+        return path
+    raise AssertionError("unreachable")
+
+
+def check_empty(engine: Engine) -> None:
+    """The demo tells its story from the start: an explicit --db must hold no cases yet."""
+    import sqlalchemy as sa
+
+    from caseflow.store.tables import cases
+    with engine.store.read() as conn:
+        found = conn.execute(sa.select(sa.func.count()).select_from(cases)).scalar_one()
+    if found:
+        raise DemoNeedsEmptyDatabase(engine.store.url, found)
 
 
 def run_demo(engine: Engine, echo: Callable[[str], None]) -> tuple[dict[str, list[str]], list[str]]:

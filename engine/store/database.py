@@ -28,7 +28,9 @@ def create_engine(url: str | None = None) -> SAEngine:
     try:
         return backend_for(url).create_engine(url)
     except (sa.exc.ArgumentError, ImportError) as exc:
-        raise StorageError(f"cannot use database {url!r}: {exc}") from None
+        hint = " (the PostgreSQL driver is an extra: pip install 'caseflow[postgres]')" \
+            if isinstance(exc, ImportError) and "psycopg" in str(exc) else ""
+        raise StorageError(f"cannot use database {url!r}: {exc}{hint}") from None
 
 
 class Store:

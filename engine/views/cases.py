@@ -19,7 +19,7 @@ from caseflow.audit.unmask import check_unmask
 from caseflow.definition.evaluate import missing_fields, stamp
 from caseflow.definition.expressions import ExpressionError
 from caseflow.definition.model import Definition, Person, Transition
-from caseflow.errors import CaseflowError, UsageError
+from caseflow.errors import CaseflowError, NotFound, UsageError
 from caseflow.masking import mask, mask_strings, mask_text
 from caseflow.runtime.actions import next_signer_role, pending_signoff_role
 from caseflow.runtime.assignment import assignee_problem
@@ -171,10 +171,15 @@ def mask_changes(d: Definition, event: str, changes: dict[str, Any], unmask: boo
 def list_cases(engine: Engine, workflow: str | None = None, state: str | None = None,
                overdue: bool = False, limit: int = 500, person: Person | None = None, *,
                assignee: str | None = None, unassigned: bool = False) -> list[dict[str, Any]]:
-    """Cases, newest change first; given a `person`, only of the workflows they may read."""
+    """Most recently changed first; given a `person`, only of the workflows they may read.
+
+    `state` is a state id or its Chinese label, checked like a workflow id. Each row carries the
+    case's summary (the first two required fields of its data schema, personal data masked).
+    """
     if assignee and unassigned:
         raise UsageError("give --assignee or --unassigned, not both")
-    q = sa.select(cases.c.id, cases.c.workflow, cases.c.state, cases.c.updated_at, cases.c.assignee).order_by(
+    q = sa.select(cases.c.id, cases.c.workflow, cases.c.state, cases.c.updated_at, cases.c.assignee,
+                  cases.c.data).order_by(
         cases.c.updated_at.desc(), cases.c.id).limit(limit)
     if workflow:
         chosen = engine.catalog.get(workflow)
@@ -188,7 +193,7 @@ def list_cases(engine: Engine, workflow: str | None = None, state: str | None = 
         if allowed is not None:
             q = q.where(cases.c.workflow.in_(allowed))
     if state:
-        q = q.where(cases.c.state == state)
+        q = q.where(cases.c.state.in_(sorted(resolve_state(engine, workflow, state))))
     if overdue:
         # the compliance report's predicate: past due now, whether or not a sweep has recorded it
         q = q.where(cases.c.id.in_(sa.select(timers.c.case_id).where(overdue_clause(sla.ts(engine.now())))))
@@ -203,9 +208,32 @@ def list_cases(engine: Engine, workflow: str | None = None, state: str | None = 
     for r in rows:
         d = engine.catalog.current.get(r.workflow)
         label = d.states[r.state].label_zh if d and r.state in d.states else r.state
+        data = json.loads(r.data) if isinstance(r.data, str) else dict(r.data or {})
+        summary = {k: data.get(k) for k in summary_fields(d)} if d else {}
         out.append({"id": r.id, "workflow": r.workflow, "state": r.state, "state_label_zh": label,
-                    "updated_at": r.updated_at, "assignee": r.assignee})
+                    "updated_at": r.updated_at, "assignee": r.assignee,
+                    "summary": masked_data(d, summary, False) if d else {}})
     return out
+
+
+def summary_fields(d: Definition) -> list[str]:
+    """What tells one case from another in a list: the first two required fields (form no., customer)."""
+    return list(d.data_schema.get("required", []))[:2]
+
+
+def resolve_state(engine: Engine, workflow: str | None, state: str) -> set[str]:
+    """State ids meant by `state` (an id or a label_zh) in `workflow` or any workflow; NotFound otherwise."""
+    from caseflow.definition.lint import did_you_mean
+    defs = [engine.catalog.get(workflow)] if workflow else list(engine.catalog.current.values())
+    ids = {s for d in defs for s in d.states}
+    if state in ids:
+        return {state}
+    labelled = {s for d in defs for s, st in d.states.items() if st.label_zh == state}
+    if labelled:
+        return labelled
+    hint = did_you_mean(state, sorted(ids)) or did_you_mean(state, sorted({st.label_zh for d in defs
+                                                                           for st in d.states.values()}))
+    raise NotFound("state", state + (f" ({hint})" if hint else ""))
 
 
 def history(engine: Engine, case_id: str, user: str | None, unmask: bool = False) -> list[dict[str, Any]]:
@@ -230,4 +258,4 @@ def history(engine: Engine, case_id: str, user: str | None, unmask: bool = False
     return out
 
 
-__all__ = ["show", "list_cases", "history", "mask", "masked_data", "CaseflowError"]
+__all__ = ["show", "list_cases", "summary_fields", "resolve_state", "history", "mask", "masked_data", "CaseflowError"]
