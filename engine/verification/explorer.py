@@ -24,21 +24,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import z3
 
 from caseflow.definition.model import Definition, Org, Transition
 from caseflow.verification.literals import SYSTEM, prime_strings
-from caseflow.verification.translate import (
-    Symbols,
-    Translator,
-    Val,
-    builtin_functions,
-    domain_constraint,
-    field_kind,
-)
+from caseflow.verification.nodes import Field, Node, Stats, Step, StepVars
+from caseflow.verification.translate import Symbols, Translator, Val, builtin_functions, domain_constraint, field_kind
 
 _QF = z3.Then("simplify", "solve-eqs", "smt")
 _X = z3.Int("placeholder")            # stands for the person in prebuilt role and attribute terms
@@ -48,62 +41,6 @@ SOLVER_MS = 5000
 OPEN_FROM = 1767225600                  # 2026-01-01T00:00:00Z: counterexamples open in 2026
 OPEN_UNTIL = OPEN_FROM + 365 * 86400
 STEP_SECONDS = 30 * 86400               # at most 30 days between two steps of a counterexample
-
-
-@dataclass(frozen=True)
-class Field:
-    kind: str
-    term: Any
-    set: Any             # z3 Bool
-
-
-@dataclass(frozen=True)
-class Step:
-    kind: str                                   # open | advance | sign | reject | system
-    event: str
-    transition: Transition | None
-    source: str | None
-    dest: str
-    actor: Any                                  # z3 Int: a person's code (None for system)
-    role: str | None
-    now: Any
-    sets: Mapping[str, tuple[Any, Any, str]]    # field → (given?, value, kind)
-    inputs: Mapping[str, tuple[Any, Any, str]]  # input → (given?, value, kind)
-    round: tuple[tuple[str, Any], ...] | None = None   # the sign-off round this step completed
-
-
-@dataclass(frozen=True)
-class Node:
-    state: str
-    data: Mapping[str, Field]
-    signoffs: tuple[tuple[str, Any], ...]
-    pc: tuple[Any, ...]
-    trace: tuple[Step, ...]
-    visits: Mapping[tuple[str, int], int]
-    now: Any
-
-    @property
-    def depth(self) -> int:
-        return len(self.trace) - 1
-
-
-@dataclass
-class StepVars:
-    """The fresh variables of one step: actor, time, accepted field values, event inputs."""
-
-    actor: Any
-    now: Any
-    sets: dict[str, tuple[Any, Any, str]] = field(default_factory=dict)
-    inputs: dict[str, tuple[Any, Any, str]] = field(default_factory=dict)
-    domain: list[Any] = field(default_factory=list)
-
-
-@dataclass
-class Stats:
-    nodes: int = 0
-    solver_calls: int = 0
-    unknown: int = 0
-    truncated: bool = False
 
 
 class Explorer:
