@@ -212,4 +212,5 @@ def test_list_filters_by_assignee_and_unassigned(run, engine):
     mine = run("--json", "list", "--assignee", "liu.yang").json()
     assert [(r["id"], r["assignee"]) for r in mine] == [(a, "liu.yang")]
     assert [r["id"] for r in run("--json", "list", "--unassigned").json()] == [b]
-    assert run("list", "--assignee", "liu.yang").stdout.strip().endswith("→ liu.yang")
+    header, _, row = run("list", "--assignee", "liu.yang").stdout.strip().splitlines()
+    assert "经办人" in header.split() and row.split()[0] == a and "liu.yang" in row.split()

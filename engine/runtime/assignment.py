@@ -215,7 +215,8 @@ def _write(engine: Engine, snap: Snapshot, what: str, person: Person, to: str | 
         entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), snap.id, what, snap.state,
                                      snap.state, snap.data, now)
         audit.append(conn, case_id=snap.id, workflow=d.workflow, definition=d.sha256, entries=entries,
-                     effective_at=stamp(now))
+                     effective_at=stamp(now), org=engine.org_sha, os_user=engine.os_user,
+                     version=snap.version + 1)
 
 
 # -- balanced assignment ----------------------------------------------------------------------
