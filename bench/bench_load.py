@@ -45,7 +45,8 @@ sys.path.insert(0, str(ROOT))
 from caseflow import catalog as catalog_module  # noqa: E402
 from caseflow.catalog import SHIPPED, SPECIAL, Catalog  # noqa: E402
 from caseflow.definition import lint  # noqa: E402
-from caseflow.definition.compile import _Compiler, check_schema, load_org  # noqa: E402
+from caseflow.definition.compile import _Compiler, load_org  # noqa: E402
+from caseflow.definition.schema import check_schema  # noqa: E402
 from caseflow.definition.source import parse_source  # noqa: E402
 from caseflow.sla.calendar import load_calendars  # noqa: E402
 

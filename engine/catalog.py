@@ -12,15 +12,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from caseflow.definition import kinds
-from caseflow.definition.compile import definition_from_text, load_definition, org_from_text, sha256_of
-from caseflow.definition.lint import closest, did_you_mean
-from caseflow.definition.model import Definition, Org
+from caseflow.definition import cache, kinds, lint
+from caseflow.definition.model import Definition, Org, sha256_of
 from caseflow.errors import DefinitionError, DefinitionErrors, NotFound
-from caseflow.sla.calendar import BusinessCalendar, calendars_from_text
+from caseflow.sla.calendar import BusinessCalendar
 
 SHIPPED = Path(__file__).resolve().parent / "workflows"      # package data: travels inside the wheel
 SPECIAL = {"org.yaml", "calendars.yaml"}
+_SHIPPED_KINDS = kinds.generation()     # the action kinds caseflow ships; the disk cache holds only these
 
 
 def default_dir() -> Path:
@@ -91,10 +90,19 @@ class Catalog:
     @classmethod
     def from_texts(cls, directory: Path, org_text: str, calendars_text: str,
                    display: str = "org.yaml") -> Catalog:
-        org = org_from_text(org_text, display)
-        calendars = calendars_from_text(calendars_text, display.replace("org.yaml", "calendars.yaml")) \
-            if calendars_text else {}
-        return cls(directory, org, calendars, org_version(org_text, calendars_text), org_text, calendars_text)
+        version = org_version(org_text, calendars_text)
+        entry = cache.key(version, "", "org+calendars")
+        loaded = cache.load(entry, tuple)           # parsed and checked before: no YAML, no JSON Schema
+        if loaded is None:
+            from caseflow.definition.compile import org_from_text
+            from caseflow.sla.calendar import calendars_from_text
+            org = org_from_text(org_text, display)
+            calendars = calendars_from_text(calendars_text, display.replace("org.yaml", "calendars.yaml")) \
+                if calendars_text else {}
+            loaded = (org, calendars)
+            cache.save(entry, loaded)
+        org, calendars = loaded
+        return cls(directory, org, calendars, version, org_text, calendars_text)
 
     def in_force(self, org_text: str, calendars_text: str) -> Catalog:
         """The same workflows under the org chart and calendars stored in the database."""
@@ -108,11 +116,17 @@ class Catalog:
         text = path.read_text(encoding="utf-8", errors="replace")
         key = (sha256_of(text), self.org_sha, "file", kinds.generation())
         if key not in _COMPILED:
-            definition = load_definition(path, self.org, self.calendars, display=_display(path))
-            if definition.workflow != path.stem:
-                raise DefinitionError(f"workflow id {definition.workflow!r} must match the file name",
-                                      file=_display(path), line=_line_of(definition.text, "workflow:"), col=1,
-                                      hint=f"rename the file to {definition.workflow}.yaml")
+            entry = cache.key(key[0], key[1], f"file:{_display(path)}")
+            definition = cache.load(entry, Definition) if kinds.generation() == _SHIPPED_KINDS else None
+            if definition is None:
+                from caseflow.definition.compile import load_definition
+                definition = load_definition(path, self.org, self.calendars, display=_display(path))
+                if definition.workflow != path.stem:
+                    raise DefinitionError(f"workflow id {definition.workflow!r} must match the file name",
+                                          file=_display(path), line=_line_of(definition.text, "workflow:"),
+                                          col=1, hint=f"rename the file to {definition.workflow}.yaml")
+                if kinds.generation() == _SHIPPED_KINDS:    # not with test-only action kinds registered
+                    cache.save(entry, definition)
             _COMPILED[key] = definition
         definition = _COMPILED[key]
         self._by_sha[definition.sha256] = definition
@@ -142,14 +156,14 @@ class Catalog:
                     errors.append(DefinitionError(
                         f"spawns unknown workflow {action.value!r}", file=definition.path,
                         line=_line_of(definition.text, f"workflow: {action.value}"), col=1,
-                        hint=did_you_mean(action.value, self.current)))
+                        hint=lint.did_you_mean(action.value, self.current)))
         return errors
 
     def get(self, workflow: str) -> Definition:
         try:
             return self.current[workflow]
         except KeyError:
-            raise NotFound("workflow", workflow, closest(workflow, self.current)) from None
+            raise NotFound("workflow", workflow, lint.closest(workflow, self.current)) from None
 
     def version(self, sha: str, text_loader) -> Definition:  # noqa: ANN001
         """The definition a case pinned: the current file if unchanged, else its stored text."""
@@ -161,7 +175,15 @@ class Catalog:
                 return self.current[workflow]
             key = (sha, self.org_sha, "stored", kinds.generation())
             if key not in _COMPILED:
-                _COMPILED[key] = definition_from_text(text, self.org, self.calendars, f"{path}@{sha[:12]}")
+                entry = cache.key(sha, self.org_sha, "stored")
+                shipped = kinds.generation() == _SHIPPED_KINDS
+                stored = cache.load(entry, Definition) if shipped else None
+                if stored is None:
+                    from caseflow.definition.compile import definition_from_text
+                    stored = definition_from_text(text, self.org, self.calendars, f"{path}@{sha[:12]}")
+                    if shipped:
+                        cache.save(entry, stored)
+                _COMPILED[key] = stored
             found = self._by_sha[sha] = _COMPILED[key]
         return found
 

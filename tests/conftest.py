@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,8 @@ from caseflow.cli.main import cli
 from caseflow.runtime.engine import Engine
 from caseflow.store.database import Store
 
+# Compiled definitions are cached per test session, not in the user's ~/.cache (definition/cache.py).
+os.environ.setdefault("CASEFLOW_CACHE_DIR", tempfile.mkdtemp(prefix="caseflow-test-cache-"))
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PG_URL = os.environ.get("CASEFLOW_TEST_PG")
 DEFAULT_USER = "wei.hua"      # the `run` fixture's CASEFLOW_USER: an auditor (can_audit); pass --as "" for nobody

@@ -73,7 +73,7 @@ _HEAD = (sa.select(audit.c.seq, audit.c.hash).where(audit.c.case_id == sa.bindpa
          .order_by(audit.c.seq.desc()).limit(1))
 
 
-_INSERT = audit.insert()
+INSERT = audit.insert()         # built once; bulk import batches these rows
 
 
 def head(conn: Connection, case_id: str) -> tuple[int, str]:
@@ -84,7 +84,7 @@ def head(conn: Connection, case_id: str) -> tuple[int, str]:
 
 def append(conn: Connection, *, case_id: str, workflow: str, definition: str, entries: list[Entry],
            effective_at: str, version: int | None = None, recorded_at: str | None = None, org: str | None = None,
-           os_user: str | None = None) -> int:
+           os_user: str | None = None, after: tuple[int, str] | None = None) -> int:
     """Chain and insert entries for one case; returns the last seq.
 
     `version` is the case row's version once the caller's transaction commits
@@ -93,7 +93,7 @@ def append(conn: Connection, *, case_id: str, workflow: str, definition: str, en
     """
     recorded_at = recorded_at or real_stamp()
     key = audit_key()
-    seq, prev = head(conn, case_id)
+    seq, prev = after if after is not None else head(conn, case_id)
     rows = []
     for e in entries:
         seq += 1
@@ -106,7 +106,7 @@ def append(conn: Connection, *, case_id: str, workflow: str, definition: str, en
         row["mac"] = mac(key, digest)
         rows.append(row)
     if rows:
-        conn.execute(_INSERT, rows)
+        conn.execute(INSERT, rows)
     return seq
 
 

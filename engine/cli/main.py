@@ -5,6 +5,7 @@ from __future__ import annotations
 from caseflow.cli import (  # noqa: F401  (importing a command module registers its commands)
     admin,
     audit,
+    bulk,
     completion,
     demo,
     diff,

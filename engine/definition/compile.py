@@ -8,7 +8,6 @@ error carries file:line:col so a designer finds it before any case runs.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,14 +32,8 @@ from caseflow.definition.model import (
     State,
     Transition,
     Trigger,
+    sha256_of,
 )
-from caseflow.definition.schema import (  # noqa: F401
-    _unique,
-    check_document,
-    check_schema,
-    duration_grammar,
-    format_checker,
-    workflow_schema,
 )
 from caseflow.definition.source import Source, parse_source, read_source
 from caseflow.errors import DefinitionError, DefinitionErrors
@@ -61,6 +54,7 @@ def compile_source(src: Source, org: Org, calendars: set[str]) -> Definition:
     if not isinstance(src.data, dict):
         raise DefinitionErrors([src.error("a workflow file must be a mapping with "
                                           "'workflow', 'label_zh', 'states' and 'transitions'")])
+    from caseflow.definition.schema import check_schema  # jsonschema: only when a file is compiled
     check_schema(src)
     errors = lint.check(src, org, calendars)
     if errors:
@@ -74,20 +68,18 @@ def compile_source(src: Source, org: Org, calendars: set[str]) -> Definition:
 
 def _in_file_order(errors: list[DefinitionError]) -> list[DefinitionError]:
     """Meaning errors are all equally bad: list them top to bottom, as a designer reads."""
+    from caseflow.definition.schema import _unique
     return _unique(sorted(errors, key=lambda e: (e.line, e.col)))
 
 
 def parse_duration(text: str) -> Duration:
     """`24 hours`, `1 month`, `2 working days` (the schema's grammar, schema.duration_grammar)."""
+    from caseflow.definition.schema import duration_grammar
     if not duration_grammar().match(text):
         raise ValueError(text)
     amount, unit = text.split(" ", 1)
     working = unit.startswith("working ")
     return Duration(int(amount), unit.removeprefix("working ").removesuffix("s") + "s", working)
-
-
-def sha256_of(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _a(type_name: str) -> str:
@@ -329,7 +321,9 @@ def org_from_source(src: Source) -> Org:
                                         hint=lint.did_you_mean(role, roles)))
         attrs = {k: v for k, v in p.items() if k not in ("name", "roles")}
         people[str(pid)] = Person(str(pid), str(p["name"]), frozenset(p["roles"]), attrs)
-    errors = errors or check_document(src, "org")      # the checks above say it better; the schema says the rest
+    if not errors:
+        from caseflow.definition.schema import check_document   # jsonschema: only when org.yaml is read
+        errors = check_document(src, "org")      # the checks above say it better; the schema says the rest
     if errors:
         raise DefinitionErrors(errors)
     for person in people.values():
@@ -339,4 +333,4 @@ def org_from_source(src: Source) -> Org:
 
 
 __all__ = ["load_definition", "definition_from_text", "load_org", "org_from_text", "parse_duration", "sha256_of",
-           "workflow_schema", "format_checker", "yaml"]
+           "yaml"]

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-
-from caseflow.definition.compile import format_checker
 from caseflow.definition.expressions import Compiled, EvalContext, ExpressionError, from_cel, to_cel
 from caseflow.definition.lint import did_you_mean
 from caseflow.definition.model import Definition, Transition
 from caseflow.errors import UsageError
 from caseflow.values import ValueProblem, format_datetime, parse_input
+
+if TYPE_CHECKING:       # jsonschema is imported when data is first validated, not by `show`
+    from jsonschema import Draft202012Validator
 
 _validators: dict[tuple[int, str | None], Draft202012Validator] = {}
 
@@ -194,6 +194,9 @@ def _validator(definition: Definition, field: str | None) -> Draft202012Validato
     if key not in _validators:
         schema = definition.data_schema if field is None else \
             definition.data_schema.get("properties", {}).get(field, {})
+        from jsonschema import Draft202012Validator
+
+        from caseflow.definition.schema import format_checker
         _validators[key] = Draft202012Validator(schema, format_checker=format_checker())
     return _validators[key]
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from caseflow.definition import kinds
 from caseflow.definition.model import Org
-from caseflow.definition.source import Source
 from caseflow.errors import DefinitionError
+
+if TYPE_CHECKING:       # lint's did_you_mean is used at run time; YAML is not (imported only to compile)
+    from caseflow.definition.source import Source
 
 # Moments every workflow has without declaring them: a case opened, a sign-off given or rejected,
 # a case assigned, claimed or released (runtime/assignment.py).

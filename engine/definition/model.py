@@ -7,12 +7,18 @@ from instances) means a case can never change the rules it runs under.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from caseflow.definition.expressions import Compiled, Environment
+
+
+def sha256_of(text: str) -> str:
+    """A definition version's identity: the sha256 of its text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,8 @@ _UPDATE_CASE = (cases.update()
                 .values(state=sa.bindparam("state"), data=sa.bindparam("data"),
                         signoffs=sa.bindparam("signoffs"), version=sa.bindparam("version"),
                         updated_at=sa.bindparam("updated_at"), next_signoff_role=sa.bindparam("next_signoff")))
+INSERT_CASE = cases.insert()            # built once; bulk import batches these rows
+INSERT_OUTBOX = outbox.insert()
 _UPDATE_RECEIVED = (cases.update().where(cases.c.id == sa.bindparam("case_id"))
                     .values(received_at=sa.bindparam("received_at")))
 # fire actions may trigger further system events, but not forever
@@ -52,19 +54,21 @@ def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[An
 
 
 def open_case(engine: Engine, conn: Connection, d: Definition, data: dict[str, Any], person: Person | None,
-              now: datetime, note: str | None, parent: str | None) -> str:
+              now: datetime, note: str | None, parent: str | None, *, registered: bool = False) -> str:
+    """Insert a new case and everything its opening does; `registered`: the caller stored `d` already."""
     from caseflow.runtime.snapshot import new_case_id
     actor = person.id if person else "system"
     problem = schema_problem(d, data)
     if problem:
         raise InvalidData("", f"open {d.workflow}", d.initial, f"data would be invalid: {problem}")
-    engine.register(conn, d, now)
+    if not registered:
+        engine.register(conn, d, now)
     case_id = new_case_id(d.workflow)
-    conn.execute(cases.insert().values(
-        id=case_id, workflow=d.workflow, definition=d.sha256, state=d.initial, data=_dump(data),
-        signoffs="[]", version=1, parent_case=parent, created_at=stamp(now), updated_at=stamp(now),
-        received_at=sortable_time(data.get("received_at"), stamp(now)),
-        next_signoff_role=pending_signoff_role(d, d.initial, [])))
+    conn.execute(INSERT_CASE, {
+        "id": case_id, "workflow": d.workflow, "definition": d.sha256, "state": d.initial, "data": _dump(data),
+        "signoffs": "[]", "version": 1, "parent_case": parent, "created_at": stamp(now), "updated_at": stamp(now),
+        "received_at": sortable_time(data.get("received_at"), stamp(now)),
+        "next_signoff_role": pending_signoff_role(d, d.initial, [])})
     _claim_keys(conn, d, case_id, {}, data, opening=True)
     entries = [Entry("open", "open", None, d.initial, actor, sorted(person.roles) if person else [],
                      _changes({}, data), note)]
@@ -73,7 +77,7 @@ def open_case(engine: Engine, conn: Connection, d: Definition, data: dict[str, A
                                  d.initial, data, now, engine.person_attr)
     audit.append(conn, case_id=case_id, workflow=d.workflow, definition=d.sha256, entries=entries,
                  effective_at=stamp(now), org=engine.org_sha, os_user=engine.os_user,
-                 version=1)
+                 version=1, after=(0, audit.GENESIS))        # a new case: its chain starts here
     return case_id
 
 
@@ -240,8 +244,8 @@ class _Run:
         self.entries.append(Entry(kind, event, None, None, self.actor, [], changes, note))
 
     def outbox(self, role: str, message: str) -> None:
-        self.conn.execute(outbox.insert().values(case_id=self.case_id, role=role, message=message,
-                                                 created_at=stamp(self.now)))
+        self.conn.execute(INSERT_OUTBOX, {"case_id": self.case_id, "role": role, "message": message,
+                                          "created_at": stamp(self.now)})
 
     def workflow(self, workflow: str) -> Definition:
         return self.engine.catalog.get(workflow)

@@ -160,22 +160,36 @@ class Engine:
     def open(self, workflow: str, actor: str | None, sets: Mapping[str, str] | None = None,
              data: Mapping[str, Any] | None = None, note: str | None = None) -> dict[str, Any]:
         with self._recording("open", None, actor, workflow):
-            person = self.person(actor)
-            definition = self.catalog.get(workflow)
-            if not (person.roles & definition.open_roles):
-                allowed = ", ".join(self.catalog.org.role_label(r) for r in sorted(definition.open_roles))
-                raise RoleNotAllowed("", f"open {workflow}", definition.initial,
-                                     f"{person.id} has none of the roles allowed: {allowed}",
-                                     allowed_roles=tuple(sorted(definition.open_roles)))
-            fields, _ = split_sets(definition, None, sets or {})
-            safeguards.check_open_fields(definition, data or {}, "--data")
-            initial = {**(data or {}), **fields}
+            definition, person, initial = self.plan_open(workflow, actor, sets or {}, data or {})
             now = self.now()
             safeguards.check_not_future(definition, initial, definition.fields, now, "", f"open {workflow}",
                                         definition.initial)
             with self.store.write() as conn:
                 case_id = case_actions.open_case(self, conn, definition, initial, person, now, note, None)
         return {"id": case_id, "workflow": workflow, "state": definition.initial}
+
+    def check_opener(self, workflow: str, actor: str | None) -> None:
+        """Refuse (and record it in the attempts log) unless this person may open this workflow."""
+        with self._recording("open", None, actor, workflow):
+            self._opener(workflow, actor)
+
+    def _opener(self, workflow: str, actor: str | None) -> tuple[Definition, Person]:
+        person = self.person(actor)
+        definition = self.catalog.get(workflow)
+        if not (person.roles & definition.open_roles):
+            allowed = ", ".join(self.catalog.org.role_label(r) for r in sorted(definition.open_roles))
+            raise RoleNotAllowed("", f"open {workflow}", definition.initial,
+                                 f"{person.id} has none of the roles allowed: {allowed}",
+                                 allowed_roles=tuple(sorted(definition.open_roles)))
+        return definition, person
+
+    def plan_open(self, workflow: str, actor: str | None, sets: Mapping[str, str],
+                  data: Mapping[str, Any]) -> tuple[Definition, Person, dict[str, Any]]:
+        """Everything `open` decides before writing: who, which workflow, the initial data (`--set` wins)."""
+        definition, person = self._opener(workflow, actor)
+        fields, _ = split_sets(definition, None, sets)
+        safeguards.check_open_fields(definition, data, "--data")
+        return definition, person, {**data, **fields}
 
     def register(self, conn: Connection, definition: Definition, now: datetime) -> None:
         """Store the definition text once, so cases can always run under their own version."""

@@ -163,6 +163,7 @@ def schedule(plan: Plan, calendar: BusinessCalendar | None, warned: int, now: da
 
 # -- transitions ----------------------------------------------------------------------------
 
+INSERT_TIMER = timers.insert()         # built once (bulk import batches these rows)
 _CASE_TIMERS = sa.select(timers).where(timers.c.case_id == sa.bindparam("case_id")).with_for_update()
 
 
@@ -181,7 +182,7 @@ def on_transition(conn: Connection, definition: Definition, calendar: BusinessCa
               if final or any(step.hit(t) for t in (c.start, c.stop, c.pause, _resume(c), c.restart))]
     if not moving:                               # most transitions touch no clock: no query at all
         return []
-    found = conn.execute(_CASE_TIMERS, {"case_id": case_id})
+    found = conn.execute(_CASE_TIMERS, {"case_id": case_id}) if source is not None else ()   # a new case has none
     rows = {r.name: r for r in found}
     entries: list[Entry] = []
     for clock in moving:
@@ -242,7 +243,7 @@ class _Step:
                   "paused_at": None, "remaining_s": None, "ended_at": None,
                   **schedule(plan, self.calendar, 0, self.now)}
         if row is None:
-            self.conn.execute(timers.insert().values(case_id=self.case_id, name=clock.name, **values))
+            self.conn.execute(INSERT_TIMER, {"case_id": self.case_id, "name": clock.name, **values})
         else:
             self.conn.execute(timers.update().where(timers.c.id == row.id).values(**values))
         if clock.kind == "sla":

@@ -1,0 +1,248 @@
+"""`caseflow import`: open many cases from a spreadsheet export, in batched transactions.
+
+Every row is opened exactly as `Engine.open` would open it — the same checks
+(person, role, accepted fields, data schema, unique keys), the same writes
+(case, keys, on-enter actions, SLA clocks, hash-chained audit rows) through
+`actions.open_case` — but a whole batch of rows shares one transaction, and
+each row runs inside its own SAVEPOINT: a refused row leaves nothing behind,
+is recorded in the attempts log with its line number, and the other rows of
+the batch go on. CSV cells are strings, parsed like `--set` values (an empty
+cell is not set); JSON Lines values are taken as typed data, like `--data`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from caseflow.audit import chain as audit
+from caseflow.definition.evaluate import stamp
+from caseflow.errors import CaseflowError, TransitionRefused, UsageError
+from caseflow.runtime import actions as case_actions
+from caseflow.runtime.engine import Engine
+from caseflow.sla.clocks import INSERT_TIMER
+from caseflow.values import ValueProblem, check_text
+
+FORMATS = (".csv", ".jsonl")
+
+
+@dataclass
+class Row:
+    line: int                          # where the row starts in the file (1 = first line)
+    sets: dict[str, str] = field(default_factory=dict)      # CSV: strings, parsed like --set
+    data: dict[str, Any] = field(default_factory=dict)      # JSON Lines: typed values, like --data
+    problem: str | None = None         # unreadable row: refused without opening anything
+
+
+@dataclass
+class ImportReport:
+    workflow: str
+    opened: list[dict[str, Any]] = field(default_factory=list)      # {line, id}
+    refused: list[dict[str, Any]] = field(default_factory=list)     # {line, error, message}
+    batches: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"workflow": self.workflow, "opened": len(self.opened), "refused": len(self.refused),
+                "batches": self.batches, "seconds": round(self.seconds, 3), "cases": self.opened,
+                "refusals": self.refused}
+
+
+def read_rows(path: str | Path) -> Iterator[Row]:
+    """The rows of a .csv (header = field names) or .jsonl file, streamed (bounded memory)."""
+    p = Path(path)
+    if p.suffix.lower() not in FORMATS:
+        raise UsageError(f"{p}: expected a .csv or .jsonl file")
+    try:
+        handle = p.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise UsageError(f"{p}: {exc.strerror or exc}") from None
+    with handle:
+        try:
+            yield from (_csv_rows(handle) if p.suffix.lower() == ".csv" else _jsonl_rows(handle))
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{p}: not UTF-8 text ({exc.reason})") from None
+        except csv.Error as exc:
+            raise UsageError(f"{p}: {exc}") from None
+
+
+def _csv_rows(handle: Any) -> Iterator[Row]:
+    reader = csv.reader(handle)
+    header = next(reader, None)
+    if not header:
+        return
+    names = [h.strip() for h in header]
+    for i, name in enumerate(names):
+        if not name or name in names[:i]:
+            raise UsageError(f"line 1: column {i + 1} needs a unique field name (got {name!r})")
+    start = reader.line_num + 1
+    for cells in reader:
+        line, start = start, reader.line_num + 1
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) > len(names):
+            yield Row(line, problem=f"{len(cells)} cells but the header names {len(names)} fields")
+            continue
+        yield Row(line, sets={k: v for k, v in zip(names, cells) if v != ""})
+
+
+def _jsonl_rows(handle: Any) -> Iterator[Row]:
+    for line, text in enumerate(handle, 1):
+        if not text.strip():
+            continue
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            yield Row(line, problem=f"not JSON: {exc}")
+            continue
+        if not isinstance(value, dict):
+            yield Row(line, problem="expected a JSON object (one case per line)")
+            continue
+        yield Row(line, data=value)
+
+
+def import_cases(engine: Engine, workflow: str, actor: str | None, rows: Iterator[Row], *, batch: int = 500,
+                 note: str | None = None, progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Open one case per row, `batch` rows per transaction; refused rows are reported, not raised."""
+    began = time.perf_counter()
+    report = ImportReport(workflow)
+    engine.check_opener(workflow, actor)          # who may open at all: one refusal, nothing imported
+    pending: list[Row] = []
+    for row in rows:
+        pending.append(row)
+        if len(pending) >= batch:
+            _one_batch(engine, workflow, actor or "", pending, note, report, progress)
+            pending = []
+    if pending:
+        _one_batch(engine, workflow, actor or "", pending, note, report, progress)
+    report.seconds = time.perf_counter() - began
+    return report
+
+
+def _one_batch(engine: Engine, workflow: str, actor: str, rows: list[Row], note: str | None,
+               report: ImportReport, progress: Callable[[int], None] | None) -> None:
+    now = engine.now()
+    opened: list[dict[str, Any]] = []
+    refused: list[dict[str, Any]] = []
+    with engine.store.write() as conn:
+        engine.register(conn, engine.catalog.get(workflow), now)
+        writes = BatchedWrites(conn)
+        for row in rows:
+            writes.begin_row()
+            try:
+                if row.problem:
+                    raise UsageError(row.problem)
+                _check_row_text(row)
+                definition, person, initial = engine.plan_open(workflow, actor, row.sets, row.data)
+                case_id = case_actions.open_case(engine, cast(Connection, writes), definition, initial, person,
+                                                 now, note, None, registered=True)
+                writes.end_row()
+                opened.append({"line": row.line, "id": case_id})
+            except (TransitionRefused, UsageError, ValueProblem, sa.exc.IntegrityError) as exc:
+                writes.drop_row()                     # nothing of a refused row is written
+                error = "ConcurrentChange" if isinstance(exc, sa.exc.IntegrityError) else type(exc).__name__
+                message = "a unique value was taken meanwhile" if isinstance(exc, sa.exc.IntegrityError) \
+                    else str(exc).removeprefix("--set ")
+                audit.append_attempt(conn, case_id=None, workflow=workflow, event="import", actor=actor,
+                                     error=error, reason=f"line {row.line}: {message}", effective_at=stamp(now),
+                                     postgres=engine.store.is_postgres)
+                refused.append({"line": row.line, "error": error, "message": message})
+        writes.flush()
+    report.opened += opened          # only once the batch is committed
+    report.refused += refused
+    report.batches += 1
+    if progress:
+        progress(len(rows))
+
+
+class BatchedWrites:
+    """The batch's connection as `open_case` sees it: the prebuilt INSERTs of a new case are held and
+    sent as one executemany per statement; any other statement first sends what is held (so reads see
+    every earlier write) and, for the row being opened, starts a SAVEPOINT so the row can be undone.
+    A refused row's held rows are dropped, and its SAVEPOINT (if any) rolled back."""
+
+    BATCHED = (case_actions.INSERT_CASE, case_actions.INSERT_OUTBOX, INSERT_TIMER, audit.INSERT)
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect
+        self._held: dict[tuple[int, tuple[str, ...]], tuple[Any, list[dict[str, Any]]]] = {}
+        self._row: list[tuple[list[dict[str, Any]], int]] = []      # (list, length before this row)
+        self._savepoint: Any = None
+
+    def begin_row(self) -> None:
+        self._row, self._savepoint = [], None
+        self._marks = {k: len(rows) for k, (_, rows) in self._held.items()}
+
+    def execute(self, stmt: Any, params: Any = None) -> Any:
+        if any(stmt is b for b in self.BATCHED) and params is not None:
+            for p in params if isinstance(params, list) else [params]:
+                key = (id(stmt), tuple(sorted(p)))
+                self._held.setdefault(key, (stmt, []))[1].append(p)
+            return None
+        if self._savepoint is None:
+            self._flush_before_row()
+            self._savepoint = self.conn.begin_nested()
+        self.flush()
+        return self.conn.execute(stmt, params) if params is not None else self.conn.execute(stmt)
+
+    def _flush_before_row(self) -> None:
+        """Send the rows of the batch's earlier cases, keep this case's rows held (behind the SAVEPOINT)."""
+        mine: dict[tuple[int, tuple[str, ...]], list[dict[str, Any]]] = {}
+        for key, (stmt, rows) in self._held.items():
+            cut = self._marks.get(key, 0)
+            if cut:
+                self.conn.execute(stmt, rows[:cut])
+            mine[key] = rows[cut:]
+        for key, rows in mine.items():
+            self._held[key] = (self._held[key][0], rows)
+        self._marks = {key: 0 for key in self._held}
+
+    def flush(self) -> None:
+        for stmt, rows in self._held.values():
+            if rows:
+                self.conn.execute(stmt, rows)
+        self._held = {}
+        self._marks = {}
+
+    def end_row(self) -> None:
+        if self._savepoint is not None:
+            self._savepoint.commit()
+            self._savepoint = None
+
+    def drop_row(self) -> None:
+        for key, (_stmt, rows) in self._held.items():
+            del rows[self._marks.get(key, 0):]
+        if self._savepoint is not None:
+            self._savepoint.rollback()
+            self._savepoint = None
+
+
+def _check_row_text(row: Row) -> None:
+    for key, value in row.sets.items():
+        check_text(key, f"column {key[:40]!r}")
+        check_text(value, f"{key}")
+    _check_json_text(row.data)
+
+
+def _check_json_text(value: Any) -> None:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            check_text(str(k), f"key {str(k)[:40]!r}")
+            _check_json_text(v)
+    elif isinstance(value, list):
+        for v in value:
+            _check_json_text(v)
+    elif isinstance(value, str):
+        check_text(value, "a value")
+
+
+__all__ = ["Row", "ImportReport", "read_rows", "import_cases", "CaseflowError"]
