@@ -17,6 +17,7 @@ skipped: the definition is compiled as if there were no cache.
 
 from __future__ import annotations
 
+import copyreg
 import hashlib
 import os
 import pickle
@@ -25,6 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from caseflow.definition.expressions import Environment
 
 _PACKAGE = Path(__file__).resolve().parent
 _fingerprint: str | None = None
@@ -90,3 +93,29 @@ def save(entry: str, value: Any) -> None:
         os.replace(tmp, where / f"{entry}.pickle")       # atomic: a concurrent reader sees old or new
     except (OSError, pickle.PicklingError):
         return                         # a cache that cannot be written only costs the next call a compile
+
+
+# -- pickling CEL environments (CEL's own objects do not pickle) ----------------------------
+
+def environment(names: dict[str, str]) -> Environment:
+    """An Environment rebuilt from the names of its variables' types."""
+    return Environment({name: _type_named(type_name) for name, type_name in names.items()})
+
+
+copyreg.pickle(Environment, lambda env: (environment, ({n: t.name() for n, t in env.variables.items()},)))
+
+
+def _type_named(name: str) -> Any:
+    """`MAP<STRING, LIST<INT>>` → the cel.Type (the inverse of `cel.Type.name()` for the types we use)."""
+    from cel_expr_python import cel
+    t = cel.Type
+    name = name.strip()
+    if name.startswith("LIST<") and name.endswith(">"):
+        return t.List(_type_named(name[5:-1]))
+    if name.startswith("MAP<") and name.endswith(">"):
+        inner, depth = name[4:-1], 0
+        for i, ch in enumerate(inner):
+            depth += (ch == "<") - (ch == ">")
+            if ch == "," and depth == 0:
+                return t.Map(_type_named(inner[:i]), _type_named(inner[i + 1:]))
+    return getattr(t, name, t.DYN)

@@ -322,7 +322,8 @@ def org_from_source(src: Source) -> Org:
         attrs = {k: v for k, v in p.items() if k not in ("name", "roles")}
         people[str(pid)] = Person(str(pid), str(p["name"]), frozenset(p["roles"]), attrs)
     if not errors:
-        from caseflow.definition.schema import check_document   # jsonschema: only when org.yaml is read
+        from caseflow.definition.schema import check_document  # jsonschema: only when org.yaml is read
+
         errors = check_document(src, "org")      # the checks above say it better; the schema says the rest
     if errors:
         raise DefinitionErrors(errors)

@@ -147,13 +147,6 @@ class Environment:
         self.variables = dict(variables)
         self._env = cel.NewEnv(variables=self.variables, functions=_functions())
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Pickled (definition cache) as the names of its types; CEL's own objects do not pickle."""
-        return (_environment, ({name: t.name() for name, t in self.variables.items()},))
-
-    def program(self, text: str) -> Any:
-        """Compile an expression already checked when its definition was built (a cached definition)."""
-        return self._env.compile(text)
 
     def compile(self, text: str, *, want: cel.Type | None = None) -> Compiled:
         if len(text) > MAX_EXPR_CHARS:
@@ -172,22 +165,6 @@ class Environment:
         return Compiled(text, program, _names_in(text, self.variables), self)
 
 
-def _environment(names: Mapping[str, str]) -> Environment:
-    return Environment({name: _type_named(type_name) for name, type_name in names.items()})
-
-
-def _type_named(name: str) -> cel.Type:
-    """`MAP<STRING, LIST<INT>>` → the cel.Type (the inverse of `cel.Type.name()` for the types we use)."""
-    name = name.strip()
-    if name.startswith("LIST<") and name.endswith(">"):
-        return T.List(_type_named(name[5:-1]))
-    if name.startswith("MAP<") and name.endswith(">"):
-        inner, depth = name[4:-1], 0
-        for i, ch in enumerate(inner):
-            depth += (ch == "<") - (ch == ">")
-            if ch == "," and depth == 0:
-                return T.Map(_type_named(inner[:i]), _type_named(inner[i + 1:]))
-    return getattr(T, name, T.DYN)
 
 
 def _names_in(text: str, variables: Mapping[str, Any]) -> frozenset[str]:
@@ -204,7 +181,7 @@ class Compiled:
     text: str
     program: Any
     names: frozenset[str]
-    env: Environment | None = field(default=None, repr=False, compare=False)
+    env: Environment | None = field(default=None, repr=False, compare=False)   # pickled: definition/cache.py
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Compiled, (self.text, None, self.names, self.env))
@@ -213,9 +190,8 @@ class Compiled:
         """Evaluate and return a plain Python value; raise ExpressionError on any error."""
         missing = sorted(n for n in self.names if n not in activation)
         program = self.program
-        if program is None:
-            assert self.env is not None
-            program = self.env.program(self.text)
+        if program is None:                         # unpickled: recompile the checked text once
+            program = self.env._env.compile(self.text)  # type: ignore[union-attr]
             object.__setattr__(self, "program", program)
         token = _ctx.set(ctx)
         try:

@@ -1,0 +1,79 @@
+"""`caseflow import` against single opens: does a batched import beat one `Engine.open` per case?
+
+    python bench/bench_import.py --quick     # 2,000 complaints each way (SQLite)
+    python bench/bench_import.py             # 100,000 complaints each way (SQLite and PostgreSQL)
+
+The same complaint rows (the shipped complaint workflow: data schema, two SLA
+clocks, hash-chained audit) are opened in two fresh databases: once by
+`Engine.open` per row (one transaction per case, as a script calling the API
+would), once by `runtime.bulk.import_cases` (500 rows per transaction, one
+SAVEPOINT only where a row needs one). Goal: import ≥ 5× the single opens'
+rate. With CASEFLOW_BENCH_JSON=1 (as bench/run.py runs it) it prints JSON rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))
+sys.path.insert(0, str(ROOT))
+
+from bench_sla import _pg_reachable, _pg_url, database  # noqa: E402
+
+from caseflow.catalog import SHIPPED, Catalog  # noqa: E402
+from caseflow.runtime.bulk import Row, import_cases  # noqa: E402
+from caseflow.runtime.engine import Engine  # noqa: E402
+
+COMPLAINT = {"customer_name": "张三", "phone": "13812345678", "address": "上海市浦东新区世纪大道100号",
+             "channel": "phone", "category": "quality", "description": "卫生间防水层漏水", "severity": "normal",
+             "received_at": "2025-03-03T10:00"}
+GOAL = 5.0
+
+
+def compare(kind: str, pg: str | None, catalog: Catalog, n: int) -> dict[str, float]:
+    with database(kind, pg) as single_db, database(kind, pg) as bulk_db:
+        single = Engine(single_db, catalog)
+        began = time.perf_counter()
+        for i in range(n):
+            single.open("complaint", "wang.fang", {**COMPLAINT, "form_no": f"TS-{i}"})
+        single_s = time.perf_counter() - began
+        rows = (Row(i + 2, sets={**COMPLAINT, "form_no": f"TS-{i}"}) for i in range(n))
+        began = time.perf_counter()
+        report = import_cases(Engine(bulk_db, catalog), "complaint", "wang.fang", rows)
+        bulk_s = time.perf_counter() - began
+        assert len(report.opened) == n and not report.refused, report.refused[:3]
+    return {"single": n / single_s, "bulk": n / bulk_s, "ratio": single_s / bulk_s}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="2,000 rows, SQLite only (instead of 100,000, both)")
+    ap.add_argument("--rows", type=int)
+    ap.add_argument("--pg", help="PostgreSQL URL (default CASEFLOW_BENCH_PG or /tmp/pgdev/url)")
+    ap.add_argument("--skip-pg", action="store_true")
+    args = ap.parse_args()
+    n = args.rows or (2_000 if args.quick else 100_000)
+    pg = None if (args.skip_pg or args.quick) else _pg_url(args.pg)
+    backends = ["sqlite"] + (["postgres"] if pg and _pg_reachable(pg) else [])
+    catalog = Catalog.load(SHIPPED)
+    for kind in backends:
+        r = compare(kind, pg, catalog, n)
+        row = {"name": f"caseflow import, {n:,} complaints, {kind}", "value": round(r["bulk"]), "unit": "cases/s",
+               "baseline": f"{n:,} single Engine.open calls", "baseline_value": round(r["single"]), "goal": GOAL,
+               "ratio": round(r["ratio"], 2),
+               "note": f"goal >= {GOAL}x: {'met' if r['ratio'] >= GOAL else 'NOT MET'}; 500 rows per transaction"}
+        if os.environ.get("CASEFLOW_BENCH_JSON") == "1":
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+        else:
+            print(f"{kind:<8} import {r['bulk']:>7.0f} cases/s  single opens {r['single']:>7.0f} cases/s  "
+                  f"{r['ratio']:.2f}x (goal >= {GOAL}x)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
