@@ -152,7 +152,8 @@ def _one_batch(engine: Engine, workflow: str, actor: str, rows: list[Row], note:
                 message = "a unique value was taken meanwhile" if isinstance(exc, sa.exc.IntegrityError) \
                     else str(exc).removeprefix("--set ")
                 audit.append_attempt(conn, case_id=None, workflow=workflow, event="import", actor=actor,
-                                     error=error, reason=f"line {row.line}: {message}", effective_at=stamp(now))
+                                     error=error, reason=f"line {row.line}: {message}", effective_at=stamp(now),
+                                     os_user=engine.os_user)
                 refused.append({"line": row.line, "error": error, "message": message})
         writes.flush()
     report.opened += opened          # only once the batch is committed
