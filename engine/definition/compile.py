@@ -34,7 +34,6 @@ from caseflow.definition.model import (
     Trigger,
     sha256_of,
 )
-)
 from caseflow.definition.source import Source, parse_source, read_source
 from caseflow.errors import DefinitionError, DefinitionErrors
 

@@ -27,6 +27,7 @@ from caseflow.audit import chain as audit
 from caseflow.definition.evaluate import stamp
 from caseflow.errors import CaseflowError, TransitionRefused, UsageError
 from caseflow.runtime import actions as case_actions
+from caseflow.runtime import safeguards
 from caseflow.runtime.engine import Engine
 from caseflow.sla.clocks import INSERT_TIMER
 from caseflow.values import ValueProblem, check_text
@@ -142,6 +143,8 @@ def _one_batch(engine: Engine, workflow: str, actor: str, rows: list[Row], note:
                     raise UsageError(row.problem)
                 _check_row_text(row)
                 definition, person, initial = engine.plan_open(workflow, actor, row.sets, row.data)
+                safeguards.check_not_future(definition, initial, definition.fields, now, "", f"open {workflow}",
+                                            definition.initial)
                 case_id = case_actions.open_case(engine, cast(Connection, writes), definition, initial, person,
                                                  now, note, None, registered=True)
                 writes.end_row()
