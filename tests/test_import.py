@@ -61,7 +61,7 @@ def test_json_lines_are_typed_data_and_a_broken_line_is_refused(run, store: Stor
     r = run("--as", "wang.fang", "import", "refund", str(path))
     assert r.exit_code == 1
     assert "error: line 2: not JSON" in r.stderr
-    assert "error: line 3: cannot open refund: data would be invalid: work_started: 'no' is not of type 'boolean'" in r.stderr
+    assert "error: line 3: cannot open refund: data would be invalid: work_started: must be of type boolean" in r.stderr
     assert r.stdout.startswith("opened 1 refund case(s)")
     assert _count(store, cases) == 1
 

@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from caseflow.definition.compile import sha256_of
+from caseflow.definition.model import sha256_of
 from caseflow.errors import UsageError
 from caseflow.store.backend import backend_of
 from caseflow.store.tables import audit, cases, checkpoints, definitions

@@ -19,7 +19,6 @@ from sqlalchemy.engine import Connection
 
 from caseflow.audit import chain as audit
 from caseflow.catalog import Catalog
-from caseflow.definition.compile import sha256_of
 from caseflow.definition.evaluate import (
     apply_effects,
     missing_fields,
@@ -30,7 +29,7 @@ from caseflow.definition.evaluate import (
 )
 from caseflow.definition.expressions import EvalContext
 from caseflow.definition.lint import did_you_mean
-from caseflow.definition.model import Definition, Person, Transition
+from caseflow.definition.model import Definition, Person, Transition, sha256_of
 from caseflow.errors import (
     CaseflowError,
     ConcurrentChange,
