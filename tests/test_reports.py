@@ -183,9 +183,6 @@ def test_signoff_report_lists_a_pending_round(engine, run):
 # -- SLA compliance -------------------------------------------------------------------------
 
 def test_sla_report_counts_met_and_breached_clocks(engine, run, clock):
-    from caseflow.sla import clocks as sla
-    if not hasattr(sla, "sla_compliance"):
-        pytest.skip("caseflow.sla.clocks.sla_compliance not available yet")
     on_time = complaint(engine, "TS-330", "quality", "phone", "2025-03-03T09:30")
     accept(engine, on_time, "engineering")                  # answered and forwarded within the hour
     complaint(engine, "TS-331", "quality", "phone", "2025-03-03T09:45")     # never answered
