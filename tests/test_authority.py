@@ -217,9 +217,9 @@ def test_simulation_is_fixed_at_creation(live):
     assert "--simulation applies only when a database is created" in r.stderr and "is a live database" in r.stderr
 
 
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)   # PostgreSQL logins and roles only
 def test_on_live_postgresql_the_person_is_the_login_and_a_different_as_is_refused(live):
-    if not live.owner.backend.has_logins:
-        pytest.skip("PostgreSQL logins")
+    assert live.owner.backend.has_logins
     r = live.run("wang.fang", "--json", "open", "refund", "--set", "order_no=D-2", "--set", "customer_name=王",
                  "--set", "contract_amount=1000", "--set", "amount_paid=1000", "--set", "work_started=false",
                  user="")
@@ -231,9 +231,9 @@ def test_on_live_postgresql_the_person_is_the_login_and_a_different_as_is_refuse
                                 " is wang.fang; on PostgreSQL each operator acts under their own login")
 
 
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)   # PostgreSQL logins and roles only
 def test_the_runtime_role_can_neither_disable_triggers_nor_rewrite_the_log(live):
-    if not live.owner.backend.has_logins:
-        pytest.skip("PostgreSQL roles")
+    assert live.owner.backend.has_logins
     cid = live.engine("wang.fang").open("refund", "wang.fang", {
         "order_no": "D-3", "customer_name": "王建国", "contract_amount": "1000", "amount_paid": "1000",
         "work_started": "false"})["id"]
