@@ -61,7 +61,7 @@ DOCS = sorted([ROOT / "README.md", *(p for p in (ROOT / "docs").glob("*.md") if 
 # -- where examples are --------------------------------------------------------------------------
 
 def help_examples(command: click.Command) -> list[str]:
-    """The `caseflow …` lines under `Example:` in a command's help, continuation lines joined."""
+    """The `caseflow …` (and plain shell) lines under `Example:` in a command's help, continuation lines joined."""
     lines = (command.help or "").splitlines()
     start = next((i for i, line in enumerate(lines) if line.strip() == "Example:"), None)
     if start is None:
@@ -73,7 +73,7 @@ def help_examples(command: click.Command) -> list[str]:
         text = line.strip()
         if out and out[-1].endswith("\\"):
             out[-1] = out[-1][:-1].rstrip() + " " + text
-        elif text.startswith("caseflow"):
+        elif text.startswith("caseflow") or text.split()[0] in SHELL_RUN:
             out.append(text)
     return out
 

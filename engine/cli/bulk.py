@@ -30,8 +30,8 @@ def import_cmd(app: App, workflow: str, file: str, batch: int, note: str | None)
 
     \b
     Example:
-      printf 'order_no,customer_name,contract_amount,amount_paid,work_started\\n' > in.csv
-      printf 'D-7,王建国,86000,20000,false\\n' >> in.csv
+      echo 'order_no,customer_name,contract_amount,amount_paid,work_started' > in.csv
+      echo 'D-7,王建国,86000,20000,false' >> in.csv
       caseflow --as wang.fang import refund in.csv
     """
     from caseflow.runtime.bulk import import_cases, read_rows
