@@ -29,10 +29,10 @@ def _init(app: App, grant: tuple[str, ...]) -> None:
             for role in grant:
                 store.backend.grant_runtime(conn, role)
                 granted.append(role)
-    payload = {"db": store.url, "simulation": engine.simulation, "org_version": engine.org_id,
+    payload = {"db": store.shown_url, "simulation": engine.simulation, "org_version": engine.org_id,
                "org": engine.org_sha, "granted": granted}
     kind = "simulation" if engine.simulation else "live"
-    app.out(payload, f"{kind} database ready: {store.url}; org chart version {engine.org_id} "
+    app.out(payload, f"{kind} database ready: {store.shown_url}; org chart version {engine.org_id} "
                      f"({engine.org_sha[:12]})" + (f"; runtime role(s) granted: {', '.join(granted)}" if granted
                                                   else ""))
 

@@ -126,7 +126,7 @@ def check_empty(engine: Engine) -> None:
     with engine.store.read() as conn:
         found = conn.execute(sa.select(sa.func.count()).select_from(cases)).scalar_one()
     if found:
-        raise DemoNeedsEmptyDatabase(engine.store.url, found)
+        raise DemoNeedsEmptyDatabase(engine.store.shown_url, found)
 
 
 def run_demo(engine: Engine, echo: Callable[[str], None]) -> tuple[dict[str, list[str]], list[str]]:

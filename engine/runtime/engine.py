@@ -69,7 +69,7 @@ class Engine:
         found = identity.standing(store)
         self.simulation = found.simulation
         if clock is not None and not self.simulation:
-            raise SimulatedTime(store.url)
+            raise SimulatedTime(store.shown_url)
         self.login = found.login                # live PostgreSQL: the person comes from the login
         self.clock = clock or (lambda: datetime.now(UTC))
         if found.org is not None and found.org[1] == catalog.org_sha:

@@ -56,7 +56,7 @@ def standing(store: Store) -> Standing:
             if store.backend.has_logins and found != db_settings.SIMULATION:
                 login = store.backend.session_login(conn)
     except sa.exc.ProgrammingError as exc:
-        raise StorageError(f"database {store.url} is not initialised ({str(exc.orig).splitlines()[0]}); run "
+        raise StorageError(f"database {store.shown_url} is not initialised ({str(exc.orig).splitlines()[0]}); run "
                            "`caseflow db init` (or Store.migrate())") from None
     return Standing(found == db_settings.SIMULATION, org, login)
 

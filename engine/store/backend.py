@@ -15,6 +15,7 @@ name and register it in ``BACKENDS`` (docs/architecture.md, "add a backend").
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -23,7 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from caseflow.errors import StorageError
+from caseflow.errors import StorageError, UsageError
 
 # Advisory locks that serialize the writers of one chain (the attempts log, the checkpoints).
 LOCKS = {"attempts": 7242001, "checkpoints": 7242002}
@@ -268,11 +269,37 @@ def backend_for(url: str) -> Backend:
     """The backend a database URL names (`sqlite:///…`, `postgresql+psycopg://…`)."""
     try:
         dialect = sa.engine.make_url(url).get_backend_name()
-    except sa.exc.ArgumentError as exc:
-        raise StorageError(f"cannot use database {url!r}: {exc}") from None
+    except sa.exc.ArgumentError:
+        raise StorageError(f"cannot use database {shown_url(url)!r}: not a database URL "
+                           "(e.g. sqlite:///caseflow.db, postgresql+psycopg://user@host/db)") from None
     if dialect not in BACKENDS:
-        raise StorageError(f"cannot use database {url!r}: caseflow runs on {' or '.join(sorted(BACKENDS))}")
+        raise StorageError(f"cannot use database {shown_url(url)!r}: caseflow runs on "
+                           f"{' or '.join(sorted(BACKENDS))}")
     return BACKENDS[dialect]
+
+
+def shown_url(url: str) -> str:
+    """A database URL as messages show it: the password, if any, as `***` (never echoed)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError, TypeError):
+        # not parseable: hide whatever lies between `[scheme://]user:` and `@`
+        return re.sub(r"^([^:/@]*://)?([^:/@]*):[^@]*@", r"\1\2:***@", url)
+    return parsed.render_as_string(hide_password=True) if parsed.password else url
+
+
+def refuse_in_memory(url: str) -> None:
+    """Cases must outlive the command: an in-memory SQLite database vanishes when it ends."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return
+    if parsed.get_backend_name() != "sqlite":
+        return
+    database = parsed.database or ""
+    if database in ("", ":memory:") or "mode=memory" in url or database.startswith("file::memory:"):
+        raise UsageError(f"--db {url}: an in-memory database vanishes when the command ends; "
+                         "give a file (sqlite:///caseflow.db)")
 
 
 def backend_of(conn: Connection) -> Backend:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SAEngine
 
 from caseflow.errors import ConcurrentChange, StorageError, UsageError
-from caseflow.store.backend import Backend, backend_for
+from caseflow.store.backend import Backend, backend_for, refuse_in_memory, shown_url
 
 DEFAULT_URL = "sqlite:///caseflow.db"
 
@@ -30,7 +30,7 @@ def create_engine(url: str | None = None) -> SAEngine:
     except (sa.exc.ArgumentError, ImportError) as exc:
         hint = " (the PostgreSQL driver is an extra: pip install 'caseflow[postgres]')" \
             if isinstance(exc, ImportError) and "psycopg" in str(exc) else ""
-        raise StorageError(f"cannot use database {url!r}: {exc}{hint}") from None
+        raise StorageError(f"cannot use database {shown_url(url)!r}: {_masked(exc, url)}{hint}") from None
 
 
 class Store:
@@ -39,6 +39,7 @@ class Store:
     def __init__(self, url: str | None = None) -> None:
         self.url = url or DEFAULT_URL
         self.backend: Backend = backend_for(self.url)
+        refuse_in_memory(self.url)
         self.engine = create_engine(self.url)
 
     @contextmanager
@@ -104,10 +105,15 @@ class Store:
                     from datetime import UTC, datetime
                     db_settings.record_mode(conn, simulation, datetime.now(UTC).isoformat().replace("+00:00", "Z"))
                 elif simulation and found != db_settings.SIMULATION:
-                    raise UsageError(f"--simulation applies only when a database is created; {self.url} "
+                    raise UsageError(f"--simulation applies only when a database is created; {self.shown_url} "
                                      f"is a {found} database")
         except sa.exc.DBAPIError as exc:
             raise StorageError(f"database error: {_short(exc)}") from None
+
+    @property
+    def shown_url(self) -> str:
+        """The URL for messages: its password, if any, masked."""
+        return shown_url(self.url)
 
     def simulation(self) -> bool:
         from caseflow.store import settings as db_settings
@@ -117,3 +123,17 @@ class Store:
 
 def _short(exc: Exception) -> str:
     return str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+
+
+def _masked(exc: Exception, url: str) -> str:
+    """A driver's message with the URL's password, should it quote it, masked."""
+    text = str(exc)
+    password = _password(url)
+    return text.replace(password, "***") if password else text
+
+
+def _password(url: str) -> str | None:
+    try:
+        return sa.engine.make_url(url).password
+    except sa.exc.ArgumentError:
+        return None

@@ -79,7 +79,7 @@ def test_the_masked_export_brute_force_recovers_nothing(run, store):
                                                  sort_keys=True, separators=(",", ":"))}
         if row_hash(trial) in carried or hashlib.sha256(guess.encode()).hexdigest() in carried:
             hits += 1
-    note("security", inputs_tried=10_000, leaks=hits)
+    note("security", guesses_tried=10_000, leaks=hits)
     assert hits == 0
 
 
