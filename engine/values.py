@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -17,8 +18,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 MONEY_MAX = Decimal("1000000000000")   # 1e12 yuan: no real refund is larger
-STRING_MAX = 10_000
-YEAR_MIN, YEAR_MAX = 1900, 2999
+STRING_MAX = 10_000                    # every text: field values, event inputs, notes, strings in --data and rows
+YEAR_MIN, YEAR_MAX = 1900, 2999        # dates and times (deadline arithmetic must not overflow)
+
+# An amount: ASCII or full-width digits, at most one decimal point, commas only between groups of three.
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９．，－", "0123456789.,-")
+_AMOUNT = re.compile(r"-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?")
+COMMA_HINT = "a comma only separates thousands, as in 1,200.50; write decimals with a point: 12.50"
+
+
+def check_length(text: str, what: str, limit: int = STRING_MAX) -> str:
+    """The one size limit for every text an operator gives; `what` names it, never its value."""
+    if len(text) > limit:
+        raise ValueProblem(f"{what} is {len(text):,} characters; the limit is {limit:,}")
+    return text
 
 
 def check_text(text: str, what: str) -> str:
@@ -37,8 +50,17 @@ class ValueProblem(ValueError):
 
 
 def parse_money(text: str | int | Decimal) -> Decimal:
+    """An amount in yuan, two places: `1,000.50`, `１２３`, `8.5`; `12,50` and `1,2,3` are refused; `-0` is 0."""
+    if isinstance(text, str):
+        raw = text.strip().translate(_FULL_WIDTH)
+        if not _AMOUNT.fullmatch(raw):
+            hint = COMMA_HINT if "," in raw else "write e.g. 1200.50"
+            raise ValueProblem(f"{text!r} is not an amount ({hint})")
+        raw = raw.replace(",", "")
+    else:
+        raw = str(text)
     try:
-        amount = Decimal(str(text).strip().replace(",", ""))
+        amount = Decimal(raw)
     except InvalidOperation:
         raise ValueProblem(f"{text!r} is not an amount (write e.g. 1200.50)") from None
     if not amount.is_finite():
@@ -49,7 +71,7 @@ def parse_money(text: str | int | Decimal) -> Decimal:
         raise ValueProblem(f"{text!r} is negative; amounts are ≥ 0")
     if amount >= MONEY_MAX:
         raise ValueProblem(f"{text!r} is too large")
-    return amount.quantize(Decimal("0.01"))
+    return abs(amount.quantize(Decimal("0.01")))      # -0 and -0.00 are 0.00 (no negative zero stored)
 
 
 def format_money(amount: Decimal) -> str:
@@ -68,14 +90,13 @@ def parse_datetime(text: str, tz: ZoneInfo | None = None) -> datetime:
     """ISO 8601 → aware UTC; a time without offset is read in `tz` (the workflow's zone)."""
     try:
         value = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=tz or UTC)
-        value = value.astimezone(UTC)
-    except (ValueError, OverflowError):
+    except ValueError:
         raise ValueProblem(f"{text!r} is not an ISO 8601 time (e.g. 2025-01-24T17:00)") from None
     if not YEAR_MIN <= value.year <= YEAR_MAX:      # deadline arithmetic must not overflow
         raise ValueProblem(f"{text!r} is outside the years {YEAR_MIN}–{YEAR_MAX}")
-    return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz or UTC)
+    return value.astimezone(UTC)
 
 
 def format_datetime(value: datetime) -> str:
@@ -116,17 +137,13 @@ def parse_input(raw: str, schema: Mapping[str, Any], tz: ZoneInfo) -> Any:
     """An operator's string for one field → the stored JSON value, checked against its type."""
     kind, fmt = schema.get("type"), schema.get("format")
     check_text(raw, "value")
-    if len(raw) > STRING_MAX:
-        raise ValueProblem(f"value is {len(raw):,} characters; the limit is {STRING_MAX:,}")
+    check_length(raw, "value")
     if kind == "string" and fmt == "money":
         return format_money(parse_money(raw))
     if kind == "string" and fmt == "date-time":
         return format_datetime(parse_datetime(raw, tz))
     if kind == "string" and fmt == "date":
-        try:
-            return date.fromisoformat(raw.strip()).isoformat()
-        except ValueError:
-            raise ValueProblem(f"{raw!r} is not a date (YYYY-MM-DD)") from None
+        return parse_date(raw)
     if kind == "integer":
         try:
             number = int(raw.strip())
@@ -154,6 +171,27 @@ def parse_input(raw: str, schema: Mapping[str, Any], tz: ZoneInfo) -> Any:
         except json.JSONDecodeError:
             raise ValueProblem(f"{raw!r} is not valid JSON") from None
     return raw
+
+
+def parse_date(text: str) -> str:
+    """A calendar date `YYYY-MM-DD` inside the supported years, as stored."""
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueProblem(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    if not YEAR_MIN <= day.year <= YEAR_MAX:
+        raise ValueProblem(f"{text!r} is outside the years {YEAR_MIN}–{YEAR_MAX}")
+    return day.isoformat()
+
+
+def check_date_format(value: object) -> bool:
+    """jsonschema FormatChecker hook for `format: date`: ISO and inside the supported years."""
+    if not isinstance(value, str):
+        return True
+    try:
+        return parse_date(value) == value
+    except ValueProblem:
+        return False
 
 
 def check_datetime_format(value: object) -> bool:

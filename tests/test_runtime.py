@@ -97,8 +97,10 @@ def test_refused_malformed_set(run, engine, store, pair, message):
 @pytest.mark.parametrize("amount, why", [
     ("-5", "'-5' is negative; amounts are ≥ 0"),
     ("12.345", "'12.345' has more than 2 decimal places"),
-    ("NaN", "'NaN' is not a finite amount"),
-    ("1e400", "'1e400' is too large"),
+    ("NaN", "'NaN' is not an amount (write e.g. 1200.50)"),
+    ("1e400", "'1e400' is not an amount (write e.g. 1200.50)"),
+    ("12,50", "'12,50' is not an amount (a comma only separates thousands, as in 1,200.50; write decimals "
+              "with a point: 12.50)"),
     ("十元", "'十元' is not an amount (write e.g. 1200.50)"),
 ])
 def test_refused_bad_amounts(run, engine, store, amount, why):

@@ -25,9 +25,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from caseflow.audit.keys import audit_key, mac
+from caseflow.errors import UsageError
 from caseflow.store.backend import backend_of
 from caseflow.store.tables import attempts, audit, cases
-from caseflow.values import format_datetime
+from caseflow.values import ValueProblem, check_length, check_text, format_datetime
 
 GENESIS = "0" * 64
 HASHED = ("case_id", "seq", "workflow", "definition", "kind", "event", "from_state", "to_state",
@@ -92,6 +93,8 @@ def append(conn: Connection, *, case_id: str, workflow: str, definition: str, en
     passes it. Without it the rows prove no version.
     """
     recorded_at = recorded_at or real_stamp()
+    for e in entries:
+        check_note(e.note)
     key = audit_key()
     seq, prev = after if after is not None else head(conn, case_id)
     rows = []
@@ -123,6 +126,16 @@ def append_attempt(conn: Connection, *, case_id: str | None, workflow: str | Non
     row["hash"] = digest = row_hash(row, ATTEMPT_HASHED)
     row["mac"] = mac(audit_key(), digest)
     conn.execute(attempts.insert(), [row])
+
+
+def check_note(note: str | None) -> None:
+    """A note is text like any other: storable, and within the one size limit (values.STRING_MAX)."""
+    if note:
+        try:
+            check_text(note, "--note")
+            check_length(note, "--note")
+        except ValueProblem as exc:
+            raise UsageError(str(exc)) from None
 
 
 def _clip(text: str | None, limit: int = 64) -> str | None:

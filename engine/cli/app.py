@@ -14,7 +14,6 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import click
@@ -310,30 +309,14 @@ def parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 def load_data_file(path: str | None) -> dict[str, Any]:
+    """A --data file: regular, at most 1 MB, 64 levels deep, no duplicate keys, storable text (datafile.py)."""
     if not path:
         return {}
+    from caseflow.datafile import load_data, read_limited
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        return load_data(read_limited(path))
+    except ValueProblem as exc:
         raise UsageError(f"--data {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"--data {path}: expected a JSON object")
-    _check_json_text(data, path)
-    return data
-
-
-def _check_json_text(value: Any, path: str) -> None:
-    """Keys and strings from a --data file must be storable text (no NUL, no lone surrogates)."""
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        for text in (key, item):
-            if isinstance(text, str):
-                try:
-                    check_text(text, "a value")
-                except ValueProblem as exc:
-                    raise UsageError(f"--data {path}: {exc}") from None
-        if isinstance(item, (dict, list)):
-            _check_json_text(item, path)
 
 
 set_option = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set a field or event input.")
@@ -355,7 +338,9 @@ def open_cmd(app: App, workflow: str, sets: tuple[str, ...], data_file: str | No
       caseflow --as wang.fang open refund --set order_no=D-1 --set customer_name=王建国 \\
           --set contract_amount=86000 --set amount_paid=20000 --set work_started=true
     """
-    result = app.engine.open(workflow, app.user, parse_sets(sets), load_data_file(data_file), note)
+    with app.engine.attempting("open", None, app.user, workflow):     # a refused file is an attempt too
+        data = load_data_file(data_file)
+    result = app.engine.open(workflow, app.user, parse_sets(sets), data, note)
     app.out(result, result["id"])
 
 

@@ -81,6 +81,7 @@ def format_checker() -> FormatChecker:
     checker = FormatChecker()
     checker.checks("money")(values.check_money_format)
     checker.checks("date-time")(values.check_datetime_format)
+    checker.checks("date")(values.check_date_format)
     return checker
 
 

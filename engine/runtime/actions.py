@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from caseflow.runtime.snapshot import Change, Snapshot
 
 MAX_CHAIN = 5
+KEY_MAX = 512        # unique values and decision-counter keys: the width of case_keys.value, decision_counts.key
 
 # The optimistic write, built once (building a statement costs more than running it).
 _UPDATE_CASE = (cases.update()
@@ -166,6 +167,10 @@ def _decisions(engine: Engine, conn: Connection, d: Definition, t: Transition, d
         # a counting row names its counter (field, period) so `audit verify` can rebuild the counter
         counter: dict[str, Any] = {}
         if table.count_key and data.get(table.count_key) is not None and holds(table.count_when, act, ctx):
+            if len(str(data[table.count_key])) > KEY_MAX:
+                raise InvalidData("", t.event, "", f"{table.count_key} is "
+                                  f"{len(str(data[table.count_key])):,} characters; a counted field holds at "
+                                  f"most {KEY_MAX}")
             period = _period(now, d, table.count_period)
             count = _bump(conn, d, name, str(data[table.count_key]), period)
             counter = {"counted_by": table.count_key, "period": period}
@@ -208,6 +213,10 @@ def _claim_keys(conn: Connection, d: Definition, case_id: str, before: dict[str,
             conn.execute(case_keys.delete().where(case_keys.c.workflow == d.workflow, case_keys.c.field == f,
                                                   case_keys.c.value == str(old), case_keys.c.case_id == case_id))
         if new is not None:
+            if len(str(new)) > KEY_MAX:         # the key column's width, on SQLite as on PostgreSQL
+                raise InvalidData("" if opening else case_id, f"open {d.workflow}" if opening else event,
+                                  state or d.initial, f"{f} is {len(str(new)):,} characters; a unique field "
+                                  f"holds at most {KEY_MAX}")
             holder = conn.execute(sa.select(case_keys.c.case_id).where(
                 case_keys.c.workflow == d.workflow, case_keys.c.field == f,
                 case_keys.c.value == str(new))).scalar()

@@ -13,7 +13,6 @@ cell is not set); JSON Lines values are taken as typed data, like `--data`.
 from __future__ import annotations
 
 import csv
-import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from caseflow.audit import chain as audit
+from caseflow.datafile import DATA_MAX_BYTES, load_data, regular_file
 from caseflow.definition.evaluate import stamp
 from caseflow.errors import CaseflowError, TransitionRefused, UsageError
 from caseflow.runtime import actions as case_actions
@@ -63,9 +63,12 @@ def read_rows(path: str | Path) -> Iterator[Row]:
     if p.suffix.lower() not in FORMATS:
         raise UsageError(f"{p}: expected a .csv or .jsonl file")
     try:
+        regular_file(p)                 # a FIFO or a device would hang or never end
         handle = p.open(encoding="utf-8-sig", newline="")
     except OSError as exc:
         raise UsageError(f"{p}: {exc.strerror or exc}") from None
+    except ValueProblem as exc:
+        raise UsageError(f"{p}: {exc}") from None
     with handle:
         try:
             yield from (_csv_rows(handle) if p.suffix.lower() == ".csv" else _jsonl_rows(handle))
@@ -96,16 +99,27 @@ def _csv_rows(handle: Any) -> Iterator[Row]:
 
 
 def _jsonl_rows(handle: Any) -> Iterator[Row]:
-    for line, text in enumerate(handle, 1):
+    """One object per line, each read like a --data file (datafile.py: size, depth, duplicate keys, text);
+    a line longer than the limit is refused and skipped without being held in memory."""
+    line = 0
+    while True:
+        text = handle.readline(DATA_MAX_BYTES + 1)
+        if not text:
+            return
+        line += 1
+        if len(text) > DATA_MAX_BYTES and not text.endswith("\n"):
+            while text and not text.endswith("\n"):          # the rest of the over-long line
+                text = handle.readline(DATA_MAX_BYTES + 1)
+            yield Row(line, problem=f"the line is over {DATA_MAX_BYTES:,} characters (the limit)")
+            continue
         if not text.strip():
             continue
         try:
-            value = json.loads(text)
-        except ValueError as exc:
-            yield Row(line, problem=f"not JSON: {exc}")
-            continue
-        if not isinstance(value, dict):
-            yield Row(line, problem="expected a JSON object (one case per line)")
+            value = load_data(text)
+        except ValueProblem as exc:
+            problem = str(exc)
+            yield Row(line, problem="expected a JSON object (one case per line)" if problem == "expected a JSON "
+                      "object" else problem)
             continue
         yield Row(line, data=value)
 
@@ -116,6 +130,8 @@ def import_cases(engine: Engine, workflow: str, actor: str | None, rows: Iterato
     began = time.perf_counter()
     report = ImportReport(workflow)
     engine.check_opener(workflow, actor)          # who may open at all: one refusal, nothing imported
+    with engine.attempting("import", None, actor, workflow):
+        audit.check_note(note)
     pending: list[Row] = []
     for row in rows:
         pending.append(row)
@@ -153,7 +169,7 @@ def _one_batch(engine: Engine, workflow: str, actor: str, rows: list[Row], note:
                 writes.drop_row()                     # nothing of a refused row is written
                 error = "ConcurrentChange" if isinstance(exc, sa.exc.IntegrityError) else type(exc).__name__
                 message = "a unique value was taken meanwhile" if isinstance(exc, sa.exc.IntegrityError) \
-                    else str(exc).removeprefix("--set ")
+                    else str(exc).removeprefix("--set ").removeprefix("--data ")
                 audit.append_attempt(conn, case_id=None, workflow=workflow, event="import", actor=actor,
                                      error=error, reason=f"line {row.line}: {message}", effective_at=stamp(now),
                                      os_user=engine.os_user)

@@ -10,7 +10,7 @@ they were; the refusal itself goes to the separate attempts log.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from caseflow.definition.evaluate import (
     scope,
     split_sets,
     stamp,
+    typed_data,
 )
 from caseflow.definition.expressions import EvalContext
 from caseflow.definition.lint import did_you_mean
@@ -155,10 +156,17 @@ class Engine:
                 pass
             raise
 
+    def attempting(self, event: str, case_id: str | None, actor: str | None,
+                   workflow: str | None = None) -> AbstractContextManager[None]:
+        """For callers that refuse before the engine sees the input (a bad --data file): the refusal
+        is recorded in the attempts log like the engine's own."""
+        return self._recording(event, case_id, actor, workflow)
+
     # -- open -------------------------------------------------------------------------------
     def open(self, workflow: str, actor: str | None, sets: Mapping[str, str] | None = None,
              data: Mapping[str, Any] | None = None, note: str | None = None) -> dict[str, Any]:
         with self._recording("open", None, actor, workflow):
+            audit.check_note(note)
             definition, person, initial = self.plan_open(workflow, actor, sets or {}, data or {})
             now = self.now()
             safeguards.check_not_future(definition, initial, definition.fields, now, "", f"open {workflow}",
@@ -188,7 +196,7 @@ class Engine:
         definition, person = self._opener(workflow, actor)
         fields, _ = split_sets(definition, None, sets)
         safeguards.check_open_fields(definition, data, "--data")
-        return definition, person, {**data, **fields}
+        return definition, person, {**typed_data(definition, data), **fields}
 
     def register(self, conn: Connection, definition: Definition, now: datetime) -> None:
         """Store the definition text once, so cases can always run under their own version."""
@@ -204,6 +212,7 @@ class Engine:
                 note: str | None = None) -> dict[str, Any]:
         with self._recording(event, case_id, actor):
             person = self.person(actor)
+            audit.check_note(note)
             now = self.now()
             with self.store.read_one() as conn:
                 snap = self.snapshot(conn, case_id)
@@ -304,6 +313,7 @@ class Engine:
              note: str | None = None) -> dict[str, Any]:
         with self._recording("reject" if reject else "sign", case_id, actor):
             person = self.person(actor)
+            audit.check_note(note)
             now = self.now()
             with self.store.read() as conn:
                 snap = self.snapshot(conn, case_id)
