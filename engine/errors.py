@@ -262,3 +262,27 @@ class NotAssignee(TransitionRefused):
 
 class AssignmentRefused(TransitionRefused):
     """assign / claim / release is not allowed: wrong role, already held, not held, closed case."""
+
+
+class MigrationRefused(TransitionRefused):
+    """A migration plan (or a revert) is refused as a whole; nothing was migrated. `counts`: verdict → cases."""
+
+    def __init__(self, workflow: str, reason: str, counts: dict[str, int] | None = None) -> None:
+        super().__init__("", f"migrate {workflow}", "", reason)
+        self.workflow = workflow
+        self.counts = dict(counts or {})
+
+
+class MigrationIncomplete(StaleCase):
+    """Some cases were changed by someone else while the run moved them; the rest moved. Run it again."""
+
+    def __init__(self, run: int, case_ids: list[str], verb: str = "moving") -> None:
+        super().__init__(case_ids[0] if case_ids else "")
+        self.run = run
+        self.case_ids = list(case_ids)
+        self.verb = verb
+
+    def __str__(self) -> str:
+        shown = ", ".join(self.case_ids[:5]) + (" …" if len(self.case_ids) > 5 else "")
+        return (f"migration run {self.run}: {len(self.case_ids)} case(s) were changed by someone else while "
+                f"{self.verb} ({shown}); they stay where they were; run it again to retry them")

@@ -155,21 +155,25 @@ def current_version(conn: Connection, case_id: str) -> int:
     return int(version or 0)
 
 
-_SIGNOFF_ROWS = (sa.select(audit.c.kind, audit.c.actor, audit.c.roles, audit.c.effective_at, audit.c.case_version)
+_SIGNOFF_ROWS = (sa.select(audit.c.kind, audit.c.actor, audit.c.roles, audit.c.effective_at, audit.c.case_version,
+                           audit.c.changes)
                  .where(audit.c.case_id == sa.bindparam("case_id"),
-                        audit.c.kind.in_(["open", "transition", "reject", "signoff"]))
+                        audit.c.kind.in_(["open", "transition", "reject", "signoff", "migrate"]))
                  .order_by(audit.c.seq.desc()))
 
 
 def proved_signoffs(conn: Connection, case_id: str, version: int) -> list[dict[str, Any]] | None:
     """The sign-offs the chain records for the case at `version` (the signatures since the last
-    state change); None when the rows predate `case_version` and cannot say."""
+    state change, or those a migration carried over); None when the rows predate `case_version` and cannot say."""
     found: list[dict[str, Any]] = []
     for r in conn.execute(_SIGNOFF_ROWS, {"case_id": case_id}):
         if r.case_version is None:
             return None
         if r.case_version > version:
             continue
+        if r.kind == "migrate":
+            moved = (json.loads(r.changes).get("@migration") or {}).get("signoffs") or [[], []]
+            return [*moved[1], *reversed(found)]
         if r.kind != "signoff":
             break
         roles = json.loads(r.roles) or [None]

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 KIND_ZH = {"open": "立案", "transition": "流转", "signoff": "签字", "reject": "驳回", "decision": "决策表",
            "timer": "计时", "sla": "时限", "sla_warning": "时限预警", "unmask": "查看个人信息",
-           "assign": "分派", "work": "开始办理",
+           "assign": "分派", "work": "开始办理", "migrate": "版本迁移",
            **kinds.labels()}   # + each action kind's
 AUDIT_COLUMNS = ("id", "case_id", "seq", "workflow", "kind", "event", "event_zh", "from_state", "from_zh",
                  "to_state", "to_zh", "actor", "actor_name", "roles", "changes", "note", "effective_at",

@@ -11,6 +11,9 @@ difference. What each row contributes:
   inputs, not fields);
 - a `signoff` row adds the signature `{role: roles[0], by: actor, at:
   effective_at}`; `open`, `transition` and `reject` rows clear the sign-offs;
+- a `migrate` row (a case moved to another definition version, or moved back)
+  carries the field changes too, its `to_state`, and the sign-offs before and
+  after in `changes["@migration"]["signoffs"]`;
 - every row carries `case_version`, the version of the case row after its
   commit; the last row's must be the case row's;
 - `sla` / `timer` rows with `changes.status = [before, after]` set the clock's
@@ -34,7 +37,7 @@ from caseflow.errors import CaseflowError
 from caseflow.store.tables import case_keys, cases, decision_counts, definitions, timers
 
 Found = tuple[str, int | None, str, str]          # where, seq, kind, message: a Problem in verify.py
-FIELD_KINDS = frozenset({"open", "transition", "reject", "signoff"})
+FIELD_KINDS = frozenset({"open", "transition", "reject", "signoff", "migrate"})
 CLEARS_SIGNOFFS = frozenset({"open", "transition", "reject"})
 CLOCK_KINDS = frozenset({"sla", "timer"})
 
@@ -83,6 +86,9 @@ def replay(rows: list[dict[str, Any]]) -> Replayed:
         if kind == "signoff":
             roles = _loads(r["roles"]) or [None]
             out.signoffs.append({"role": roles[0], "by": r["actor"], "at": r["effective_at"]})
+        if kind == "migrate":
+            moved = (changes.get("@migration") or {}).get("signoffs")
+            out.signoffs = list(moved[1]) if isinstance(moved, list) and len(moved) == 2 else []
         if kind in CLOCK_KINDS and isinstance(changes.get("status"), list) and len(changes["status"]) == 2:
             out.clocks[r["event"]] = changes["status"][1]
         if kind == "decision" and changes.get("count") is not None and changes.get("period"):

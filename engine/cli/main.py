@@ -10,6 +10,7 @@ from caseflow.cli import (  # noqa: F401  (importing a command module registers 
     demo,
     diff,
     export,
+    migrate,
     read,
     sla,
     starter,

@@ -281,7 +281,7 @@ def _trigger(raw: dict[str, Any] | None) -> Trigger:
 
 
 RESERVED_PEOPLE = frozenset({"system"})     # the engine's own actor (timers, spawned cases)
-ROLE_FLAGS = ("can_unmask", "can_audit", "can_apply_org")
+ROLE_FLAGS = ("can_unmask", "can_audit", "can_apply_org", "can_migrate")
 
 
 def load_org(path: str | Path) -> Org:

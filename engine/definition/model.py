@@ -196,6 +196,7 @@ class Role:
     can_unmask: bool
     can_audit: bool = False          # read the audit log, its exports and every workflow's cases
     can_apply_org: bool = False      # `caseflow org apply`: put a new org chart in force
+    can_migrate: bool = False        # `caseflow migrate run/revert`: move open cases to another version
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,8 @@ class Org:
         return f"{r.label_zh}({role})" if r else role
 
     def may(self, person: Person, flag: str) -> bool:
-        """Does one of the person's roles carry this org.yaml flag (can_unmask, can_audit, can_apply_org)?"""
+        """Does one of the person's roles carry this org.yaml flag (can_unmask, can_audit, can_apply_org,
+        can_migrate)?"""
         return any(getattr(self.roles[r], flag) for r in person.roles if r in self.roles)
 
     def by_login(self, login: str) -> Person | None:

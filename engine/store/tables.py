@@ -1,5 +1,5 @@
 """The tables (SQLAlchemy Core): definitions, cases, audit, attempts, timers, SLA windows, outbox, keys, counters,
-checkpoints, settings (simulation or live) and orgs (the org chart versions).
+checkpoints, settings (simulation or live), orgs (the org chart versions) and migration runs.
 
 Migrations (store/migrations/) create them; the runtime reads and writes them through Core.
 """
@@ -181,4 +181,23 @@ orgs = sa.Table(
     sa.Column("applied_by", sa.String(64), nullable=False),
     sa.Column("os_user", sa.String(64), nullable=True),
     sa.Column("note", sa.Text, nullable=True),
+)
+
+migration_runs = sa.Table(
+    "migration_runs", metadata,                                 # one row per dry run, run or revert of a plan
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),           # dry-run | run | revert
+    sa.Column("workflow", sa.String(64), nullable=False),
+    sa.Column("from_sha", sa.String(64), nullable=False),
+    sa.Column("to_sha", sa.String(64), nullable=False),
+    sa.Column("plan_sha", sa.String(64), nullable=False),
+    sa.Column("plan_text", sa.Text, nullable=False),
+    sa.Column("reverts", sa.Integer, nullable=True),            # the run a revert undoes
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("os_user", sa.String(64), nullable=True),
+    sa.Column("started_at", sa.String(32), nullable=False),
+    sa.Column("finished_at", sa.String(32), nullable=True),     # NULL while running (or if the runner died)
+    sa.Column("counts", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("verdicts", sa.Text, nullable=False, server_default="[]"),
+    sa.Index("ix_migration_runs_workflow", "workflow", "id"),
 )

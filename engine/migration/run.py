@@ -1,0 +1,171 @@
+"""Running a plan: judge every open case of OLD (dry run), then move the ones that may, one transaction each.
+
+The dry run reads every open case of the plan's OLD version with its audit rows
+and timers in one consistent read and judges each (`verdict.judge`). A run does
+the same, refuses the whole plan when `cannot_migrate: refuse` and some case
+cannot, and otherwise moves each case that may in its own transaction with the
+optimistic version check (`move.write`): a case someone changed since it was
+judged is left where it was and reported (exit 3: run the plan again); a case
+another runner holds (PostgreSQL SKIP LOCKED) or has moved already is skipped,
+so several runners share the work. Every run is recorded (`record.py`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from caseflow.errors import InvalidData, MigrationIncomplete, MigrationRefused, StaleCase
+from caseflow.migration import record
+from caseflow.migration.move import Busy, Gone, Move, write
+from caseflow.migration.plan import Plan
+from caseflow.migration.verdict import VERDICTS, Verdict, judge
+from caseflow.store.tables import audit, cases, timers
+
+if TYPE_CHECKING:
+    from caseflow.runtime.engine import Engine
+
+ROW_COLUMNS = (audit.c.case_id, audit.c.seq, audit.c.kind, audit.c.event, audit.c.from_state, audit.c.to_state,
+               audit.c.actor, audit.c.roles, audit.c.changes, audit.c.effective_at, audit.c.case_version)
+
+
+@dataclass
+class Report:
+    run: int | None
+    kind: str                                   # dry-run | run | revert
+    verdicts: list[Verdict] = field(default_factory=list)
+    migrated: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)       # changed by someone else while moving: retry
+    skipped: list[str] = field(default_factory=list)    # moved by another runner already
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(v.verdict for v in self.verdicts)
+        out = {k: c.get(k, 0) for k in VERDICTS}
+        if self.kind != "dry-run":
+            out.update(migrated=len(self.migrated), lost=len(self.lost), skipped=len(self.skipped),
+                       failed=len(self.failed))
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "kind": self.kind, "counts": self.counts(),
+                "cases": [v.as_dict() | {"outcome": self.outcome(v.case_id)} for v in self.verdicts],
+                "lost": self.lost, "failed": self.failed}
+
+    def outcome(self, case_id: str) -> str | None:
+        if self.kind == "dry-run":
+            return None
+        if case_id in self.migrated:
+            return "migrated" if self.kind == "run" else "reverted"
+        if case_id in self.lost:
+            return "changed meanwhile"
+        if case_id in self.skipped:
+            return "moved by another runner"
+        if case_id in self.failed:
+            return "failed"
+        return "stays"
+
+
+def open_cases(plan: Plan) -> sa.Select[Any]:
+    finals = [s.id for s in plan.old.states.values() if s.final]
+    return sa.select(cases.c.id).where(cases.c.workflow == plan.workflow, cases.c.definition == plan.old.sha256,
+                                       cases.c.state.not_in(finals))
+
+
+def case_histories(conn: Connection, ids: sa.Select[Any]) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]],
+                                                                             list[Any]]]:
+    """(case row, audit rows by seq, timers rows) of each case `ids` selects, in id order."""
+    sub = ids.subquery()
+    rows_of: dict[str, list[dict[str, Any]]] = {}
+    q = sa.select(*ROW_COLUMNS).where(audit.c.case_id.in_(sa.select(sub.c.id))).order_by(audit.c.case_id, audit.c.seq)
+    for r in conn.execute(q.execution_options(yield_per=5000)):
+        rows_of.setdefault(r.case_id, []).append(dict(r._mapping))
+    timers_of: dict[str, list[Any]] = {}
+    for t in conn.execute(sa.select(timers).where(timers.c.case_id.in_(sa.select(sub.c.id)))):
+        timers_of.setdefault(t.case_id, []).append(t)
+    for c in conn.execute(sa.select(cases).where(cases.c.id.in_(sa.select(sub.c.id))).order_by(cases.c.id)):
+        yield dict(c._mapping), rows_of.get(c.id, []), timers_of.get(c.id, [])
+
+
+def judge_all(engine: Engine, plan: Plan, now: datetime) -> list[Verdict]:
+    with engine.store.consistent() as conn:
+        return [judge(plan, engine, case, rows, ts, now) for case, rows, ts in case_histories(conn, open_cases(plan))]
+
+
+def dry_run(engine: Engine, plan: Plan, user: str | None) -> Report:
+    """Every open case's verdict; nothing about the cases changes (the dry run itself is recorded)."""
+    with engine._recording("migrate dry-run", None, user, plan.workflow):
+        person = engine.person(user)
+        record.require(engine, person, f"dry-run a migration of {plan.workflow}", audit_may=True)
+        report = Report(None, "dry-run", judge_all(engine, plan, engine.now()))
+        with engine.store.write() as conn:
+            report.run = record.start(conn, engine, kind="dry-run", workflow=plan.workflow, from_sha=plan.old.sha256,
+                                      to_sha=plan.new.sha256, plan_sha=plan.sha256, plan_text=plan.text,
+                                      actor=person.id)
+        record.finish(engine, report.run, report.counts(), [v.as_dict() for v in report.verdicts])
+    return report
+
+
+def migrate(engine: Engine, plan: Plan, user: str | None, note: str | None = None,
+            before_write: Callable[[str], None] | None = None) -> Report:
+    """Move every case the plan lets move; `before_write(case_id)` runs just before each case's transaction."""
+    with engine._recording("migrate run", None, user, plan.workflow):
+        person = engine.person(user)
+        roles = record.require(engine, person, f"migrate cases of {plan.workflow}")
+        now = engine.now()
+        report = Report(None, "run", judge_all(engine, plan, now))
+        stuck = [v for v in report.verdicts if v.verdict != "filtered" and not v.moves(plan)]
+        if stuck and plan.cannot_migrate == "refuse":
+            n = sum(1 for v in report.verdicts if v.verdict != "filtered")
+            raise MigrationRefused(plan.workflow, f"{len(stuck)} of {n} case(s) cannot migrate and the plan says "
+                                                  f"cannot_migrate: refuse; nothing was migrated (first: "
+                                                  f"{stuck[0].line()})", report.counts())
+        with engine.store.write() as conn:
+            engine.register(conn, plan.new, now)
+            report.run = record.start(conn, engine, kind="run", workflow=plan.workflow, from_sha=plan.old.sha256,
+                                      to_sha=plan.new.sha256, plan_sha=plan.sha256, plan_text=plan.text,
+                                      actor=person.id)
+        for v in report.verdicts:
+            if not v.moves(plan):
+                continue
+            dest = v.destination
+            assert dest is not None
+            m = Move(v.case_id, v.version, plan.old, plan.new, v.state, dest, v.old_data, v.data, v.old_signoffs,
+                     v.signoffs, v.clocks, plan.clocks,
+                     {"from": plan.old.sha256, "to": plan.new.sha256, "plan": plan.sha256, "run": report.run,
+                      "state_map": {v.state: dest}, "verdict": v.verdict})
+            _move(engine, m, person.id, roles, now, note, report, before_write)
+        record.finish(engine, report.run, report.counts(), [v.as_dict() | {"outcome": report.outcome(v.case_id)}
+                                                            for v in report.verdicts])
+        if report.lost:
+            raise MigrationIncomplete(report.run, report.lost)
+    return report
+
+
+def _move(engine: Engine, m: Move, actor: str, roles: list[str], now: datetime, note: str | None,
+          report: Report, before_write: Callable[[str], None] | None) -> None:
+    if before_write is not None:
+        before_write(m.case_id)
+    try:
+        write(engine, m, actor, roles, now, note)
+        report.migrated.append(m.case_id)
+    except Gone:
+        report.skipped.append(m.case_id)
+    except (Busy, StaleCase):
+        report.lost.append(m.case_id)
+    except InvalidData as exc:
+        report.failed[m.case_id] = exc.reason
+
+
+def _json(text: Any) -> Any:
+    return json.loads(text) if isinstance(text, str) else text
+
+
+__all__ = ["Report", "dry_run", "migrate", "judge_all", "case_histories", "open_cases"]
