@@ -47,7 +47,7 @@ import bench_cli  # noqa: E402
 SPIFF_PYTHON = Path(os.environ.get("CASEFLOW_BENCH_SPIFF_PYTHON", "/tmp/spiffvenv/bin/python"))
 OTHER_SCRIPTS = [("definition load", HERE / "bench_load.py"), ("SLA sweep", HERE / "bench_sla.py"),
                  ("inbox", HERE / "bench_inbox.py"), ("reads at scale", HERE / "bench_reads.py"),
-                 ("bulk import", HERE / "bench_import.py")]
+                 ("bulk import", HERE / "bench_import.py"), ("migration", HERE / "bench_migrate.py")]
 
 
 @dataclass

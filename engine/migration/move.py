@@ -66,11 +66,14 @@ class Move:
     event: str = "migrate"              # migrate | revert
 
 
-def write(engine: Engine, m: Move, actor: str, roles: list[str], now: datetime, note: str | None) -> int:
-    """Commit one move; returns the new case version. Busy, Gone or StaleCase when it cannot."""
+def write(engine: Engine, m: Move, actor: str, roles: list[str], now: datetime, note: str | None,
+          *, wait: bool = False) -> int:
+    """Commit one move; returns the new case version. Busy (someone holds the case and `wait` is false),
+    Gone or StaleCase when it cannot."""
     store = engine.store
     with store.write() as conn:
-        row = conn.execute(store.backend.skip_locked(_CLAIM), {"case_id": m.case_id}).first()
+        claim = _CLAIM.with_for_update() if wait else store.backend.skip_locked(_CLAIM)
+        row = conn.execute(claim, {"case_id": m.case_id}).first()
         if row is None:
             raise Busy(m.case_id)
         if row.definition != m.source.sha256:

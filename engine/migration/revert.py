@@ -83,7 +83,7 @@ def revert(engine: Engine, run_id: int, user: str | None, note: str | None = Non
                      json.loads(case["signoffs"]), list(sigs[0]), clocks, "recompute",
                      {"from": new.sha256, "to": old.sha256, "plan": run.plan_sha, "run": report.run,
                       "reverts": run_id, "state_map": {case["state"]: mark["from_state"]}}, event="revert")
-            _move(engine, m, person.id, roles, now, note, report, None)
+            _move(engine, m, person.id, roles, now, note, report, None, wait=True)
         record.finish(engine, report.run, report.counts(),
                       [v.as_dict() | {"outcome": report.outcome(v.case_id)} for v in report.verdicts])
         if report.lost:

@@ -12,7 +12,6 @@ so several runners share the work. Every run is recorded (`record.py`).
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -132,6 +131,7 @@ def migrate(engine: Engine, plan: Plan, user: str | None, note: str | None = Non
             report.run = record.start(conn, engine, kind="run", workflow=plan.workflow, from_sha=plan.old.sha256,
                                       to_sha=plan.new.sha256, plan_sha=plan.sha256, plan_text=plan.text,
                                       actor=person.id)
+        busy: list[Move] = []
         for v in report.verdicts:
             if not v.moves(plan):
                 continue
@@ -141,7 +141,10 @@ def migrate(engine: Engine, plan: Plan, user: str | None, note: str | None = Non
                      v.signoffs, v.clocks, plan.clocks,
                      {"from": plan.old.sha256, "to": plan.new.sha256, "plan": plan.sha256, "run": report.run,
                       "state_map": {v.state: dest}, "verdict": v.verdict})
-            _move(engine, m, person.id, roles, now, note, report, before_write)
+            if _move(engine, m, person.id, roles, now, note, report, before_write) == "busy":
+                busy.append(m)
+        for m in busy:                       # held by another runner (or a person) a moment ago: wait for it now
+            _move(engine, m, person.id, roles, now, note, report, None, wait=True)
         record.finish(engine, report.run, report.counts(), [v.as_dict() | {"outcome": report.outcome(v.case_id)}
                                                             for v in report.verdicts])
         if report.lost:
@@ -150,22 +153,25 @@ def migrate(engine: Engine, plan: Plan, user: str | None, note: str | None = Non
 
 
 def _move(engine: Engine, m: Move, actor: str, roles: list[str], now: datetime, note: str | None,
-          report: Report, before_write: Callable[[str], None] | None) -> None:
+          report: Report, before_write: Callable[[str], None] | None, *, wait: bool = False) -> str:
+    """Write one move and file its outcome in the report; "busy" when another transaction holds the case."""
     if before_write is not None:
         before_write(m.case_id)
     try:
-        write(engine, m, actor, roles, now, note)
+        write(engine, m, actor, roles, now, note, wait=wait)
         report.migrated.append(m.case_id)
+        return "moved"
     except Gone:
         report.skipped.append(m.case_id)
-    except (Busy, StaleCase):
+        return "skipped"
+    except Busy:
+        return "busy"
+    except StaleCase:
         report.lost.append(m.case_id)
+        return "lost"
     except InvalidData as exc:
         report.failed[m.case_id] = exc.reason
-
-
-def _json(text: Any) -> Any:
-    return json.loads(text) if isinstance(text, str) else text
+        return "failed"
 
 
 __all__ = ["Report", "dry_run", "migrate", "judge_all", "case_histories", "open_cases"]

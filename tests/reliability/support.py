@@ -210,7 +210,7 @@ def chain_problems(store: Store) -> list[str]:
     return problems
 
 
-MOVES = ("open", "transition", "reject")
+MOVES = ("open", "transition", "reject", "migrate")      # migrate: a case moved to another version
 
 
 def commits_in(log: list[dict[str, Any]]) -> int:
