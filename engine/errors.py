@@ -211,6 +211,31 @@ class StorageError(CaseflowError):
     exit_code = 5
 
 
+class LockTimeout(StorageError):
+    """Another process held the database lock longer than the lock timeout; nothing was changed (exit 6)."""
+
+    exit_code = 6
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the database is locked by another process; gave up after {seconds:g} s, nothing was "
+                         "changed (retry, or wait longer with --lock-timeout / CASEFLOW_LOCK_TIMEOUT)")
+        self.seconds = seconds
+
+
+class SweepCutOff(StorageError):
+    """`sla run` lost its database part-way: what it committed stays committed (each timer is its own
+    transaction), the rest is untouched and a rerun continues from there (exit 5)."""
+
+    def __init__(self, committed: int, counts: dict[str, int], cause: str) -> None:
+        done = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+        what = f" ({done})" if done else ""
+        super().__init__(f"database error after {committed} due timer(s) were handled and committed{what}; "
+                         f"the others were not changed: run `caseflow sla run` again to continue ({cause})")
+        self.committed = committed
+        self.counts = counts
+        self.cause = cause
+
+
 class AlreadyExists(CaseflowError):
     """`caseflow init` would overwrite a file; nothing was written."""
 

@@ -18,9 +18,9 @@ def db() -> None:
 
 
 def _init(app: App, grant: tuple[str, ...]) -> None:
+    from caseflow.cli.opening import open_store
     from caseflow.runtime.engine import Engine
-    from caseflow.store.database import Store
-    store = Store(app.db)
+    store = open_store(app.db, app.lock_timeout)
     store.migrate(simulation=app.simulation)
     engine = Engine(store, app.catalog)          # the first use stores the org chart given in --workflows
     granted: list[str] = []

@@ -3,7 +3,7 @@
 No logic lives here. The global options (--db, --workflows, --as, --now,
 --json) are accepted before and after the subcommand. Every `CaseflowError` becomes one `error:` line on
 stderr and its class's exit code (1 refused, 2 usage, 3 concurrent change,
-4 not found, 5 database) in one place, `CaseflowGroup.invoke`.
+4 not found, 5 database, 6 lock wait timed out) in one place, `CaseflowGroup.invoke`.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ class App:
     """Lazily built pieces: `validate` needs no database, `show` needs no write."""
 
     def __init__(self, db: str | None, workflows: str | None, user: str | None, now: str | None,
-                 as_json: bool, simulation: bool = False) -> None:
+                 as_json: bool, simulation: bool = False, lock_timeout: str | None = None) -> None:
         self.db, self.workflows_dir, self.user, self.as_json = db, workflows, user, as_json
         self.fixed_now = _parse_now(now) if now else None
-        self.simulation = simulation     # create the database as a simulation (only then --now counts)
+        self.simulation, self.lock_timeout = simulation, lock_timeout  # as a simulation (--now counts); lock wait
         self.anonymous = False           # `demo`: acts as the story's people, not as --as
         self.person = None               # who runs this command, identified when the engine is built
         self._catalog = None
@@ -54,7 +54,7 @@ class App:
         elif name == "simulation":
             self.simulation = self.simulation or bool(value)
         else:
-            setattr(self, {"db": "db", "workflows": "workflows_dir", "as": "user"}[name], value)
+            setattr(self, {"workflows": "workflows_dir", "as": "user"}.get(name, name.replace("-", "_")), value)
 
     @property
     def catalog(self):  # noqa: ANN201
@@ -67,19 +67,17 @@ class App:
     def engine(self):  # noqa: ANN201
         if self._engine is None:
             from caseflow.runtime.engine import Engine
-            from caseflow.store.database import Store
-            store = Store(self.db)
+            what = " ".join(ctx.command_path.split()[1:]) if (ctx := click.get_current_context(silent=True)) else ""
+            from caseflow.cli.opening import READ_ONLY_COMMANDS, open_store
+            store = open_store(self.db, self.lock_timeout, readonly=what in READ_ONLY_COMMANDS)
             if store.backend.has_logins:            # the runtime role owns nothing: `db init` migrates
                 from caseflow.store.migrate import require_current
                 require_current(store)
             else:
                 store.migrate(simulation=self.simulation)
-            clock = (lambda: self.fixed_now) if self.fixed_now else None
-            engine = Engine(store, self.catalog, clock)
+            engine = Engine(store, self.catalog, (lambda: self.fixed_now) if self.fixed_now else None)
             self._catalog = engine.catalog          # the org chart stored in the database, not the file's
             if not self.anonymous:                  # every command, reads included, needs a known person
-                ctx = click.get_current_context(silent=True)
-                what = " ".join(ctx.command_path.split()[1:]) if ctx else "caseflow"
                 self.person = engine.identify(self.user, what or "caseflow")
                 if what in AUDITOR_COMMANDS:
                     from caseflow.views.access import require_audit
@@ -123,6 +121,8 @@ GLOBAL_OPTIONS = [
     ("--now", "now", "CASEFLOW_NOW", "Act as if at this ISO 8601 time (simulation databases only)."),
     ("--simulation", "simulation", "CASEFLOW_SIMULATION",
      "Create the database as a simulation (training, tests): only there is --now honoured."),
+    ("--lock-timeout", "lock_timeout", "CASEFLOW_LOCK_TIMEOUT",
+     "Seconds to wait for a database lock held by another process (default 30); then exit 6, nothing changed."),
     ("--json", "as_json", None, "Machine-readable output."),
 ]
 FLAGS = ("--json", "--simulation")
@@ -133,7 +133,7 @@ class GlobalOption(click.Option):
 
     def __init__(self, flag: str, envvar: str | None, help_text: str) -> None:
         kind: dict[str, Any] = {"is_flag": True, "default": False} if flag in FLAGS else {}
-        super().__init__([flag, "global_" + flag[2:]], expose_value=False, envvar=envvar,
+        super().__init__([flag, "global_" + flag[2:].replace("-", "_")], expose_value=False, envvar=envvar,
                          show_envvar=bool(envvar), help=help_text, callback=_late_global, **kind)
         self.flag = flag
 
@@ -266,8 +266,8 @@ class CaseflowGroup(click.Group):
 pass_app = click.make_pass_decorator(App)
 
 
-EPILOG = ("Exit codes: 0 done, 1 refused, 2 usage or invalid workflow file, 3 changed by someone else "
-          "(retry), 4 not found, 5 database unreachable, 70 internal error, 130 interrupted.")
+EPILOG = ("Exit codes: 0 done, 1 refused, 2 usage or invalid workflow file, 3 changed by someone else (retry), "
+          "4 not found, 5 database unreachable, 6 database lock wait timed out, 70 internal error, 130 interrupted.")
 
 
 def _global_options(f: Any) -> Any:
@@ -282,7 +282,7 @@ def _global_options(f: Any) -> Any:
 @click.version_option(package_name="caseflow")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, workflows: str | None, user: str | None, now: str | None,
-        simulation: bool, as_json: bool) -> None:
+        simulation: bool, lock_timeout: str | None, as_json: bool) -> None:
     """caseflow — customer-service casework run from YAML workflows.
 
     Global options go before or after the command (`caseflow --json show X` is
@@ -293,7 +293,7 @@ def cli(ctx: click.Context, db: str | None, workflows: str | None, user: str | N
       caseflow demo
       caseflow --as wang.fang list --workflow refund
     """
-    ctx.obj = App(db, workflows, user, now, as_json, simulation)
+    ctx.obj = App(db, workflows, user, now, as_json, simulation, lock_timeout)
 
 
 def parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:

@@ -65,7 +65,7 @@ def _store(ctx: click.Context) -> Any:
     url = _settings(ctx).get("db") or DEFAULT_URL
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         return None
-    return Store(url)
+    return Store(url, readonly=True)
 
 
 def _quiet(offer: Callable[[click.Context, str], list[CompletionItem]]) -> Any:

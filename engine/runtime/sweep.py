@@ -32,7 +32,7 @@ from caseflow.audit import chain as audit
 from caseflow.audit.chain import Entry
 from caseflow.definition.evaluate import stamp
 from caseflow.definition.model import Clock
-from caseflow.errors import CaseflowError, StaleCase, StorageError
+from caseflow.errors import CaseflowError, StaleCase, StorageError, SweepCutOff
 from caseflow.runtime.actions import fire_system, run_actions
 from caseflow.sla import windows
 from caseflow.sla.calendar import BusinessCalendar
@@ -89,12 +89,23 @@ def sweep(engine: Engine, now: datetime, batch: int = 200, limit: int | None = N
     """
     report, started = SweepReport(), _time.perf_counter()
     try:
-        with engine.store.engine.connect() as conn:      # one connection, one transaction per timer
+        with engine.store.writer.connect() as conn:      # one connection, one transaction per timer
             _sweep_pages(engine, conn, now, batch, limit, progress, report)
-    except sa.exc.OperationalError as exc:
-        raise StorageError(f"database error: {_short(exc)}") from None
+    except (sa.exc.OperationalError, sa.exc.InterfaceError, StorageError) as exc:
+        cause = _short(exc) if isinstance(exc, sa.exc.SQLAlchemyError) else str(exc)
+        cause = cause.removeprefix("database error, nothing was changed: ").removeprefix("database error: ")
+        if report.handled:
+            raise SweepCutOff(report.handled, _counts(report), cause) from None
+        if isinstance(exc, StorageError):
+            raise
+        raise StorageError(f"database error: {cause}") from None
     report.seconds = _time.perf_counter() - started
     return report
+
+
+def _counts(report: SweepReport) -> dict[str, int]:
+    return {"fired": report.fired, "breached": report.breached, "warning(s)": report.warnings,
+            "rescheduled": report.rescheduled, "cancelled": report.cancelled}
 
 
 def _sweep_pages(engine: Engine, conn: Connection, now: datetime, batch: int, limit: int | None,

@@ -25,6 +25,8 @@ from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from caseflow.errors import StorageError, UsageError
+from caseflow.store.locks import PID, LockWait, watch
+from caseflow.store.sqlite_files import begin_immediate, open_read_only
 
 # Advisory locks that serialize the writers of one chain (the attempts log, the checkpoints).
 LOCKS = {"attempts": 7242001, "checkpoints": 7242002}
@@ -47,10 +49,18 @@ class Backend:
     # Operators log in as themselves (the person comes from the login) and the runtime role owns nothing,
     # so only `caseflow db init` / `db upgrade` (as the owner) migrate. SQLite: one file, migrated on use.
     has_logins: ClassVar[bool] = False
+    # The database is a file the first writer creates: a read-only open of a missing one is "no schema yet".
+    creates_on_open: ClassVar[bool] = False
 
     # -- connections --------------------------------------------------------------------------
-    def create_engine(self, url: str) -> SAEngine:
+    def create_engine(self, url: str, readonly: bool = False, wait: LockWait | None = None) -> SAEngine:
+        """An engine for `url`; `readonly`: its connections can only read (a read-only command, an
+        evidence copy); a writer waits for locks as `wait` says (store/locks.py)."""
         return sa.create_engine(url, pool_pre_ping=True)
+
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        """The database gave up waiting for a lock (`lock_timeout`)."""
+        return False
 
     def read_options(self) -> dict[str, Any]:
         """Execution options of a read-only connection."""
@@ -135,17 +145,32 @@ class SQLiteBackend(Backend):
 
     name = "sqlite"
     explain = "EXPLAIN QUERY PLAN "
+    creates_on_open = True
 
-    def create_engine(self, url: str) -> SAEngine:
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+    def create_engine(self, url: str, readonly: bool = False, wait: LockWait | None = None) -> SAEngine:
+        """Read-only: a `mode=ro` URI, no journal-mode change, only deferred BEGINs, so it never takes
+        or waits for the write lock and works on a file nobody may write. A writer's BEGIN IMMEDIATE
+        waits for the write lock as `wait` says."""
+        wait = wait or LockWait()
+        target = sa.engine.make_url(url)
+        if readonly and target.database and target.database != ":memory:" and not target.query.get("uri"):
+            from urllib.parse import quote
+            target = target.set(database="file:" + quote(target.database),
+                                query={**target.query, "mode": "ro", "uri": "true"})
+        engine = sa.create_engine(target, connect_args={"timeout": wait.first_ms / 1000})
+        if readonly and target.query.get("mode") == "ro":
+            event.listen(engine, "do_connect", open_read_only)
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_conn, _record) -> None:  # noqa: ANN001
             dbapi_conn.isolation_level = None       # we issue BEGIN ourselves
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA synchronous={os.environ.get('CASEFLOW_SQLITE_SYNC', 'NORMAL')}")
-            cur.execute("PRAGMA busy_timeout=30000")
+            if readonly:
+                cur.execute("PRAGMA query_only=ON")
+            else:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute(f"PRAGMA synchronous={os.environ.get('CASEFLOW_SQLITE_SYNC', 'NORMAL')}")
+            cur.execute(f"PRAGMA busy_timeout={wait.first_ms}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
@@ -154,7 +179,10 @@ class SQLiteBackend(Backend):
             options = conn.get_execution_options()
             if options.get(SINGLE_READ):
                 return                              # one SELECT is atomic by itself: no BEGIN/COMMIT
-            conn.exec_driver_sql("BEGIN" if options.get(READONLY) else "BEGIN IMMEDIATE")
+            if readonly or options.get(READONLY):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                begin_immediate(conn.connection.dbapi_connection, wait)
 
         return engine
 
@@ -182,6 +210,32 @@ class PostgresBackend(Backend):
 
     name = "postgresql"
     has_logins = True
+
+    def create_engine(self, url: str, readonly: bool = False, wait: LockWait | None = None) -> SAEngine:
+        """Read-only: every transaction of the session is READ ONLY (autocommit reads too). A writer
+        sets `lock_timeout` and says when it waits for a lock (store/locks.py)."""
+        engine = sa.create_engine(url, pool_pre_ping=True)
+        if readonly:
+            @event.listens_for(engine, "connect")
+            def _connect(dbapi_conn, _record) -> None:  # noqa: ANN001
+                with dbapi_conn.cursor() as cur:
+                    cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                dbapi_conn.commit()
+        else:
+            wait = wait or LockWait()
+            ms = max(int(wait.timeout * 1000), 1)      # 0 would mean "wait forever" to PostgreSQL
+
+            @event.listens_for(engine, "connect")
+            def _connect_writer(dbapi_conn, record) -> None:  # noqa: ANN001
+                with dbapi_conn.cursor() as cur:
+                    cur.execute(f"SET lock_timeout = {ms}")
+                dbapi_conn.commit()
+                record.info[PID] = dbapi_conn.info.backend_pid
+            watch(engine, wait, lambda pid: _waits_for_lock(engine, pid))
+        return engine
+
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        return getattr(getattr(exc, "orig", exc), "sqlstate", None) == "55P03"     # lock_not_available
 
     def single_read_options(self) -> dict[str, Any]:
         return {**super().single_read_options(), "isolation_level": "AUTOCOMMIT"}
@@ -260,6 +314,17 @@ class PostgresBackend(Backend):
 
     def analyze(self, conn: Connection) -> None:
         conn.execute(sa.text("ANALYZE"))
+
+
+def _waits_for_lock(engine: SAEngine, pid: int) -> bool | None:
+    """Is PostgreSQL server process `pid` waiting for a lock? (its own short connection; None: cannot tell)"""
+    try:
+        with sa.create_engine(engine.url, poolclass=sa.pool.NullPool).connect() as conn:
+            kind = conn.execute(sa.text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"),
+                                {"pid": pid}).scalar()
+    except sa.exc.SQLAlchemyError:
+        return None
+    return kind == "Lock"
 
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (SQLiteBackend(), PostgresBackend())}

@@ -17,16 +17,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SAEngine
 
-from caseflow.errors import ConcurrentChange, StorageError, UsageError
+from caseflow.errors import ConcurrentChange, LockTimeout, StorageError, UsageError
 from caseflow.store.backend import Backend, backend_for, refuse_in_memory, shown_url
+from caseflow.store.locks import LockWait
 
 DEFAULT_URL = "sqlite:///caseflow.db"
 
 
-def create_engine(url: str | None = None) -> SAEngine:
+def create_engine(url: str | None = None, readonly: bool = False, wait: LockWait | None = None) -> SAEngine:
     url = url or DEFAULT_URL
     try:
-        return backend_for(url).create_engine(url)
+        return backend_for(url).create_engine(url, readonly, wait)
     except (sa.exc.ArgumentError, ImportError) as exc:
         hint = " (the PostgreSQL driver is an extra: pip install 'caseflow[postgres]')" \
             if isinstance(exc, ImportError) and "psycopg" in str(exc) else ""
@@ -34,24 +35,49 @@ def create_engine(url: str | None = None) -> SAEngine:
 
 
 class Store:
-    """A database connection factory plus the one-transaction-per-action discipline."""
+    """A database connection factory plus the one-transaction-per-action discipline.
 
-    def __init__(self, url: str | None = None) -> None:
+    `readonly` (the read-only commands: show, list, history, audit, audit verify, report, …): `engine`
+    only reads — on SQLite a `mode=ro` file that never takes the write lock (so a read-only evidence
+    copy works), on PostgreSQL READ ONLY transactions. The few writes such a command may still make
+    (an audited unmask, a refusal for the attempts log, the first use of a database) go through
+    `writer`, opened only then. `wait`: how long a writer waits for a lock (store/locks.py).
+    """
+
+    def __init__(self, url: str | None = None, readonly: bool = False, wait: LockWait | None = None) -> None:
         self.url = url or DEFAULT_URL
         self.backend: Backend = backend_for(self.url)
         refuse_in_memory(self.url)
-        self.engine = create_engine(self.url)
+        self.readonly = readonly
+        self.wait = wait or LockWait.from_env()
+        self.engine = create_engine(self.url, readonly, self.wait)
+        self._writer: SAEngine | None = None if readonly else self.engine
+
+    @property
+    def writer(self) -> SAEngine:
+        """The engine writes go through (the same as `engine` unless the store is read-only)."""
+        if self._writer is None:
+            self._writer = create_engine(self.url, False, self.wait)
+        return self._writer
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self._writer is not None and self._writer is not self.engine:
+            self._writer.dispose()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction; SQLite takes the write lock at BEGIN."""
         try:
-            with self.engine.begin() as conn:
+            with self.writer.begin() as conn:
                 yield conn
         except sa.exc.IntegrityError as exc:
             # a unique key taken by a concurrent writer between our read and our write
             raise ConcurrentChange(_short(exc)) from None
-        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.InternalError) as exc:
+            # InternalError: e.g. PostgreSQL refusing a write in a read-only session (a standby, a copy)
+            if self.backend.is_lock_timeout(exc):
+                raise LockTimeout(self.wait.timeout) from None
             raise StorageError(f"database error, nothing was changed: {_short(exc)}") from None
 
     @contextmanager
@@ -96,17 +122,23 @@ class Store:
         from caseflow.store import settings as db_settings
         try:
             before = migrate.current(self)
-            migrate.upgrade(self)
-            if before == migrate.HEAD and not simulation:
-                return
-            with self.write() as conn:
+            if before != migrate.HEAD:
+                migrate.upgrade(self)
+            elif not simulation:
+                return                      # the usual case: one read, no write lock
+            with self.read() as conn:
                 found = db_settings.mode(conn)
-                if found is None:
-                    from datetime import UTC, datetime
-                    db_settings.record_mode(conn, simulation, datetime.now(UTC).isoformat().replace("+00:00", "Z"))
-                elif simulation and found != db_settings.SIMULATION:
-                    raise UsageError(f"--simulation applies only when a database is created; {self.shown_url} "
-                                     f"is a {found} database")
+            if found is None:
+                with self.write() as conn:
+                    found = db_settings.mode(conn)
+                    if found is None:
+                        from datetime import UTC, datetime
+                        db_settings.record_mode(conn, simulation,
+                                                datetime.now(UTC).isoformat().replace("+00:00", "Z"))
+                        return
+            if simulation and found != db_settings.SIMULATION:
+                raise UsageError(f"--simulation applies only when a database is created; {self.shown_url} "
+                                 f"is a {found} database")
         except sa.exc.DBAPIError as exc:
             raise StorageError(f"database error: {_short(exc)}") from None
 

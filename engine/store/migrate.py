@@ -30,10 +30,17 @@ def _config() -> Config:
 
 
 def current(store: Store) -> str | None:
-    with store.engine.connect() as conn:
-        if not sa.inspect(conn).has_table("alembic_version"):
-            return None
-        return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    """The stored revision, read without taking the write lock; None for a new (or missing) database."""
+    try:
+        with store.engine.connect() as conn:
+            conn = conn.execution_options(**store.backend.read_options())
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    except sa.exc.OperationalError:
+        if store.readonly and store.backend.creates_on_open:
+            return None         # a read-only open of a file that is not there yet: the writer creates it
+        raise
 
 
 def upgrade(store: Store) -> None:
@@ -41,7 +48,7 @@ def upgrade(store: Store) -> None:
         return
     from alembic import command
     cfg = _config()
-    with store.engine.begin() as conn:
+    with store.writer.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
