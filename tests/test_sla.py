@@ -29,6 +29,7 @@ from caseflow.runtime.identity import apply_org
 from caseflow.runtime.sweep import count_due, recompute_provisional, sweep
 from caseflow.sla.clocks import deadline, ts
 from caseflow.sla.compliance import compliance as sla_compliance
+from caseflow.store.locks import NOTICE
 from caseflow.store.tables import audit, outbox, timers
 
 from .conftest import audit_rows, shanghai
@@ -383,7 +384,8 @@ def test_two_sla_run_processes_fire_each_of_10000_due_timers_exactly_once(store,
     procs = [subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     outputs = [p.communicate(timeout=540) for p in procs]
-    assert [(p.returncode, err) for p, (_, err) in zip(procs, outputs)] == [(0, ""), (0, "")]
+    # two writers take turns: one may say it waits for the other's write lock (store/locks.py), nothing else
+    assert [(p.returncode, err.replace(NOTICE + "\n", "")) for p, (_, err) in zip(procs, outputs)] == [(0, "")] * 2
     reports = [json.loads(out) for out, _ in outputs]
     assert sum(r["breached"] for r in reports) == N_DUE
     with store.engine.connect() as conn:

@@ -3,6 +3,9 @@
 - every stored definition text must hash to its key (an edited old version
   would otherwise run old cases under rules nobody approved), and every audit
   row's and case row's definition must exist;
+- every stored org chart version (org.yaml + calendars.yaml, table `orgs`) must
+  hash to its key (an edited text gives people roles, or moves holidays, that
+  nobody applied), and every audit row's `org` must be a stored version;
 - the append-only triggers must be in place (and enabled, on PostgreSQL), and
   no role but the owner may UPDATE, DELETE or TRUNCATE the log tables;
 - checkpoint digests kept outside the database (an anchor file, one JSON
@@ -25,9 +28,10 @@ from sqlalchemy.engine import Connection
 from caseflow.definition.model import sha256_of
 from caseflow.errors import UsageError
 from caseflow.store.backend import backend_of
-from caseflow.store.tables import audit, cases, checkpoints, definitions
+from caseflow.store.tables import audit, cases, checkpoints, definitions, orgs
 
 LOG_TABLES = ("audit", "attempts", "checkpoints")
+GUARDED = LOG_TABLES + ("orgs", "settings")      # append-only by trigger (revisions 0001 and 0004)
 ANCHOR_ENV = "CASEFLOW_ANCHOR_FILE"
 
 
@@ -62,17 +66,38 @@ def check_definitions(conn: Connection) -> list[Finding]:
     return out
 
 
+def check_orgs(conn: Connection) -> list[Finding]:
+    from caseflow.catalog import org_version
+    out: list[Finding] = []
+    known: set[str] = set()
+    for o in conn.execute(sa.select(orgs.c.id, orgs.c.sha256, orgs.c.org_text, orgs.c.calendars_text)
+                          .order_by(orgs.c.id)):
+        known.add(o.sha256)
+        if org_version(o.org_text, o.calendars_text) != o.sha256:
+            out.append(Finding("orgs", o.id, "org",
+                               f"stored org chart version {o.id} ({o.sha256[:12]}) does not hash to its key "
+                               f"(its org.yaml or calendars.yaml text was edited in the database)"))
+    used = conn.execute(sa.select(audit.c.org, sa.func.min(audit.c.case_id).label("case_id"))
+                        .where(audit.c.org.is_not(None)).group_by(audit.c.org))
+    for r in used:
+        if r.org not in known:
+            out.append(Finding(r.case_id, None, "org",
+                               f"audit rows name org chart version {r.org[:12]}, which no stored org chart has "
+                               f"(forged rows, or the org version was deleted)"))
+    return out
+
+
 def check_guards(conn: Connection) -> list[Finding]:
     """Append-only triggers present (and enabled); no write grants on the log tables but the owner's."""
     backend = backend_of(conn)
     out: list[Finding] = []
-    expected = {name for table in LOG_TABLES for name in backend.append_only_triggers(table)}
+    expected = {name for table in GUARDED for name in backend.append_only_triggers(table)}
     missing = sorted(expected - backend.enabled_triggers(conn))
     if missing:
         out.append(Finding("guards", None, "guards",
                            f"append-only trigger(s) missing or disabled: {', '.join(missing)} (the log tables "
                            f"can be rewritten)"))
-    for grantee, table, privilege in backend.write_grants(conn, LOG_TABLES):
+    for grantee, table, privilege in backend.write_grants(conn, GUARDED):
         out.append(Finding("guards", None, "guards",
                            f"role {grantee} may {privilege} {table}: the log is append-only"))
     return out
@@ -133,5 +158,5 @@ def check_anchor(conn: Connection, anchored: list[dict[str, Any]]) -> list[Findi
     return out
 
 
-__all__ = ["Finding", "check_definitions", "check_guards", "check_anchor", "read_anchor", "write_anchor",
+__all__ = ["Finding", "check_definitions", "check_orgs", "check_guards", "check_anchor", "read_anchor", "write_anchor",
            "anchor_path"]

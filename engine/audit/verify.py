@@ -339,7 +339,7 @@ def verify(store: Store, expect: str | None = None, catalog: Any = None, anchor:
             report.anchored = len(anchored)
             report.problems += [Problem(f.where, f.seq, f.kind, f.message)
                                 for f in integrity.check_anchor(conn, anchored)]
-        for f in integrity.check_guards(conn) + integrity.check_definitions(conn):
+        for f in integrity.check_guards(conn) + integrity.check_definitions(conn) + integrity.check_orgs(conn):
             report.problems.append(Problem(f.where, f.seq, f.kind, f.message))
         tables = Tables.read(conn)
         defs = Definitions(conn, catalog)

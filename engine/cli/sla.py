@@ -75,7 +75,7 @@ def _progress(total: int) -> Iterator[Any]:
 def _render_run(r: dict[str, Any]) -> str:
     line = (f"handled {r['handled']} due timer(s) in {r['seconds']:.2f}s: {r['fired']} fired, "
             f"{r['breached']} breached, {r['warnings']} warning(s)")
-    extra = [f"{r[k]} {k}" for k in ("rescheduled", "cancelled", "skipped", "busy", "recomputed") if r[k]]
+    extra = [f"{r[k]} {k}" for k in ("rescheduled", "rejudged", "cancelled", "skipped", "busy", "recomputed") if r[k]]
     if r["failures"]:
         extra.append(f"{len(r['failures'])} failed")
     return line + (f"; {', '.join(extra)}" if extra else "")

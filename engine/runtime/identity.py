@@ -96,6 +96,8 @@ def apply_org(engine: Engine, catalog: Catalog, user: str | None, note: str | No
             version = db_settings.record_org(conn, sha256=sha, org_text=catalog.org_text,
                                              calendars_text=catalog.calendars_text, at=stamp(engine.now()),
                                              by=person.id, os_user=engine.os_user, note=note)
+            from caseflow.runtime.rejudge import due_again
+            due_again(conn, engine.now())       # the next sla run looks at every provisional deadline again
     return {"version": version, "sha256": sha, "changed": True, "previous": current[1] if current else None}
 
 

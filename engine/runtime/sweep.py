@@ -33,6 +33,7 @@ from caseflow.audit.chain import Entry
 from caseflow.definition.evaluate import stamp
 from caseflow.definition.model import Clock
 from caseflow.errors import CaseflowError, StaleCase, StorageError, SweepCutOff
+from caseflow.runtime import rejudge
 from caseflow.runtime.actions import fire_system, run_actions
 from caseflow.sla import windows
 from caseflow.sla.calendar import BusinessCalendar
@@ -57,6 +58,7 @@ class SweepReport:
     breached: int = 0        # SLAs that went past their deadline (on_breach ran)
     warnings: int = 0        # warning thresholds reached
     rescheduled: int = 0     # provisional deadlines looked at again, nothing due yet
+    rejudged: int = 0        # breaches of provisional deadlines kept, moved or withdrawn (rejudge.py)
     cancelled: int = 0       # rows of closed cases, retired without actions
     skipped: int = 0         # read as due, then handled or held by another sweeper
     busy: int = 0            # its case was being changed by someone; left for the next run
@@ -65,7 +67,7 @@ class SweepReport:
 
     @property
     def handled(self) -> int:
-        return self.fired + self.breached + self.warnings + self.rescheduled + self.cancelled
+        return self.fired + self.breached + self.warnings + self.rescheduled + self.cancelled + self.rejudged
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "handled": self.handled, "seconds": round(self.seconds, 3)}
@@ -105,7 +107,7 @@ def sweep(engine: Engine, now: datetime, batch: int = 200, limit: int | None = N
 
 def _counts(report: SweepReport) -> dict[str, int]:
     return {"fired": report.fired, "breached": report.breached, "warning(s)": report.warnings,
-            "rescheduled": report.rescheduled, "cancelled": report.cancelled}
+            "rescheduled": report.rescheduled, "rejudged": report.rejudged, "cancelled": report.cancelled}
 
 
 def _sweep_pages(engine: Engine, conn: Connection, now: datetime, batch: int, limit: int | None,
@@ -150,7 +152,8 @@ def _due_page(engine: Engine, now_s: str, cursor: tuple[str, int] | None,
 _WINDOW = 16     # ids a claim chooses from: few enough that the planner always probes the primary key
 # The claim goes by primary key only: with a `next_at` condition PostgreSQL may scan every due row
 # through that index for each claim (quadratic); whether the row is still due is checked after.
-_CLAIM = {name: b.skip_locked(sa.select(timers).where(b.one_of(timers.c.id, "ids"), timers.c.status == RUNNING)
+_CLAIM = {name: b.skip_locked(sa.select(timers).where(b.one_of(timers.c.id, "ids"),
+                                                     timers.c.status.in_((RUNNING, *rejudge.JUDGED)))
                                .order_by(timers.c.next_at, timers.c.id).limit(1))
           for name, b in BACKENDS.items()}
 _CLAIM_PROVISIONAL = {name: b.skip_locked(sa.select(timers).where(
@@ -215,6 +218,10 @@ def _locked_case(engine: Engine, conn: Connection, case_id: str) -> Snapshot | N
 def _handle_row(engine: Engine, conn: Connection, row: Any, snap: Snapshot, now: datetime) -> str | None:
     d = snap.definition
     clock = next((c for c in d.clocks if c.name == row.name), None)
+    if row.status != RUNNING:                 # a breach of a provisional deadline, to be judged again
+        outcome, entries = rejudge.rejudge(conn, clock, engine.catalog.calendar_for(d), snap, row, now)
+        _log(engine, conn, snap, entries, now)
+        return outcome
     if clock is None or d.states[snap.state].final:
         _update(conn, row.id, status="cancelled", next_at=None, ended_at=ts(now))
         if row.kind == "sla":
@@ -263,16 +270,20 @@ def _due(engine: Engine, conn: Connection, snap: Snapshot, clock: Clock, plan: P
          entries: list[Entry], now: datetime) -> str:
     """Breach an SLA or fire a timer: mark the row, run the actions, log, then fire events."""
     d, due = snap.definition, ts(plan.due.at, up=True)
-    sla_clock = clock.kind == "sla"
-    _update(conn, row.id, status=BREACHED if sla_clock else "fired", next_at=None, due_at=due,
-            provisional=plan.due.provisional, **({} if sla_clock else {"ended_at": ts(now)}))
+    sla_clock, provisional = clock.kind == "sla", plan.due.provisional
+    recheck = rejudge.recheck_at(now) if sla_clock and provisional else None     # judged again later
+    _update(conn, row.id, status=BREACHED if sla_clock else "fired", next_at=recheck, due_at=due,
+            provisional=provisional, **({} if sla_clock else {"ended_at": ts(now)}))
     if sla_clock:
         windows.mark_breached(conn, case_id=row.case_id, clock=row.name, now_s=ts(now), due_at=due)
     when = show_datetime(due, d.tz)
     note = (f"breached: {clock.label_zh} was due {when}" if sla_clock
             else f"due {when}: {clock.label_zh}")
-    entries.append(Entry(clock.kind, clock.name, None, None, "system", [],
-                         {"status": [row.status, BREACHED if sla_clock else "fired"]}, note))
+    facts: dict[str, Any] = {"status": [row.status, BREACHED if sla_clock else "fired"]}
+    if provisional:
+        facts["provisional"] = True
+        note += rejudge.provisional_suffix(engine.catalog.calendar_for(d))
+    entries.append(Entry(clock.kind, clock.name, None, None, "system", [], facts, note))
     entries += run_actions(engine, conn, d, snap.id, clock.actions, snap.data, {}, {}, "system", now)
     _log(engine, conn, snap, entries, now)
     for fire in [e for e in entries if e.kind == "fire"]:

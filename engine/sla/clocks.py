@@ -272,8 +272,10 @@ class _Step:
             note = f"met: {why} with {self.left(clock, due)} to spare"
         else:
             note = f"{status}: {why}"
+        # ended late on a provisional deadline: the sweeper judges it again once the calendar covers it
+        again = ts(self.now) if status == "late" and row.provisional else None
         self.conn.execute(timers.update().where(timers.c.id == row.id).values(
-            status=status, next_at=None, ended_at=ts(self.now)))
+            status=status, next_at=again, ended_at=ts(self.now)))
         if clock.kind == "sla":
             windows.close_window(self.conn, case_id=self.case_id, clock=clock.name, now_s=ts(self.now),
                                  due_at=row.due_at, case_closed=not stopped)

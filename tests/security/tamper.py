@@ -19,7 +19,7 @@ from caseflow.store.database import Store
 
 from ..reliability.support import note
 
-LOG_TABLES = ("audit", "attempts", "checkpoints")
+LOG_TABLES = ("audit", "attempts", "checkpoints", "orgs", "settings")   # the append-only tables
 
 
 def drop_triggers(store: Store, *tables: str) -> None:

@@ -156,6 +156,35 @@ def test_rows_naming_a_definition_nobody_stored_are_named(engine, store):
            f"the definition row was deleted)" in messages(report, cid)
 
 
+# -- org charts and calendars ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("column, edit", [
+    ("org_text", lambda text: text.replace("can_audit: true", "can_audit: false")),    # an auditor loses the role
+    ("calendars_text", lambda text: text + "\n# 2025-03-04 declared a holiday\n"),      # a calendar moved
+])
+def test_an_edited_org_or_calendar_text_is_named(engine, store, column, edit):  # noqa: ANN001
+    cid = open_complaint(engine)
+    assert verify(store).ok                                 # clean first
+    with tampering(store) as conn:
+        version, sha, text = sql(conn, f"SELECT id, sha256, {column} FROM orgs ORDER BY id DESC").first()
+        assert edit(text) != text
+        sql(conn, f"UPDATE orgs SET {column} = :t WHERE id = :id", t=edit(text), id=version)
+    report = caught(store, where="orgs", kind="org")
+    assert messages(report, "orgs") == [f"stored org chart version {version} ({sha[:12]}) does not hash to its key "
+                                        f"(its org.yaml or calendars.yaml text was edited in the database)"]
+    assert not report.ok and cid
+
+
+def test_rows_naming_an_org_version_nobody_stored_are_named(engine, store):
+    cid = open_complaint(engine)
+    with tampering(store) as conn:
+        sql(conn, "DELETE FROM orgs")
+    report = caught(store, where=cid, kind="org")
+    assert [m for m in messages(report, cid) if "org chart version" in m] == [
+        f"audit rows name org chart version {engine.org_sha[:12]}, which no stored org chart has (forged rows, "
+        f"or the org version was deleted)"]
+
+
 # -- timers, counters, unique keys ----------------------------------------------------------------
 
 def test_a_breach_flipped_to_met_is_named(engine, store, clock):
