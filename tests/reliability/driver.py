@@ -13,6 +13,7 @@ Environment (all optional; DRIVER_DIR is where the files below go):
                      "before commit"), write `held-PID` and wait (at most 60 s) until the
                      test writes `go-PID`, then carry on: the test changes the world
                      (e.g. stops the database server) in between.
+  DRIVER_HOLD_NTH=N  hold at the N-th such point instead of the first (default 1).
   DRIVER_MAX_MEMORY_MB=M  cap this process's address space, so that a runaway command
                      fails with MemoryError instead of taking the machine down.
   DRIVER_PARK=K      count the hook points of transactions that may write (not Store.read's,
@@ -55,7 +56,8 @@ def install() -> None:
         return
     pid = os.getpid()
     log = open(work / f"points-{pid}", "a", encoding="utf-8")
-    state = {"passed": 0, "writing": 0, "barrier": bool(barrier_n), "held": False}
+    state = {"passed": 0, "writing": 0, "barrier": bool(barrier_n), "held": False, "matches": 0}
+    hold_nth = int(os.environ.get("DRIVER_HOLD_NTH", "1"))
 
     def hook(name: str) -> None:
         if not state["writing"] and name != "committed":
@@ -69,6 +71,8 @@ def install() -> None:
             time.sleep(120)            # the test kills us long before this
             os._exit(99)               # never continue past a park point
         if hold_at and not state["held"] and name.startswith(hold_at):
+            state["matches"] += 1
+        if hold_at and not state["held"] and name.startswith(hold_at) and state["matches"] == hold_nth:
             state["held"] = True
             (work / f"held-{pid}").write_text(name, encoding="utf-8")
             deadline = time.monotonic() + 60

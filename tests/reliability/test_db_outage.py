@@ -135,6 +135,35 @@ def test_server_stopped_in_the_middle_of_sla_run_loses_no_timer(outage, own_pg, 
     assert_all_intact(store, "db outage")
 
 
+def test_server_stopped_after_some_timers_of_sla_run_says_how_many_were_committed(outage, own_pg, launcher, clock):
+    """#14: a sweep cut off after committed firings must not say "nothing was changed"; a rerun continues."""
+    store, engine, run = outage
+    ids = [refund_to_signing(engine) for _ in range(5)]
+    later = (clock.now + timedelta(hours=30)).isoformat()
+    # held at the BEGIN of the sweep's third timer transaction: two timers are committed by then
+    victim = run(None, "sla", "run", CASEFLOW_NOW=later, DRIVER_HOLD="begin", DRIVER_HOLD_NTH="3")
+    wait_for(victim.workdir / f"held-{victim.pid}", launcher, victim)
+    own_pg.stop()
+    (victim.workdir / f"go-{victim.pid}").touch()
+    [o] = launcher.finish([victim], timeout=120)
+    own_pg.start()
+    assert o.rc == 5 and o.stderr.count("\n") == 1 and "Traceback" not in o.stderr, o.stderr
+    assert o.stderr.startswith("error: database error after 2 due timer(s) were handled and committed "
+                               "(2 breached); the others were not changed: run `caseflow sla run` again to "
+                               "continue ("), o.stderr
+    assert "nothing was changed" not in o.stderr
+    with store.engine.connect() as conn:
+        status = [r for (r,) in conn.execute(sa.select(timers.c.status).where(timers.c.case_id.in_(ids)))]
+    assert sorted(status) == ["breached"] * 2 + ["running"] * 3
+    [again] = launcher.finish([run(None, "--json", "sla", "run", CASEFLOW_NOW=later)], timeout=120)
+    assert (again.rc, json.loads(again.stdout)["breached"]) == (0, 3), again.stderr     # the rerun continues
+    for cid in ids:
+        _, log = snapshot(store, cid)
+        assert sum(1 for r in log if is_breach(r)) == 1
+    note("db outage", sweeps_cut_off=1)
+    assert_all_intact(store, "db outage")
+
+
 def wait_for(path: Path, launcher: Launcher, p: Proc, timeout: float = 60) -> str:
     deadline = time.monotonic() + timeout
     while not path.exists():
