@@ -15,7 +15,7 @@ def test_demo_walks_all_three_processes_to_their_ends(run, store):
     for m in re.finditer(r"\b((?:REF|COM|MEM)-[0-9A-F]{8})\b", r.stdout):
         states[m.group(1)] = case_row(store, m.group(1))["state"]
     assert sorted(states.values()) == sorted(
-        ["paid", "paid", "withdrawn", "closed", "closed", "active"]), states
+        ["paid", "paid", "withdrawn", "closed", "closed", "active", "declined"]), states
     assert ids
     for heading in ("退单 refund", "投诉 complaint", "会员卡 member card", "顾客投诉分类统计表"):
         assert heading in r.stdout

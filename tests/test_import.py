@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from caseflow.catalog import SHIPPED
 from caseflow.runtime.engine import Engine
 from caseflow.store.database import Store
 from caseflow.store.tables import attempts, case_keys, cases
@@ -66,12 +68,26 @@ def test_json_lines_are_typed_data_and_a_broken_line_is_refused(run, store: Stor
     assert _count(store, cases) == 1
 
 
+def _cards_taken_at_open(tmp_path: Path) -> Path:
+    """A designer's variant of member_card that takes the holder's details (unique id_number) at open.
+    The shipped one takes them at issue (processes.md §3), so no unique value is given at open there."""
+    d = tmp_path / "workflows"
+    shutil.copytree(SHIPPED, d)
+    card = d / "member_card.yaml"
+    text = card.read_text(encoding="utf-8")
+    assert "open_accepts: [name, phone]\n" in text
+    card.write_text(text.replace("open_accepts: [name, phone]\n",
+                                 "open_accepts: [name, phone, id_number, birth_date, tier]\n"), encoding="utf-8")
+    return d
+
+
 def test_a_unique_value_twice_in_one_file_opens_only_the_first(run, store: Store, tmp_path: Path) -> None:
     path = tmp_path / "cards.jsonl"
     path.write_text("\n".join(json.dumps(row, ensure_ascii=False) for row in
                               [CARD, {**CARD, "name": "李娜娜"}, {**CARD, "id_number": "140105198506061111"}])
                     + "\n", encoding="utf-8")
-    r = run("--as", "xie.na", "--json", "import", "member_card", str(path), "--batch", "2")
+    r = run("--as", "xie.na", "--json", "import", "member_card", str(path), "--batch", "2",
+            workflows=_cards_taken_at_open(tmp_path))
     assert r.exit_code == 1
     assert "error: line 2: " in r.stderr and "already belongs to open case" in r.stderr
     report = r.json()

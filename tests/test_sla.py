@@ -354,11 +354,10 @@ def test_sweep_limit_handles_at_most_that_many_and_the_next_run_the_rest(engine,
 
 def test_a_closed_cards_clocks_are_cancelled_and_never_fire(engine, store, clock):
     clock.set("2025-03-03 10:00")
-    cid = engine.open("member_card", "xie.na", {"name": "李娜", "id_number": "110101199001011234",
-                                                "birth_date": "1990-01-01", "phone": "13900000001",
-                                                "tier": "vip"})["id"]
-    engine.advance(cid, "issue", "xie.na", {"member_id": "M1", "card_no": "C1", "same_day_cash": "300.00",
-                                            "in_person": "true"})
+    cid = engine.open("member_card", "xie.na", {"name": "李娜", "phone": "13900000001"})["id"]
+    engine.advance(cid, "issue", "xie.na", {"tier": "vip", "birth_date": "1990-01-01",
+                                            "id_number": "110101199001011234", "member_id": "M1", "card_no": "C1",
+                                            "same_day_cash": "300.00", "in_person": "true"})
     engine.advance(cid, "withdraw", "xie.na", {"cancel_reason": "会员申请退出"})
     with store.engine.connect() as conn:
         left = dict(conn.execute(sa.select(timers.c.name, timers.c.status).where(timers.c.case_id == cid)).all())

@@ -104,8 +104,9 @@ def activation(definition: Definition, data: Mapping[str, Any], inputs: Mapping[
 
 def context(definition: Definition, data: Mapping[str, Any], now: datetime,
             working_days: Callable[[datetime, datetime], int] | None,
-            person_attr: Callable[[str, str], Any] | None = None) -> EvalContext:
-    return EvalContext(definition.tz, now, data, working_days, person_attr)
+            person_attr: Callable[[str, str], Any] | None = None,
+            inputs: Mapping[str, Any] | None = None) -> EvalContext:
+    return EvalContext(definition.tz, now, data, working_days, person_attr, inputs)
 
 
 def scope(definition: Definition, data: Mapping[str, Any], now: datetime, actor: str, *,
@@ -119,7 +120,7 @@ def scope(definition: Definition, data: Mapping[str, Any], now: datetime, actor:
     and `person_attr` from the catalog: `Engine.scope`).
     """
     return (activation(definition, data, inputs or {}, input_schemas or {}, now, actor),
-            context(definition, data, now, working_days, person_attr))
+            context(definition, data, now, working_days, person_attr, inputs))
 
 
 def missing_fields(t: Transition, data: Mapping[str, Any], inputs: Mapping[str, Any]) -> list[str]:

@@ -38,6 +38,7 @@ class EvalContext:
     data: Mapping[str, Any]
     working_days_since: Callable[[datetime, datetime], int] | None = None
     person_attr: Callable[[str, str], Any] | None = None
+    inputs: Mapping[str, Any] | None = None      # the event's inputs, for is_set('input.NAME')
 
 
 _ctx: contextvars.ContextVar[EvalContext] = contextvars.ContextVar("caseflow_eval")
@@ -120,7 +121,10 @@ def _person_attr(person: str, key: str) -> str:
 
 
 def _is_set(name: str) -> bool:
-    return _ctx.get().data.get(name) is not None
+    ctx = _ctx.get()
+    if name.startswith("input."):            # was this event input given?
+        return (ctx.inputs or {}).get(name.removeprefix("input.")) is not None
+    return ctx.data.get(name) is not None
 
 
 def _functions() -> list[cel.FunctionDecl]:

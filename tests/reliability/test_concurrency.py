@@ -150,16 +150,19 @@ def _decided_count(store: Store, cid: str) -> int:
     return next(json.loads(r["changes"])["count"] for r in log if r["kind"] == "decision")
 
 
-def test_n_opens_with_the_same_unique_key_one_wins(db_url, engine, store, tmp_path, launcher, light_workflows):
-    member = ["--set", "name=李四", "--set", "birth_date=1990-05-01", "--set", "phone=13900000000",
-              "--set", "tier=vip"]
-    engine.open("member_card", "xie.na", {"name": "王五", "id_number": "110101198001010011",
-                                          "birth_date": "1980-01-01", "phone": "13800000000", "tier": "vip"})
+def test_n_issues_with_the_same_unique_key_one_wins(db_url, engine, store, tmp_path, launcher, light_workflows):
+    """One card per ID number [processes.md §3]: N applications of one person issued at once, one card."""
+    issuing = ["--set", "birth_date=1990-05-01", "--set", "tier=vip", "--set", "id_number=110101199005010022",
+               "--set", "same_day_cash=300", "--set", "in_person=true"]
+    applications = [engine.open("member_card", "xie.na", {"name": "李四", "phone": "13900000000"})["id"]
+                    for _ in range(N)]
     outcomes = race(launcher, db_url, tmp_path, light_workflows, [("xie.na", [
-        "--json", "open", "member_card", "--set", "id_number=110101199005010022", *member])] * N)
+        "--json", "advance", cid, "issue", "--set", f"member_id=M-{cid}", "--set", f"card_no=C-{cid}", *issuing])
+        for cid in applications])
     assert sorted(o.rc for o in outcomes)[0] == 0 and [o.rc for o in outcomes].count(0) == 1, \
         [o.stderr for o in outcomes]
     winner = next(json.loads(o.stdout)["id"] for o in outcomes if o.rc == 0)
+    assert [engine.read_case(cid).state for cid in applications].count("active") == 1
     for o in outcomes:
         if o.rc != 0:
             assert o.rc in (1, 3) and o.stderr.startswith("error: ") and o.stderr.count("\n") == 1, o.stderr

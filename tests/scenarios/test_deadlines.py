@@ -268,16 +268,17 @@ def test_self_review_handed_in_within_3_days_meets_the_sla(engine, store, clock)
 
 def card(engine, clock, when: str, tier: str = "vip") -> str:
     clock.set(when)
-    cid = engine.open("member_card", DESK, {**HOLDER, "tier": tier})["id"]
-    engine.advance(cid, "issue", DESK, {"member_id": f"M-{cid}", "card_no": f"C-{cid}",
-                                        "same_day_cash": CASH[tier], "in_person": "true"})
+    cid = engine.open("member_card", DESK, {"name": HOLDER["name"], "phone": HOLDER["phone"]})["id"]
+    engine.advance(cid, "issue", DESK, {"tier": tier, "birth_date": HOLDER["birth_date"],
+                                        "id_number": HOLDER["id_number"], "member_id": f"M-{cid}",
+                                        "card_no": f"C-{cid}", "same_day_cash": CASH[tier], "in_person": "true"})
     return cid
 
 
 def buy(engine, clock, cid: str, when: str, amount: str = "100.00") -> None:
     clock.set(when)
-    engine.advance(cid, "purchase", DESK, {"amount": amount, "cash_amount": amount, "special_goods": "false",
-                                           "promotion": "false", "items": "1"})
+    engine.advance(cid, "purchase", DESK, {"amount": amount, "special_goods": "false", "promotion": "false",
+                                           "items": "1"})                       # all in cash
 
 
 def state(engine, cid: str) -> str:

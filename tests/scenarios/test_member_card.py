@@ -10,13 +10,16 @@ system event directly, as the sweeper does.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from caseflow.errors import GuardFailed, InvalidData, MissingFields, RoleNotAllowed, UsageError, WrongState
 from caseflow.runtime.actions import fire_system
+from caseflow.store.tables import attempts as attempts_log
 
 from ..conftest import audit_rows, snapshot
 from .common import case_count, notices, refused
@@ -31,30 +34,43 @@ DESK = "xie.na"            # 谢娜, 贵宾厅
 
 # -- helpers --------------------------------------------------------------------------------
 
-def apply_for(engine, tier: str = "vip", **holder: str) -> str:
-    return engine.open("member_card", DESK, {**HOLDER, "tier": tier, **holder})["id"]
+def apply_for(engine, **holder: str) -> str:
+    """An application: who is applying (name, phone); the rest is given at issue [processes.md §3]."""
+    person = {**HOLDER, **holder}
+    return engine.open("member_card", DESK, {"name": person["name"], "phone": person["phone"]})["id"]
 
 
-def issue(engine, cid: str, **inputs: str) -> None:
-    tier = engine.read_case(cid).data["tier"]
-    engine.advance(cid, "issue", DESK, {"member_id": f"M-{cid}", "card_no": f"C-{cid}",
-                                        "same_day_cash": THRESHOLD[tier], "in_person": "true", **inputs})
+def issue(engine, cid: str, tier: str = "vip", **sets: str) -> None:
+    """Issue with the tier, birth date and ID number (HOLDER's unless given) and the tier's threshold."""
+    engine.advance(cid, "issue", DESK, {"tier": tier, "birth_date": HOLDER["birth_date"],
+                                        "id_number": HOLDER["id_number"], "member_id": f"M-{cid}",
+                                        "card_no": f"C-{cid}", "same_day_cash": THRESHOLD[tier],
+                                        "in_person": "true", **sets})
 
 
 def card(engine, tier: str = "vip", **holder: str) -> str:
-    cid = apply_for(engine, tier, **holder)
-    issue(engine, cid)
+    cid = apply_for(engine, **holder)
+    person = {**HOLDER, **holder}
+    issue(engine, cid, tier, birth_date=person["birth_date"], id_number=person["id_number"])
     return cid
 
 
 def buy(engine, cid: str, amount: str, cash: str | None = None, special: bool = False,
         promotion: bool = False, items: int = 1) -> int:
-    """One purchase with the card; returns the points it earned."""
+    """One purchase with the card (all in cash unless `cash` names the cash part); returns the points."""
     before = engine.read_case(cid).data["points"]
-    engine.advance(cid, "purchase", DESK, {"amount": amount, "cash_amount": cash or amount,
+    engine.advance(cid, "purchase", DESK, {"amount": amount, **({"cash_amount": cash} if cash else {}),
                                            "special_goods": str(special).lower(),
                                            "promotion": str(promotion).lower(), "items": str(items)})
     return engine.read_case(cid).data["points"] - before
+
+
+def attempts(store, cid: str) -> list[tuple[str, str, str]]:
+    """(event, error, actor) of the case's refused attempts, oldest first."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(attempts_log).where(attempts_log.c.case_id == cid)
+                            .order_by(attempts_log.c.id))
+        return [(r.event, r.error, r.actor) for r in rows]
 
 
 def timer_fires(engine, cid: str, event: str) -> None:
@@ -121,31 +137,70 @@ def test_tier_table_thresholds_discounts_and_rates_match_the_rules(engine):
 
 @pytest.mark.parametrize("tier", ["vip", "gold", "platinum"])
 def test_issue_needs_adult_in_person_with_id_and_tier_threshold_same_day_cash(engine, store, tier):
-    def attempt(cid: str, **inputs: str) -> Callable[[], Any]:
-        return lambda: issue(engine, cid, **inputs)
+    """The §3 `issue` guards, on the tier, birth date and ID number given with the event."""
+    def attempt(cid: str, **sets: str) -> Callable[[], Any]:
+        return lambda: issue(engine, cid, tier, **sets)
 
-    minor = apply_for(engine, tier, birth_date="2007-03-04")        # 18 tomorrow (today is 2025-03-03)
-    refused(store, minor, attempt(minor), GuardFailed,
-            f"case {minor}: cannot issue in state applied: 申办人须年满18周岁")
-    engine.advance(minor, "decline", DESK, {"decline_reason": "未满18周岁"})
-
-    no_id = apply_for(engine, tier, id_number="")
-    refused(store, no_id, attempt(no_id), GuardFailed,
-            f"case {no_id}: cannot issue in state applied: 须提供本人身份证或其他有效证件")
-    engine.advance(no_id, "decline", DESK, {"decline_reason": "未提供证件"})
-
-    cid = apply_for(engine, tier, birth_date="2007-03-03")          # 18 today
-    refused(store, cid, attempt(cid, in_person="false"), GuardFailed,
+    cid = apply_for(engine)
+    refused(store, cid, attempt(cid, birth_date="2007-03-04"), GuardFailed,     # 18 tomorrow (today is 2025-03-03)
+            f"case {cid}: cannot issue in state applied: 申办人须年满18周岁")
+    refused(store, cid, attempt(cid, id_number=""), MissingFields,
+            f"case {cid}: cannot issue in state applied: missing required: id_number (set with --set id_number=…)")
+    refused(store, cid, attempt(cid, birth_date="2007-03-03", in_person="false"), GuardFailed,
             f"case {cid}: cannot issue in state applied: 限本人当日现场办理，不接受代办")
     short = f"{float(THRESHOLD[tier]) - 0.01:.2f}"
-    refused(store, cid, attempt(cid, same_day_cash=short), GuardFailed,
+    refused(store, cid, attempt(cid, birth_date="2007-03-03", same_day_cash=short), GuardFailed,
             f"case {cid}: cannot issue in state applied: 当日现金累积购物金额未达到该卡种的申办标准")
     refused(store, cid, lambda: engine.advance(cid, "issue", DESK, {"member_id": "M-1", "card_no": "C-1",
                                                                     "in_person": "true"}),
-            MissingFields, f"case {cid}: cannot issue in state applied: missing required: input same_day_cash "
-                           f"(set with --set same_day_cash=…)")
-    issue(engine, cid)                                              # exactly the threshold
-    assert (engine.read_case(cid).state, engine.read_case(cid).data["tier"]) == ("active", tier)
+            MissingFields, f"case {cid}: cannot issue in state applied: missing required: tier, birth_date, "
+                           f"id_number, input same_day_cash (set with --set tier=…)")
+    issue(engine, cid, tier, birth_date="2007-03-03")               # 18 today, exactly the threshold
+    after = engine.read_case(cid)
+    assert (after.state, after.data["tier"], after.data["birth_date"], after.data["id_number"]) == (
+        "active", tier, "2007-03-03", HOLDER["id_number"])
+
+
+def test_tier_birth_date_and_id_number_are_given_and_checked_at_issue_not_at_open(engine, store, run):
+    """processes.md §3 "Event inputs": `issue`: tier, same_day_cash, birth_date, id_number, in_person.
+
+    The application is opened with who applies (name, phone); the tier, birth date
+    and ID number come with `issue`, when the desk checks the ID in person [001 §七.3–5]."""
+    d = engine.catalog.get("member_card")
+    assert d.open_accepts == {"name", "phone"}
+    issuing = next(t for t in d.transitions if t.event == "issue")
+    assert {"tier", "birth_date", "id_number"} <= set(issuing.accepts) & set(issuing.requires)
+    before = case_count(store)
+    for field, value in (("tier", "gold"), ("birth_date", HOLDER["birth_date"]), ("id_number", HOLDER["id_number"])):
+        with pytest.raises(UsageError) as early:
+            engine.open("member_card", DESK, {"name": HOLDER["name"], "phone": HOLDER["phone"], field: value})
+        assert str(early.value) == (f"--set {field}: not accepted by opening a member_card case "
+                                    "(it accepts: name, phone)")
+    assert case_count(store) == before
+
+    # from the command line, as an operator does it (`issue --set tier=…` used to exit 2)
+    opened = run("--as", DESK, "--json", "open", "member_card", "--set", "name=李娜", "--set", "phone=13900000001")
+    assert opened.exit_code == 0, opened.stderr
+    cid = json.loads(opened.stdout)["id"]
+    wrong = run("--as", DESK, "advance", cid, "issue", "--set", "tier=diamond", "--set", "birth_date=1990-01-01",
+                "--set", f"id_number={HOLDER['id_number']}", "--set", "member_id=M-1", "--set", "card_no=C-1",
+                "--set", "same_day_cash=300", "--set", "in_person=true")
+    assert (wrong.exit_code, wrong.stderr.strip()) == (
+        2, "error: --set tier: 'diamond' is not one of vip, gold, platinum")
+    future = run("--as", DESK, "advance", cid, "issue", "--set", "tier=vip", "--set", "birth_date=2099-01-01",
+                 "--set", f"id_number={HOLDER['id_number']}", "--set", "member_id=M-1", "--set", "card_no=C-1",
+                 "--set", "same_day_cash=300", "--set", "in_person=true")
+    assert (future.exit_code, future.stderr.strip()) == (
+        1, f"error: case {cid}: cannot issue in state applied: birth_date 2099-01-01 lies in the future "
+           f"(the effective time is 2025-03-03T02:00:00.000Z; at most 0:05:00 ahead)")
+    assert engine.read_case(cid).state == "applied"
+    ok = run("--as", DESK, "advance", cid, "issue", "--set", "tier=gold", "--set", "birth_date=1990-01-01",
+             "--set", f"id_number={HOLDER['id_number']}", "--set", "member_id=M-1", "--set", "card_no=C-1",
+             "--set", "same_day_cash=6000", "--set", "in_person=true")
+    assert ok.exit_code == 0, ok.stderr
+    issued = engine.read_case(cid)
+    assert (issued.state, issued.data["tier"], issued.data["birth_date"]) == ("active", "gold", "1990-01-01")
+    assert [r["event"] for r in audit_rows(store, cid) if r["kind"] == "transition"] == ["issue"]
 
 
 def test_card_is_valid_one_year_from_issue_and_starts_with_no_points(engine, store):
@@ -164,29 +219,24 @@ def test_declined_application_is_closed_with_a_reason(engine, store):
 
 
 def test_one_card_per_person(engine, store):
-    first = apply_for(engine)
-    before = case_count(store)
-    with pytest.raises(InvalidData) as twice:
-        apply_for(engine)
-    assert str(twice.value) == f"cannot open member_card: id_number already belongs to open case {first}"
+    """每人限申办一张 [§七.16.2]: an ID number belongs to one open card, checked at issue (unique key)."""
+    first, second = apply_for(engine), apply_for(engine)          # the same person may apply twice …
     issue(engine, first)
-    with pytest.raises(InvalidData) as again:
-        apply_for(engine, "gold")
-    assert str(again.value) == f"cannot open member_card: id_number already belongs to open case {first}"
-    assert case_count(store) == before
+    refused(store, second, lambda: issue(engine, second, "gold"), InvalidData,   # … but gets one card
+            f"case {second}: cannot issue in state applied: id_number already belongs to open case {first}")
+    assert attempts(store, second)[-1][:2] == ("issue", "InvalidData")
+    engine.advance(second, "decline", DESK, {"decline_reason": "每人限申办一张"})
 
     # a card number is one card's too
     other = apply_for(engine, **OTHER)
-    before = snapshot(store, other)
-    with pytest.raises(InvalidData) as taken:
-        engine.advance(other, "issue", DESK, {"member_id": "M-2", "card_no": f"C-{first}", "same_day_cash": "300",
-                                              "in_person": "true"})
-    assert (taken.value.case_id, taken.value.reason) == (other, f"card_no already belongs to open case {first}")
-    assert snapshot(store, other) == before
+    refused(store, other, lambda: issue(engine, other, id_number=OTHER["id_number"], birth_date=OTHER["birth_date"],
+                                        card_no=f"C-{first}"), InvalidData,
+            f"case {other}: cannot issue in state applied: card_no already belongs to open case {first}")
 
-    # once the card is void, the person may apply again
+    # once the card is void, the person may have a card again
     engine.advance(first, "withdraw", DESK, {"cancel_reason": "会员申请退出"})
-    assert engine.read_case(apply_for(engine)).state == "applied"
+    again = card(engine, "gold")
+    assert engine.read_case(again).state == "active"
 
 
 TO_OTHER = {"transferor_id_number": HOLDER["id_number"], "new_name": OTHER["name"],
@@ -208,9 +258,9 @@ def test_a_unique_clash_names_the_event_and_the_cards_state(engine, store):
     theirs = card(engine, **OTHER)
     refused(store, mine, lambda: engine.advance(mine, "transfer", DESK, TO_OTHER), InvalidData,
             f"case {mine}: cannot transfer in state active: id_number already belongs to open case {theirs}")
-    other = apply_for(engine, id_number="370102199202022222")
-    refused(store, other, lambda: engine.advance(other, "issue", DESK, {
-        "member_id": "M-3", "card_no": f"C-{mine}", "same_day_cash": "300", "in_person": "true"}), InvalidData,
+    other = apply_for(engine)
+    refused(store, other, lambda: issue(engine, other, id_number="370102199202022222", card_no=f"C-{mine}"),
+            InvalidData,
         f"case {other}: cannot issue in state applied: card_no already belongs to open case {mine}")
 
 
@@ -242,8 +292,13 @@ def test_promotion_goods_and_wholesale_earn_no_points(engine, store):
 
 
 def test_only_the_cash_part_of_a_purchase_earns_points(engine, store):
+    """非纯现金消费只有现金部分积分 [§七.9.2]; processes.md §3: `cash_amount` (cash part, if not all cash)."""
     cid = card(engine)
     assert buy(engine, cid, "500.00", cash="209.99") == 20                         # 非纯现金消费: cash part only
+    assert buy(engine, cid, "500.00") == 50                                        # all in cash: no cash_amount
+    assert buy(engine, cid, "500.00", cash="500.00") == 50                         # the same, said explicitly
+    purchases = [r for r in audit_rows(store, cid) if r["event"] == "purchase"]
+    assert "cash_amount" not in json.loads(purchases[1]["changes"])["@input"]        # the log shows what was given
     refused(store, cid, lambda: buy(engine, cid, "100.00", cash="100.01"), GuardFailed,
             f"case {cid}: cannot purchase in state active: 现金部分须在0与消费金额之间")
     refused(store, cid, lambda: buy(engine, cid, "0.00"), GuardFailed,
@@ -404,12 +459,15 @@ def test_transfer_needs_both_ids_and_keeps_points(engine, store):
 
 
 def test_card_changes_holder_only_through_the_transfer_event(engine, store):
-    """§七.16.2 不得转借或转让 versus §七.15.2: we follow 15.2, and only the transfer event."""
+    """§七.16.2 不得转借或转让 versus §七.15.2: we follow 15.2, and only the transfer event.
+
+    The holder's ID number and birth date are first given at `issue` (from 申请, once) [processes.md §3]."""
     d = engine.catalog.get("member_card")
     holder_fields = {"name", "id_number", "birth_date"}
     changing = sorted({t.event for t in d.transitions
                        if holder_fields & (set(t.accepts) | {k for k, _ in t.effects})})
-    assert changing == ["transfer"]
+    assert changing == ["issue", "transfer"]
+    assert [t.sources for t in d.transitions if t.event == "issue"] == [("applied",)]
     cid = card(engine)
     refused(store, cid, lambda: engine.advance(cid, "update_contact", DESK, {"name": OTHER["name"]}), UsageError,
             "--set name: not accepted by event 'update_contact' (it accepts: address, phone)")
@@ -491,12 +549,12 @@ def test_member_may_withdraw_and_cs_manager_may_revoke(engine, store):
 
 def test_whoever_fires_a_member_card_event_must_hold_an_allowed_role(engine, store):
     cid = apply_for(engine)
-    refused(store, cid, lambda: engine.advance(cid, "issue", "wang.fang", {
-        "member_id": "M-1", "card_no": "C-1", "same_day_cash": "300", "in_person": "true"}),
-        RoleNotAllowed, f"case {cid}: cannot issue in state applied: wang.fang has none of the roles allowed: "
-                        f"贵宾厅(vip_desk)")
-    engine.advance(cid, "issue", "sun.li", {"member_id": "M-1", "card_no": "C-1", "same_day_cash": "300",
-                                            "in_person": "true"})                 # 孙丽: cs_assistant AND vip_desk
+    issuing = {"tier": "vip", "birth_date": HOLDER["birth_date"], "id_number": HOLDER["id_number"],
+               "member_id": "M-1", "card_no": "C-1", "same_day_cash": "300", "in_person": "true"}
+    refused(store, cid, lambda: engine.advance(cid, "issue", "wang.fang", issuing),
+            RoleNotAllowed, f"case {cid}: cannot issue in state applied: wang.fang has none of the roles allowed: "
+                            f"贵宾厅(vip_desk)")
+    engine.advance(cid, "issue", "sun.li", issuing)                                 # 孙丽: cs_assistant AND vip_desk
     refused(store, cid, lambda: engine.advance(cid, "expire", DESK), RoleNotAllowed,
             f"case {cid}: cannot expire in state active: 会员卡到期(expire) is fired by timers only")
     assert [r["actor"] for r in audit_rows(store, cid) if r["kind"] == "transition"] == ["sun.li"]

@@ -28,18 +28,21 @@ from .tamper import caught, drop_triggers, sql, tampering
 
 HOLDER = {"name": "李娜", "id_number": "110101199001011234", "birth_date": "1990-01-01",
           "phone": "13900000001", "tier": "vip"}
+AT_OPEN = ("name", "phone")       # the rest is given at issue (processes.md §3)
 
 
 def card(engine: Engine, **holder: str) -> str:
-    cid = engine.open("member_card", "xie.na", {**HOLDER, **holder})["id"]
-    engine.advance(cid, "issue", "xie.na", {"member_id": f"M-{cid}", "card_no": f"C-{cid}",
+    person = {**HOLDER, **holder}
+    cid = engine.open("member_card", "xie.na", {k: person[k] for k in AT_OPEN})["id"]
+    engine.advance(cid, "issue", "xie.na", {**{k: v for k, v in person.items() if k not in AT_OPEN},
+                                            "member_id": f"M-{cid}", "card_no": f"C-{cid}",
                                             "same_day_cash": "300.00", "in_person": "true"})
     return cid
 
 
 def buy(engine: Engine, cid: str, amount: str) -> None:
-    engine.advance(cid, "purchase", "xie.na", {"amount": amount, "cash_amount": amount, "special_goods": "false",
-                                               "promotion": "false", "items": "1"})
+    engine.advance(cid, "purchase", "xie.na", {"amount": amount, "special_goods": "false",
+                                               "promotion": "false", "items": "1"})       # all in cash
 
 
 def messages(report, where: str) -> list[str]:
