@@ -187,15 +187,18 @@ def test_a_json_lines_row_over_the_size_limit_is_refused_and_the_next_row_opens(
 
 # -- years and zones -------------------------------------------------------------------------------
 
-CARD = ("--set", "name=李娜", "--set", "id_number=110101199001011234", "--set", "phone=13900000001",
-        "--set", "tier=vip")
+ISSUE = ("--set", "id_number=110101199001011234", "--set", "tier=vip", "--set", "member_id=M-1",
+         "--set", "card_no=C-1", "--set", "same_day_cash=300", "--set", "in_person=true")
 
 
 @pytest.mark.parametrize("birth", ["3000-01-01", "0999-12-31", "0001-01-01"])
 def test_a_date_outside_the_supported_years_exits_2_naming_the_field_not_the_value(run, store, birth):
-    r = run("--as", "xie.na", "open", "member_card", *CARD, "--set", f"birth_date={birth}")
+    opened = run("--as", "xie.na", "--json", "open", "member_card", "--set", "name=李娜", "--set", "phone=13900000001")
+    cid = opened.json()["id"]
+    before = case_row(store, cid)
+    r = run("--as", "xie.na", "advance", cid, "issue", *ISSUE, "--set", f"birth_date={birth}")   # given at issue
     expect(r, 2, "error: --set birth_date: the value is outside the years 1900–2999\n")
-    assert birth not in r.stderr and _count(store, cases) == 0
+    assert birth not in r.stderr and case_row(store, cid) == before
 
 
 @pytest.mark.parametrize("received", ["9999-12-31T23:00", "0001-01-01T00:00"])
