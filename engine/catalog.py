@@ -8,6 +8,7 @@ here on demand and cached by sha256 (one compile and one Machine per version).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from caseflow.definition import cache, kinds, lint
 from caseflow.definition.model import Definition, Org, sha256_of
 from caseflow.errors import DefinitionError, DefinitionErrors, NotFound
+from caseflow.files import read_workflow_text as read_text
 from caseflow.sla.calendar import BusinessCalendar
 
 SHIPPED = Path(__file__).resolve().parent / "workflows"      # package data: travels inside the wheel
@@ -57,7 +59,7 @@ class LazyDefinitions(Mapping[str, Definition]):
 
     def sha_of(self, workflow: str) -> str | None:
         path = self._paths.get(workflow)
-        return sha256_of(path.read_text(encoding="utf-8")) if path else None
+        return sha256_of(read_text(path, _display(path))) if path else None
 
 
 @dataclass
@@ -79,12 +81,10 @@ class Catalog:
             raise DefinitionError("no org.yaml in the workflows directory", file=str(d / "org.yaml"), line=1,
                                   col=1, hint="set --workflows or CASEFLOW_WORKFLOWS")
         cal_path = d / "calendars.yaml"
-        org_text = (d / "org.yaml").read_text(encoding="utf-8", errors="replace")
-        cal_text = cal_path.read_text(encoding="utf-8", errors="replace") if cal_path.exists() else ""
+        org_text = read_text(d / "org.yaml", _display(d / "org.yaml"))
+        cal_text = read_text(cal_path, _display(cal_path)) if os.path.lexists(cal_path) else ""
         catalog = cls.from_texts(d, org_text, cal_text, display=_display(d / "org.yaml"))
-        paths = {p.stem: p for p in sorted(d.glob("*.yaml"))
-                 if p.name not in SPECIAL and (only is None or p.stem in only)}
-        catalog.current = LazyDefinitions(catalog, paths)
+        catalog.current = LazyDefinitions(catalog, workflow_files(d, only))
         return catalog
 
     @classmethod
@@ -113,7 +113,7 @@ class Catalog:
         return catalog
 
     def compile_file(self, path: Path) -> Definition:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = read_text(path, _display(path))
         key = (sha256_of(text), self.org_sha, "file", kinds.generation())
         if key not in _COMPILED:
             entry = cache.key(key[0], key[1], f"file:{_display(path)}")
@@ -189,6 +189,30 @@ class Catalog:
 
     def calendar_for(self, definition: Definition) -> BusinessCalendar | None:
         return self.calendars.get(definition.calendar) if definition.calendar else None
+
+
+_DECLARED = re.compile(r"^workflow:[ \t]*[\"']?([^\"'#\s]+)", re.MULTILINE)
+
+
+def workflow_files(directory: Path, only: list[str] | None = None) -> dict[str, Path]:
+    """Workflow id → file, the same checks for every command: regular files only (a directory named
+    x.yaml, a FIFO, a symlink to a device is refused, never read), each read bounded (source.py), and
+    two files declaring the same workflow id refused naming both."""
+    paths: dict[str, Path] = {}
+    declared: dict[str, Path] = {}
+    for p in sorted(directory.glob("*.yaml")):
+        if p.name in SPECIAL:
+            continue
+        found = _DECLARED.search(read_text(p, _display(p)))     # refuses anything but a regular file
+        wid = found.group(1) if found else p.stem
+        if wid in declared:
+            raise DefinitionError(f"workflow id {wid!r} is also declared by {_display(declared[wid])}",
+                                  file=_display(p), line=1, col=1,
+                                  hint="each workflow lives in one file named after its id; remove or rename one")
+        declared[wid] = p
+        if only is None or p.stem in only:
+            paths[p.stem] = p
+    return paths
 
 
 def org_version(org_text: str, calendars_text: str) -> str:

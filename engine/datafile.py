@@ -12,11 +12,11 @@ never its value.
 from __future__ import annotations
 
 import json
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
+from caseflow.files import check_regular as regular_file
+from caseflow.files import read_bounded
 from caseflow.values import ValueProblem, check_length, check_text
 
 # The workflow loader's limits (definition/source.py MAX_BYTES, MAX_DEPTH; not imported: no YAML here).
@@ -26,40 +26,11 @@ KEY_MAX = 256                       # a key is a field name
 
 
 def read_limited(path: str | Path, limit: int = DATA_MAX_BYTES) -> bytes:
-    """A regular file's bytes, at most `limit` (checked while reading); FIFOs, devices and directories
-    are refused without being opened for reading, so nothing hangs or fills memory."""
-    try:
-        regular_file(path)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))   # a FIFO swapped in meanwhile: no wait
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise ValueProblem("not a regular file")
-            raw = handle.read(limit + 1)
-    except OSError as exc:
-        raise ValueProblem(f"cannot read file: {exc.strerror or exc}") from None
+    """A regular file's bytes, at most `limit` (files.py: FIFOs, devices and directories refused unread)."""
+    raw, _ = read_bounded(path, limit)
     if len(raw) > limit:
         raise ValueProblem(f"file is over {limit:,} bytes (the limit)")
     return raw
-
-
-def regular_file(path: str | Path) -> None:
-    """Refuse (ValueProblem) anything but a regular file, following symlinks, without opening it;
-    a missing file is the caller's OSError."""
-    info = os.stat(path)
-    if not stat.S_ISREG(info.st_mode):
-        raise ValueProblem(f"not a regular file ({_kind(info.st_mode)})")
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a file"
 
 
 def load_data(raw: bytes | str) -> dict[str, Any]:

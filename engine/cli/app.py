@@ -99,8 +99,8 @@ def _parse_now(text: str) -> datetime:
 def one_line(text: str) -> str:
     """Whatever an operator typed, an error stays one printable line, with phone and ID numbers masked."""
     from caseflow.masking import mask_text
-    line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text.replace("\n", " ").strip())
-    return mask_text(line) or ""
+    from caseflow.terminal import escape
+    return mask_text(escape(text.replace("\n", " ").strip())) or ""
 
 
 def _check_args(args: list[str]) -> None:

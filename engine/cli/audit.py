@@ -14,6 +14,18 @@ import click
 from caseflow.cli.app import App, cli, pass_app, unmask_option
 
 FORMATS = click.Choice(["table", "json", "csv", "jsonl"])
+output_option = click.option("-o", "--output", type=click.Path(dir_okay=False),
+                             help="Write to this file instead of stdout (never the database; an existing file "
+                                  "only with --force).")
+force_option = click.option("--force", is_flag=True, help="Replace the -o file if it exists.")
+
+
+def output_file(app: App, output: str | None, force: bool) -> None:
+    """Refuse, before anything is read, an -o that is the database or an existing file (without --force)."""
+    if output:
+        from caseflow.files import check_output
+        from caseflow.store.database import DEFAULT_URL
+        check_output(output, app.db or DEFAULT_URL, force)
 
 
 def _fmt(app: App, fmt: str | None) -> str:
@@ -23,7 +35,7 @@ def _fmt(app: App, fmt: str | None) -> str:
 
 def _emit(text: str, output: str | None) -> None:
     if output:
-        Path(output).write_text(text, encoding="utf-8", newline="")
+        Path(output).write_text(text, encoding="utf-8", newline="")     # checked by output_file first
         click.echo(f"wrote {output}", err=True)
     else:
         click.echo(text, nl=False)
@@ -40,13 +52,14 @@ def _emit(text: str, output: str | None) -> None:
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many rows.")
 @click.option("--format", "fmt", type=FORMATS, help="Output format (default table; --json means json).")
 @click.option("--bom", is_flag=True, help="Start CSV with a UTF-8 BOM, for Excel.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+@output_option
+@force_option
 @unmask_option
 @pass_app
 @click.pass_context
 def audit(ctx: click.Context, app: App, case_id: str | None, workflow: str | None, actor: str | None,
           event: str | None, since: str | None, until: str | None, attempts: bool, limit: int | None,
-          fmt: str | None, bom: bool, output: str | None, unmask: bool) -> None:
+          fmt: str | None, bom: bool, output: str | None, force: bool, unmask: bool) -> None:
     """The audit log, filtered; personal data masked unless --unmask (permitted roles; logged).
 
     \b
@@ -64,6 +77,7 @@ def audit(ctx: click.Context, app: App, case_id: str | None, workflow: str | Non
             raise UsageError(f"--{given[0].replace('_id', '').replace('fmt', 'format')} is an option of the listing; "
                              f"it does not apply to `caseflow audit {ctx.invoked_subcommand}`")
         return
+    output_file(app, output, force)
     from caseflow.audit.query import AuditQuery, default_tz, parse_bound, query, render
     tz = default_tz(app.engine, workflow)
     q = AuditQuery(case_id, workflow, actor, event, parse_bound(since, tz), parse_bound(until, tz, end=True),
@@ -114,7 +128,8 @@ def _render_verify(report: Any) -> str:
         "\nno checkpoint yet: run `caseflow audit checkpoint` so deleted histories can be detected"
     if report.ok:
         return f"ok: audit log intact — {summary}{tail}"
-    lines = [f"✘ {p}" for p in report.problems]
+    from caseflow.terminal import escape
+    lines = [f"✘ {escape(str(p))}" for p in report.problems]     # a tampered case id cannot forge a line
     lines.append(f"FAILED: {len(report.problems)} problem(s) in {summary}{tail}")
     return "\n".join(lines)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from caseflow.cli.app import App, cli, note_option, pass_app
+from caseflow.cli.app import App, cli, note_option, one_line, pass_app
 
 PROGRESS_FROM = 200      # rows before a progress bar is worth drawing
 
@@ -43,7 +43,7 @@ def import_cmd(app: App, workflow: str, file: str, batch: int, note: str | None)
     app.out(payload, f"opened {len(report.opened)} {workflow} case(s) in {report.seconds:.2f}s"
                      + (f"; {len(report.refused)} row(s) refused" if report.refused else ""))
     for r in report.refused:
-        click.echo(f"error: line {r['line']}: {r['message']}", err=True)
+        click.echo(f"error: line {r['line']}: {one_line(r['message'])}", err=True)
     if report.refused:
         raise click.exceptions.Exit(1)
 

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from caseflow.cli.app import App, cli, pass_app, unmask_option
+from caseflow.cli.audit import force_option, output_file, output_option
 from caseflow.errors import UsageError
 
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
@@ -20,12 +21,13 @@ SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 @click.option("--since", help="Rows from this time (ISO 8601 or YYYY-MM-DD, in the workflow's zone).")
 @click.option("--until", help="Rows before this time; a bare date includes that whole day.")
 @click.option("--bom", is_flag=True, help="Start CSV with a UTF-8 BOM, for Excel.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+@output_option
+@force_option
 @unmask_option
 @pass_app
 @click.pass_context
 def export(ctx: click.Context, app: App, fmt: str | None, workflow: str | None, since: str | None,
-           until: str | None, bom: bool, output: str | None, unmask: bool) -> None:
+           until: str | None, bom: bool, output: str | None, force: bool, unmask: bool) -> None:
     """The audit log as an event log process-mining tools read (Disco, Celonis, ProM, pm4py).
 
     Personal data is masked exactly as `caseflow audit` masks it; a masked
@@ -49,6 +51,7 @@ def export(ctx: click.Context, app: App, fmt: str | None, workflow: str | None, 
         raise UsageError("--format is required: xes, ocel or csv (e.g. caseflow export --format xes -o log.xes)")
     if bom and fmt != "csv":
         raise UsageError("--bom applies to --format csv only")
+    output_file(app, output, force)
     from caseflow.audit.export_log import ExportQuery, collect
     from caseflow.audit.query import default_tz, parse_bound
     sqlite = fmt == "ocel" and output is not None and Path(output).suffix.lower() in SQLITE_SUFFIXES

@@ -11,6 +11,7 @@ import click
 
 from caseflow.cli.app import App, cli, pass_app, unmask_option
 from caseflow.errors import DefinitionError, DefinitionErrors
+from caseflow.terminal import escaped
 from caseflow.values import show_datetime
 
 
@@ -59,15 +60,20 @@ def validate(app: App, files: tuple[str, ...], show_all: bool, run_verify: bool)
     except CalendarError as exc:
         lines.append(f"{exc}")
     checked = 0
-    loaded = []
+    loaded: list[Any] = []
     for path in targets:
         if path.name in SPECIAL or org is None:
             continue
         checked += 1
         try:
             definition = load_definition(path, org, calendars, display=str(path))
+            twin = next((d for d in loaded if d.workflow == definition.workflow), None)
             loaded.append(definition)
-            if definition.workflow != path.stem:        # the catalog finds workflows by file name
+            if twin is not None:                        # one id, two files: which one would run?
+                errors.append(DefinitionError(f"workflow id {definition.workflow!r} is also declared by {twin.path}",
+                                              file=str(path), line=1, col=1, hint="each workflow lives in one "
+                                              "file named after its id; remove or rename one"))
+            elif definition.workflow != path.stem:      # the catalog finds workflows by file name
                 found = re.search(r"^workflow:[ \t]*", definition.text, re.MULTILINE)
                 line = definition.text.count("\n", 0, found.start()) + 1 if found else 1
                 errors.append(DefinitionError(
@@ -197,7 +203,7 @@ def show(app: App, case_id: str, unmask: bool) -> None:
     """
     from caseflow.views.cases import show as show_case
     view = show_case(app.engine, case_id, app.user, unmask)
-    app.out(view, _render_show(app, view))
+    app.out(view, "" if app.as_json else _render_show(app, escaped(view)))     # no forged lines, no ESC
 
 
 def _render_show(app: App, v: dict[str, Any]) -> str:
@@ -302,7 +308,7 @@ def history(app: App, case_id: str, unmask: bool) -> None:
     snap = app.engine.read_case(case_id)
     d = snap.definition
     lines = []
-    for r in rows:
+    for r in escaped(rows):                     # a newline in a note cannot forge a line
         when = show_datetime(r["at"], d.tz)
         move = f"{d.label(r['from'])} → {d.label(r['to'])}" if r["from"] and r["to"] and r["from"] != r["to"] \
             else (d.label(r["to"]) if r["to"] else "")

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from caseflow.cli.app import App, cli, pass_app
+from caseflow.cli.app import App, cli, one_line, pass_app
 from caseflow.cli.audit import report
 
 PROGRESS_FROM = 200      # due timers before a progress bar is worth drawing
@@ -51,7 +51,8 @@ def run(app: App, batch: int, limit: int | None, recompute: bool) -> None:
     payload = {**report.as_dict(), "recomputed": moved}
     app.out(payload, _render_run(payload))
     for f in report.failures:
-        click.echo(f"error: timer {f['timer']}: {f['error']}: {f['message']} (left for the next run)", err=True)
+        click.echo(f"error: timer {f['timer']}: {f['error']}: {one_line(f['message'])} (left for the next run)",
+                   err=True)
     if report.failures:
         raise click.exceptions.Exit(1)
 

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from caseflow.cli.app import App, cli, note_option, pass_app
+from caseflow.terminal import escape, escaped
 from caseflow.values import show_datetime
 
 
@@ -33,7 +34,7 @@ def inbox(app: App, limit: int | None, explain: bool) -> None:
             click.echo(line)
         return
     rows = view.inbox(app.engine, app.user, limit)
-    app.out(rows, _render(app, rows))
+    app.out(rows, "" if app.as_json else _render(app, escaped(rows)))      # summaries: no forged lines
 
 
 def _render(app: App, rows: list[dict[str, Any]]) -> str:
@@ -98,7 +99,7 @@ def assign(app: App, case_id: str, user: str | None, balance: bool, role: str | 
         lines += [f"  {x['user']:<12} {x['name']}  open cases {x['open_cases']}"
                   f"  last assigned {x['last_assigned_at'] or '-'}" for x in r["loads"]]
     verb = "would assign" if dry_run else "assigned"
-    head = f"{case_id}: {verb} to {r['assignee']}" + (f" ({r['why']})" if r.get("why") else "")
+    head = f"{case_id}: {verb} to {r['assignee']}" + (f" ({escape(r['why'])})" if r.get("why") else "")
     app.out(r, "\n".join([head] + lines))
 
 

@@ -42,12 +42,14 @@ def directory() -> Path | None:
 
 
 def code_fingerprint() -> str:
-    """caseflow's definition code and the CEL binding as installed: a change in either misses the cache."""
+    """caseflow's definition code, its JSON Schemas and the CEL binding as installed: a change misses the cache."""
     global _fingerprint
     if _fingerprint is None:
         from cel_expr_python import cel  # its files stand for its version (importlib.metadata is slow)
         parts = [sys.version, str(pickle.HIGHEST_PROTOCOL)]
-        for path in sorted(_PACKAGE.glob("*.py")) + [_PACKAGE.parent / "catalog.py", Path(str(cel.__file__))]:
+        schemas = sorted((_PACKAGE.parent / "schemas").glob("*.json"))       # a schema change re-checks files
+        for path in sorted(_PACKAGE.glob("*.py")) + schemas + [_PACKAGE.parent / "catalog.py",
+                                                               Path(str(cel.__file__))]:
             st = path.stat()
             parts.append(f"{path.name}:{st.st_size}:{st.st_mtime_ns}")
         _fingerprint = hashlib.sha256("|".join(parts).encode()).hexdigest()

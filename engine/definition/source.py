@@ -18,8 +18,8 @@ import yaml
 
 from caseflow.definition.yaml_safety import check_tree
 from caseflow.errors import DefinitionError
+from caseflow.files import MAX_BYTES, read_workflow_bytes
 
-MAX_BYTES = 1_000_000          # a real workflow file is a few KB
 MAX_DEPTH = 64                 # nesting depth of mappings/sequences
 
 
@@ -113,14 +113,7 @@ class Source:
 def read_source(path: str | Path, display: str | None = None) -> Source:
     """Read and parse one YAML file with every safety check; raise DefinitionError."""
     shown = display or str(path)
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_BYTES + 1)
-            size = len(raw) if len(raw) <= MAX_BYTES else Path(path).stat().st_size
-    except IsADirectoryError:
-        raise DefinitionError("is a directory, not a workflow file", file=shown, line=1, col=1) from None
-    except OSError as exc:
-        raise DefinitionError(f"cannot read file: {exc.strerror}", file=shown, line=1, col=1) from None
+    raw, size = read_workflow_bytes(path, shown)
     return parse_source(raw, shown, size=size)
 
 

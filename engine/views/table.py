@@ -16,7 +16,8 @@ def cell(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value).replace("\n", " ")
+    from caseflow.terminal import escape
+    return escape(str(value))           # a newline or ESC in a note cannot forge a row or drive the terminal
 
 
 def render_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[tuple[str, str]], *, most: int = 40,

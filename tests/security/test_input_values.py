@@ -221,3 +221,19 @@ def test_a_time_without_offset_in_a_data_file_is_read_in_the_workflows_zone(run,
     assert r.exit_code == 0, r.stderr
     stored = json.loads(case_row(store, r.json()["id"])["data"])["received_at"]
     assert handled(stored == "2025-03-03T01:00:00.000Z")         # 09:00 in Shanghai, as --set reads it
+
+
+# -- lengths: the same limits on SQLite and PostgreSQL ----------------------------------------------
+
+def test_a_unique_value_longer_than_its_key_column_is_refused_on_both_backends(run, store):
+    r = run("--as", "xie.na", "open", "member_card", "--set", "name=李娜", "--set", "id_number=" + "1" * 600,
+            "--set", "birth_date=1990-01-01", "--set", "phone=13900000001", "--set", "tier=vip")
+    expect(r, 1, "error: cannot open member_card: id_number is 600 characters; a unique field holds at most 512\n")
+    assert "1" * 600 not in r.stderr and _count(store, cases) == 0
+    assert _reasons(store) == ["cannot open member_card: id_number is 600 characters; a unique field holds at most "
+                               "512"]
+
+
+def test_an_unknown_user_id_of_any_length_is_one_refusal_on_both_backends(run, store):
+    expect(run("--as", "u" * 70, "list"), 1, f"error: unknown user {'u' * 70!r}: not in org.yaml\n")
+    assert len(_reasons(store)) == 1
