@@ -143,7 +143,7 @@ def cli_run(db_url, store, clock, monkeypatch):  # noqa: ANN001, ANN201
     """run(*args) → Result on the test database; the catalog compiled and the database opened once."""
     monkeypatch.setattr(Catalog, "load", classmethod(lambda cls, directory=None, only=None: SHIPPED_CATALOG))
     monkeypatch.setattr(store, "migrate", lambda **_: None)
-    monkeypatch.setattr(store_module, "Store", lambda url=None: store if url == db_url else Store(url))
+    monkeypatch.setattr(store_module, "Store", lambda url=None, **how: store if url == db_url else Store(url, **how))
     runner = CliRunner()
 
     def run(*args: str) -> Result:
