@@ -17,12 +17,12 @@ n = int(os.environ["RACE_N"])
 original = runtime.Engine.write
 
 
-def write_after_barrier(self, change, now, note, kind="transition"):
+def write_after_barrier(self, change, now, note, kind="transition", conn=None):
     (race_dir / f"ready-{os.getpid()}").touch()
     deadline = time.monotonic() + 30
     while len(list(race_dir.glob("ready-*"))) < n and time.monotonic() < deadline:
         time.sleep(0.005)
-    return original(self, change, now, note, kind)
+    return original(self, change, now, note, kind, conn)
 
 
 runtime.Engine.write = write_after_barrier

@@ -72,31 +72,31 @@ def row_hash(row: dict[str, Any], keys: tuple[str, ...] = HASHED) -> str:
 # Built once: constructing a SELECT costs more than running it on an indexed table.
 _HEAD = (sa.select(audit.c.seq, audit.c.hash).where(audit.c.case_id == sa.bindparam("case_id"))
          .order_by(audit.c.seq.desc()).limit(1))
+_ROW_HEAD = sa.select(cases.c.audit_seq, cases.c.audit_hash).where(cases.c.id == sa.bindparam("case_id"))
 
 
 INSERT = audit.insert()         # built once; bulk import batches these rows
 
 
 def head(conn: Connection, case_id: str) -> tuple[int, str]:
-    """(seq, hash) of the last row of a case, or (0, GENESIS)."""
-    row = conn.execute(_HEAD, {"case_id": case_id}).first()
-    return (row.seq, row.hash) if row else (0, GENESIS)
+    """(seq, hash) of the last row of a case, or (0, GENESIS): from the case row, which keeps it
+    (`cases.audit_seq`/`audit_hash`), else from the log itself (a case row that is gone, or has none)."""
+    row = conn.execute(_ROW_HEAD, {"case_id": case_id}).first()
+    if row is not None and row.audit_seq is not None:
+        return row.audit_seq, row.audit_hash
+    last = conn.execute(_HEAD, {"case_id": case_id}).first()
+    return (last.seq, last.hash) if last else (0, GENESIS)
 
 
-def append(conn: Connection, *, case_id: str, workflow: str, definition: str, entries: list[Entry],
-           effective_at: str, version: int | None = None, recorded_at: str | None = None, org: str | None = None,
-           os_user: str | None = None, after: tuple[int, str] | None = None) -> int:
-    """Chain and insert entries for one case; returns the last seq.
-
-    `version` is the case row's version once the caller's transaction commits
-    (unchanged for rows that record no change of the case row); every engine path
-    passes it. Without it the rows prove no version.
-    """
+def chained(*, case_id: str, workflow: str, definition: str, entries: list[Entry], effective_at: str,
+            after: tuple[int, str], version: int | None = None, recorded_at: str | None = None,
+            org: str | None = None, os_user: str | None = None) -> tuple[list[dict[str, Any]], tuple[int, str]]:
+    """The audit rows of `entries`, chained after the head `after`; and the new head (seq, hash)."""
     recorded_at = recorded_at or real_stamp()
     for e in entries:
         check_note(e.note)
     key = audit_key()
-    seq, prev = after if after is not None else head(conn, case_id)
+    seq, prev = after
     rows = []
     for e in entries:
         seq += 1
@@ -108,9 +108,30 @@ def append(conn: Connection, *, case_id: str, workflow: str, definition: str, en
         row["hash"] = prev = digest = row_hash(row)
         row["mac"] = mac(key, digest)
         rows.append(row)
+    return rows, (seq, prev)
+
+
+def append(conn: Connection, *, case_id: str, workflow: str, definition: str, entries: list[Entry],
+           effective_at: str, version: int | None = None, recorded_at: str | None = None, org: str | None = None,
+           os_user: str | None = None, after: tuple[int, str] | None = None) -> int:
+    """Chain and insert entries for one case, and keep the new head on the case row; returns the last seq.
+
+    `version` is the case row's version once the caller's transaction commits
+    (unchanged for rows that record no change of the case row); every engine path
+    passes it. Without it the rows prove no version. `after`: the head the caller
+    read with its snapshot (else it is read here).
+    """
+    rows, new_head = chained(case_id=case_id, workflow=workflow, definition=definition, entries=entries,
+                             effective_at=effective_at, after=after if after is not None else head(conn, case_id),
+                             version=version, recorded_at=recorded_at, org=org, os_user=os_user)
     if rows:
         conn.execute(INSERT, rows)
-    return seq
+        conn.execute(SET_HEAD, {"case_id": case_id, "audit_seq": new_head[0], "audit_hash": new_head[1]})
+    return new_head[0]
+
+
+SET_HEAD = cases.update().where(cases.c.id == sa.bindparam("case_id")).values(
+    audit_seq=sa.bindparam("audit_seq"), audit_hash=sa.bindparam("audit_hash"))
 
 
 def append_attempt(conn: Connection, *, case_id: str | None, workflow: str | None, event: str,

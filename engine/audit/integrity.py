@@ -160,3 +160,17 @@ def check_anchor(conn: Connection, anchored: list[dict[str, Any]]) -> list[Findi
 
 __all__ = ["Finding", "check_definitions", "check_orgs", "check_guards", "check_anchor", "read_anchor", "write_anchor",
            "anchor_path"]
+
+
+def head_problems(case: dict[str, Any], rows: list[dict[str, Any]]) -> list[tuple[int | None, str, str]]:
+    """(seq, kind, message) if the chain head kept on the case row (`audit_seq`, `audit_hash`, revision
+    0008_chain_head) is not the case's last audit row: the next action would chain onto the wrong row."""
+    seq, digest = case.get("audit_seq"), case.get("audit_hash")
+    if seq is None or not rows:
+        return []
+    last = rows[-1]
+    if (seq, digest) == (last["seq"], last["hash"]):
+        return []
+    return [(last["seq"], "head", f"the case row's chain head (row {seq}) is not its last audit row "
+                                  f"(row {last['seq']}): rows were appended or deleted behind the engine's back, "
+                                  f"or the case row was edited")]

@@ -378,6 +378,8 @@ def verify(store: Store, expect: str | None = None, catalog: Any = None, anchor:
                         for name in d.unique:
                             if proved.data.get(name) is not None:
                                 keys_expected[(d.workflow, name, str(proved.data[name]))] = case_id
+            if case is not None:          # the chain head kept on the case row (after what the chain proves)
+                found += [Problem(case_id, *f) for f in integrity.head_problems(case, rows)]
             report.problems += found
         report.cases = len(seen | set(tables.cases))
         for case_id in sorted(set(tables.cases) - seen):

@@ -22,9 +22,10 @@ from caseflow.definition.evaluate import evaluate_decision, holds, schema_proble
 from caseflow.definition.expressions import Compiled, EvalContext
 from caseflow.definition.kinds import KINDS
 from caseflow.definition.model import Action, Definition, Person, Transition
-from caseflow.errors import InvalidData, RoleNotAllowed, SignoffRefused, StaleCase, TransitionRefused, WrongState
+from caseflow.errors import InvalidData, RoleNotAllowed, SignoffRefused, TransitionRefused, WrongState
 from caseflow.runtime import assignment
 from caseflow.sla import clocks as sla
+from caseflow.store import driver_sql
 from caseflow.store.backend import backend_of
 from caseflow.store.tables import case_keys, cases, decision_counts, outbox
 from caseflow.values import sortable_time
@@ -36,16 +37,8 @@ if TYPE_CHECKING:
 MAX_CHAIN = 5
 KEY_MAX = 512        # unique values and decision-counter keys: the width of case_keys.value, decision_counts.key
 
-# The optimistic write, built once (building a statement costs more than running it).
-_UPDATE_CASE = (cases.update()
-                .where(cases.c.id == sa.bindparam("case_id"), cases.c.version == sa.bindparam("seen"))
-                .values(state=sa.bindparam("state"), data=sa.bindparam("data"),
-                        signoffs=sa.bindparam("signoffs"), version=sa.bindparam("version"),
-                        updated_at=sa.bindparam("updated_at"), next_signoff_role=sa.bindparam("next_signoff")))
 INSERT_CASE = cases.insert()            # built once; bulk import batches these rows
 INSERT_OUTBOX = outbox.insert()
-_UPDATE_RECEIVED = (cases.update().where(cases.c.id == sa.bindparam("case_id"))
-                    .values(received_at=sa.bindparam("received_at")))
 # fire actions may trigger further system events, but not forever
 
 
@@ -65,21 +58,38 @@ def open_case(engine: Engine, conn: Connection, d: Definition, data: dict[str, A
     if not registered:
         engine.register(conn, d, now)
     case_id = new_case_id(d.workflow)
-    conn.execute(INSERT_CASE, {
-        "id": case_id, "workflow": d.workflow, "definition": d.sha256, "state": d.initial, "data": _dump(data),
-        "signoffs": "[]", "version": 1, "parent_case": parent, "created_at": stamp(now), "updated_at": stamp(now),
-        "received_at": sortable_time(data.get("received_at"), stamp(now)),
-        "next_signoff_role": pending_signoff_role(d, d.initial, [])})
     _claim_keys(conn, d, case_id, {}, data, opening=True)
     entries = [Entry("open", "open", None, d.initial, actor, sorted(person.roles) if person else [],
                      _changes({}, data), note)]
     entries += run_actions(engine, conn, d, case_id, d.states[d.initial].on_enter, data, {}, {}, actor, now)
     entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), case_id, "open", None,
                                  d.initial, data, now, engine.person_attr)
-    audit.append(conn, case_id=case_id, workflow=d.workflow, definition=d.sha256, entries=entries,
-                 effective_at=stamp(now), org=engine.org_sha, os_user=engine.os_user,
-                 version=1, after=(0, audit.GENESIS))        # a new case: its chain starts here
+    rows, (seq, last) = audit.chained(case_id=case_id, workflow=d.workflow, definition=d.sha256, entries=entries,
+                                      effective_at=stamp(now), org=engine.org_sha, os_user=engine.os_user,
+                                      version=1, after=(0, audit.GENESIS))     # a new case: its chain starts here
+    # The case row last, with its chain head (nothing written before refers to it).
+    conn.execute(INSERT_CASE, {
+        "id": case_id, "workflow": d.workflow, "definition": d.sha256, "state": d.initial, "data": _dump(data),
+        "signoffs": "[]", "version": 1, "parent_case": parent, "created_at": stamp(now), "updated_at": stamp(now),
+        "received_at": sortable_time(data.get("received_at"), stamp(now)),
+        "next_signoff_role": pending_signoff_role(d, d.initial, []), "audit_seq": seq, "audit_hash": last})
+    conn.execute(audit.INSERT, rows)
     return case_id
+
+
+def _case_values(change: Change, data: dict[str, Any], now: datetime) -> dict[str, Any]:
+    snap, d = change.snap, change.snap.definition
+    return {"case_id": snap.id, "seen": snap.version, "state": change.dest, "data": _dump(data),
+            "signoffs": _dump(change.signoffs), "version": snap.version + 1, "updated_at": stamp(now),
+            "next_signoff_role": pending_signoff_role(d, change.dest, change.signoffs),
+            "received_at": sortable_time(data.get("received_at"), snap.created_at)}
+
+
+def _head(conn: Connection, snap: Snapshot) -> tuple[int, str]:
+    """The chain head read with the snapshot (the case row keeps it), else from the log."""
+    if snap.audit_seq is not None and snap.audit_hash is not None:
+        return snap.audit_seq, snap.audit_hash
+    return audit.head(conn, snap.id)
 
 
 def commit(engine: Engine, conn: Connection, change: Change, now: datetime, note: str | None,
@@ -93,45 +103,41 @@ def commit(engine: Engine, conn: Connection, change: Change, now: datetime, note
         roles = [change.role]
     else:
         roles = sorted(engine.catalog.org.people[actor].roles & t.roles) if actor in engine.catalog.org.people else []
+    event = {"reject": "reject", "signoff": "sign"}.get(kind, t.event)   # one name per act, whatever the step
+    changed: dict[str, Any] = dict(_changes(snap.data, data))
+    if change.inputs:
+        changed["@input"] = change.inputs          # event inputs (e.g. a purchase amount) are evidence too
+    log = {"case_id": snap.id, "workflow": d.workflow, "definition": d.sha256, "effective_at": stamp(now),
+           "org": engine.org_sha, "os_user": engine.os_user, "version": snap.version + 1}
+    decided: list[Entry] = []
     if kind == "transition" and t.decide:     # the plan already checked the data; outcomes may change it
         data, decided = _decisions(engine, conn, d, t, data, change.inputs, actor, now)
         problem = schema_problem(d, data, before=snap.data)
         if problem:
             raise InvalidData(snap.id, t.event, snap.state, f"data would be invalid: {problem}")
-    else:
-        decided = []
-    result = conn.execute(_UPDATE_CASE, {"case_id": snap.id, "seen": snap.version, "state": change.dest,
-                                         "data": _dump(data), "signoffs": _dump(change.signoffs),
-                                         "version": snap.version + 1, "updated_at": stamp(now),
-                                         "next_signoff": pending_signoff_role(d, change.dest, change.signoffs)})
-    if result.rowcount != 1:
-        raise StaleCase(snap.id)
-    if data.get("received_at") != snap.data.get("received_at"):
-        conn.execute(_UPDATE_RECEIVED, {"case_id": snap.id,
-                                        "received_at": sortable_time(data.get("received_at"), snap.created_at)})
-    if snap.assignee is not None and snap.assignee == actor and snap.work_started_at is None:
-        entries.insert(0, assignment.start_work(conn, snap, actor, now))    # the assignee's first action
-    _claim_keys(conn, d, snap.id, snap.data, data, final=d.states[change.dest].final,
-                event=t.event, state=snap.state)
-    event = {"reject": "reject", "signoff": "sign"}.get(kind, t.event)   # one name per act, whatever the step
-    changed: dict[str, Any] = dict(_changes(snap.data, data))
-    if change.inputs:
-        changed["@input"] = change.inputs          # event inputs (e.g. a purchase amount) are evidence too
-    entries.append(Entry(kind, event, snap.state, change.dest, actor, roles, changed, note))
-    entries += decided
-    if kind == "signoff":
-        entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), snap.id,
-                                     "sign", snap.state, snap.state, data, now, engine.person_attr)
-    else:
-        moved = change.dest != snap.state
-        todo = ((list(d.states[change.dest].on_enter) if moved else [])
-                + (list(t.actions) if kind == "transition" else []))
-        entries += run_actions(engine, conn, d, snap.id, todo, data, change.inputs, t.inputs, actor, now, depth)
-        entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), snap.id,
-                                     event, snap.state, change.dest, data, now, engine.person_attr)
-    audit.append(conn, case_id=snap.id, workflow=d.workflow, definition=d.sha256, entries=entries,
-                 effective_at=stamp(now), org=engine.org_sha, os_user=engine.os_user,
-                 version=snap.version + 1)
+        changed = dict(_changes(snap.data, data)) | ({"@input": change.inputs} if change.inputs else {})
+    # The versioned UPDATE waits: a step that writes nothing else sends it with its audit rows (one
+    # statement on PostgreSQL); any other statement first sends it (driver_sql.pending_write).
+    with driver_sql.pending_write(conn, _case_values(change, data, now), snap.id):
+        if snap.assignee is not None and snap.assignee == actor and snap.work_started_at is None:
+            entries.insert(0, assignment.start_work(conn, snap, actor, now))    # the assignee's first action
+        _claim_keys(conn, d, snap.id, snap.data, data, final=d.states[change.dest].final,
+                    event=t.event, state=snap.state)
+        entries.append(Entry(kind, event, snap.state, change.dest, actor, roles, changed, note))
+        entries += decided
+        if kind == "signoff":
+            entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), snap.id,
+                                         "sign", snap.state, snap.state, data, now, engine.person_attr)
+        else:
+            moved = change.dest != snap.state
+            todo = ((list(d.states[change.dest].on_enter) if moved else [])
+                    + (list(t.actions) if kind == "transition" else []))
+            entries += run_actions(engine, conn, d, snap.id, todo, data, change.inputs, t.inputs, actor, now,
+                                   depth)
+            entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), snap.id,
+                                         event, snap.state, change.dest, data, now, engine.person_attr)
+        rows, new_head = audit.chained(entries=entries, after=_head(conn, snap), **log)
+        driver_sql.finish_write(conn, snap.id, rows, new_head)
     for fire in [e for e in entries if e.kind == "fire"]:
         fire_system(engine, conn, snap.id, fire.event, now, f"fired by {t.event}", depth + 1)
 
@@ -196,6 +202,7 @@ SHARED = "*"   # decision counters are shared by table name across workflows (a 
 
 def _bump(conn: Connection, d: Definition, name: str, key: str, period: str) -> int:
     """Increment and return a shared counter atomically (an upsert: safe under concurrency)."""
+    backend_of(conn).more_statements(conn)       # PostgreSQL: BEGIN before the first of several statements
     stmt = backend_of(conn).increment(decision_counts, ["workflow", "decision", "key", "period"], "count",
                                       workflow=SHARED, decision=name, key=key, period=period)
     return int(conn.execute(stmt).scalar_one())

@@ -53,11 +53,10 @@ from caseflow.runtime import actions as case_actions
 from caseflow.runtime import assignment, identity, safeguards
 from caseflow.runtime.machine import machine_for
 from caseflow.runtime.snapshot import Change, Snapshot, new_case_id
+from caseflow.store import driver_sql
 from caseflow.store.database import Store
-from caseflow.store.tables import cases, definitions
+from caseflow.store.tables import definitions
 from caseflow.values import ValueProblem
-
-_CASE = sa.select(cases).where(cases.c.id == sa.bindparam("case_id"))   # built once, run per action
 
 
 class Engine:
@@ -79,6 +78,7 @@ class Engine:
             self.catalog, self.org_id, self.org_sha = identity.catalog_in_force(
                 store, catalog, stamp(self.clock()), self.os_user)
         self.before_write = before_write      # a hook for tests and instrumentation
+        self._stored: set[str] = set()         # definition versions known to be in the database
 
     # -- helpers ----------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -116,7 +116,7 @@ class Engine:
         return self.catalog.version(sha, load)
 
     def snapshot(self, conn: Connection, case_id: str) -> Snapshot:
-        row = conn.execute(_CASE, {"case_id": case_id}).first()
+        row = driver_sql.read_case(conn, case_id)
         if row is None:
             raise NotFound("case", case_id)
         return Snapshot.of_row(row, self.definition_of(conn, row.definition))
@@ -200,9 +200,13 @@ class Engine:
 
     def register(self, conn: Connection, definition: Definition, now: datetime) -> None:
         """Store the definition text once, so cases can always run under their own version."""
+        if definition.sha256 in self._stored:
+            return
         exists = conn.execute(sa.select(definitions.c.sha256)
                               .where(definitions.c.sha256 == definition.sha256)).first()
-        if not exists:       # insert-or-ignore: the first opens of a new version may race
+        if exists:           # committed by an earlier transaction: append-only, so it stays
+            self._stored.add(definition.sha256)
+        else:       # insert-or-ignore: the first opens of a new version may race
             conn.execute(self.store.backend.insert_or_ignore(
                 definitions, ["sha256"], sha256=definition.sha256, workflow=definition.workflow,
                 text=definition.text, path=definition.path, created_at=stamp(now)))
@@ -214,11 +218,11 @@ class Engine:
             person = self.person(actor)
             audit.check_note(note)
             now = self.now()
-            with self.store.read_one() as conn:
+            with self.store.action() as conn:          # one connection: the read, then the write
                 snap = self.snapshot(conn, case_id)
-            safeguards.check_not_before(snap, event, now)
-            change = self.plan(snap, event, person, sets or {}, note, now)
-            self.write(change, now, note)
+                safeguards.check_not_before(snap, event, now)
+                change = self.plan(snap, event, person, sets or {}, note, now)
+                self.write(change, now, note, conn=conn)
         return {"id": case_id, "workflow": snap.workflow, "event": event, "from": snap.state,
                 "state": change.dest}
 
@@ -302,11 +306,13 @@ class Engine:
             raise InvalidData(snap.id, t.event, snap.state, f"data would be invalid: {problem}")
         return Change(snap, t, dest, data, [], [], inputs, actor)
 
-    def write(self, change: Change, now: datetime, note: str | None, kind: str = "transition") -> None:
+    def write(self, change: Change, now: datetime, note: str | None, kind: str = "transition",
+              conn: Connection | None = None) -> None:
+        """Commit a planned change; `conn`: the action's connection its snapshot was read on."""
         if self.before_write:
             self.before_write(change.snap)
-        with self.store.write() as conn:
-            case_actions.commit(self, conn, change, now, note, kind)
+        with self.store.write(conn) as tx:
+            case_actions.commit(self, tx, change, now, note, kind)
 
     # -- sign -------------------------------------------------------------------------------
     def sign(self, case_id: str, actor: str | None, reject: bool = False,
@@ -315,16 +321,17 @@ class Engine:
             person = self.person(actor)
             audit.check_note(note)
             now = self.now()
-            with self.store.read() as conn:
+            with self.store.action() as conn:
                 snap = self.snapshot(conn, case_id)
+                # rows of a later version (a signature racing this one) are not counted: see proved_signoffs
                 proved = audit.proved_signoffs(conn, case_id, snap.version)
-            if proved is not None and [_sig(s) for s in proved] != [_sig(s) for s in snap.signoffs]:
-                raise EvidenceMismatch(case_id, "reject" if reject else "sign", snap.state,
-                                       "the sign-offs in the case row are not the ones its audit log records; "
-                                       "nothing was signed (run caseflow audit verify)")
-            safeguards.check_not_before(snap, "reject" if reject else "sign", now)
-            change, kind = case_actions.plan_signature(self, snap, person, reject, note, now)
-            self.write(change, now, note, kind)
+                if proved is not None and [_sig(s) for s in proved] != [_sig(s) for s in snap.signoffs]:
+                    raise EvidenceMismatch(case_id, "reject" if reject else "sign", snap.state,
+                                           "the sign-offs in the case row are not the ones its audit log records; "
+                                           "nothing was signed (run caseflow audit verify)")
+                safeguards.check_not_before(snap, "reject" if reject else "sign", now)
+                change, kind = case_actions.plan_signature(self, snap, person, reject, note, now)
+                self.write(change, now, note, kind, conn=conn)
         return {"id": case_id, "workflow": snap.workflow, "state": change.dest,
                 "signoffs": change.signoffs, "fired": kind == "transition"}
 

@@ -26,6 +26,8 @@ class Snapshot:
     assignee: str | None = None
     assigned_at: str | None = None
     work_started_at: str | None = None
+    audit_seq: int | None = None           # the chain head read with the case (cases.audit_seq / audit_hash)
+    audit_hash: str | None = None
 
     @classmethod
     def of_row(cls, row: Any, definition: Definition) -> Snapshot:
@@ -33,7 +35,8 @@ class Snapshot:
         return cls(row.id, row.workflow, definition, row.state, json.loads(row.data), json.loads(row.signoffs),
                    row.version, row.parent_case, row.created_at, row.updated_at,
                    getattr(row, "assignee", None), getattr(row, "assigned_at", None),
-                   getattr(row, "work_started_at", None))
+                   getattr(row, "work_started_at", None), getattr(row, "audit_seq", None),
+                   getattr(row, "audit_hash", None))
 
 
 @dataclass

@@ -190,6 +190,16 @@ def on_transition(conn: Connection, definition: Definition, calendar: BusinessCa
     return entries
 
 
+def touches(definition: Definition, event: str, source: str | None, dest: str) -> bool:
+    """Whether `on_transition` would start, stop, pause, resume or restart a clock (else it runs no SQL)."""
+    if not definition.clocks:
+        return False
+    if definition.states[dest].final:
+        return True
+    return any(t.matches(event, source, dest)  # type: ignore[arg-type, unused-ignore]
+               for c in definition.clocks for t in (c.start, c.stop, c.pause, _resume(c), c.restart))
+
+
 def _resume(clock: Clock) -> Trigger:
     """A clock resumes on its `resume` trigger, by default on leaving the states that paused it."""
     return clock.resume if not clock.resume.empty else Trigger(leave=clock.pause.enter)
@@ -210,7 +220,7 @@ class _Step:
 
     def hit(self, trigger: Trigger) -> bool:
         # Opening a case enters its initial state: source None counts as a move.
-        return trigger.matches(self.event, self.source, self.dest)  # type: ignore[arg-type]
+        return trigger.matches(self.event, self.source, self.dest)  # type: ignore[arg-type, unused-ignore]
 
     def run(self, clock: Clock, row: Row[Any] | None) -> list[Entry]:
         final = self.d.states[self.dest].final

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -56,7 +57,30 @@ class Backend:
     def create_engine(self, url: str, readonly: bool = False, wait: LockWait | None = None) -> SAEngine:
         """An engine for `url`; `readonly`: its connections can only read (a read-only command, an
         evidence copy); a writer waits for locks as `wait` says (store/locks.py)."""
-        return sa.create_engine(url, pool_pre_ping=True)
+        engine = sa.create_engine(url)
+        _ping_when_idle(engine)
+        return engine
+
+    def action_options(self) -> dict[str, Any]:
+        """Execution options of an action's connection while it reads its snapshot (`Store.action`)."""
+        return self.single_read_options()
+
+    def write_options(self) -> dict[str, Any]:
+        """Execution options of that connection once it writes (`Store.write(conn)`)."""
+        return {READONLY: False, SINGLE_READ: False}     # PostgreSQL stays in autocommit: see begin_write
+
+    def begin_write(self, conn: Connection) -> None:
+        """Start the write transaction on an action's connection, where `conn.begin()` does not."""
+
+    def more_statements(self, conn: Connection) -> None:
+        """Before the first statement of a write that is more than the case row and its audit rows."""
+
+    # Hot-path SQL (store/driver_sql.py): how a named parameter is written for the DB-API driver, and
+    # whether a data-modifying CTE can make the versioned UPDATE and the audit INSERT one statement.
+    one_statement_write: ClassVar[bool] = False
+
+    def param(self, name: str) -> str:
+        return f":{name}"
 
     def is_lock_timeout(self, exc: BaseException) -> bool:
         """The database gave up waiting for a lock (`lock_timeout`)."""
@@ -214,7 +238,8 @@ class PostgresBackend(Backend):
     def create_engine(self, url: str, readonly: bool = False, wait: LockWait | None = None) -> SAEngine:
         """Read-only: every transaction of the session is READ ONLY (autocommit reads too). A writer
         sets `lock_timeout` and says when it waits for a lock (store/locks.py)."""
-        engine = sa.create_engine(url, pool_pre_ping=True)
+        engine = sa.create_engine(url)
+        _ping_when_idle(engine)
         if readonly:
             @event.listens_for(engine, "connect")
             def _connect(dbapi_conn, _record) -> None:  # noqa: ANN001
@@ -239,6 +264,20 @@ class PostgresBackend(Backend):
 
     def single_read_options(self) -> dict[str, Any]:
         return {**super().single_read_options(), "isolation_level": "AUTOCOMMIT"}
+
+    one_statement_write = True
+
+    def param(self, name: str) -> str:
+        return f"%({name})s"
+
+    def begin_write(self, conn: Connection) -> None:
+        return None     # autocommit: a plain step's write is one statement; see more_statements
+
+    def more_statements(self, conn: Connection) -> None:
+        """The action's connection is in autocommit: BEGIN before a write of several statements."""
+        dbapi: Any = conn.connection.dbapi_connection
+        if dbapi.autocommit and dbapi.info.transaction_status == 0:     # psycopg.pq.TransactionStatus.IDLE
+            conn.exec_driver_sql("BEGIN")
 
     def consistent_options(self) -> dict[str, Any]:
         return {**super().consistent_options(), "isolation_level": "REPEATABLE READ"}
@@ -325,6 +364,31 @@ def _waits_for_lock(engine: SAEngine, pid: int) -> bool | None:
     except sa.exc.SQLAlchemyError:
         return None
     return kind == "Lock"
+
+
+IDLE_PING_S = 0.25     # a pooled connection idle longer than this (seconds) is pinged before use
+
+
+def _ping_when_idle(engine: SAEngine) -> None:
+    """A pooled connection is pinged only after sitting idle (the server may have gone away since),
+    not on every checkout as `pool_pre_ping` does: one round trip less per action."""
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_S:
+            return
+        try:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+            dbapi_conn.rollback()
+        except engine.dialect.loaded_dbapi.Error:
+            raise sa.exc.DisconnectionError("the pooled connection was lost while idle") from None
 
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (SQLiteBackend(), PostgresBackend())}

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine as SAEngine
 from caseflow.errors import ConcurrentChange, LockTimeout, StorageError, UsageError
 from caseflow.store.backend import Backend, backend_for, refuse_in_memory, shown_url
 from caseflow.store.locks import LockWait
+from caseflow.store.driver_sql import flush_pending
 
 DEFAULT_URL = "sqlite:///caseflow.db"
 
@@ -51,6 +52,7 @@ class Store:
         self.readonly = readonly
         self.wait = wait or LockWait.from_env()
         self.engine = create_engine(self.url, readonly, self.wait)
+        sa.event.listen(self.engine, "before_execute", flush_pending)     # see driver_sql.pending_write
         self._writer: SAEngine | None = None if readonly else self.engine
 
     @property
@@ -58,6 +60,7 @@ class Store:
         """The engine writes go through (the same as `engine` unless the store is read-only)."""
         if self._writer is None:
             self._writer = create_engine(self.url, False, self.wait)
+            sa.event.listen(self._writer, "before_execute", flush_pending)
         return self._writer
 
     def dispose(self) -> None:
@@ -66,11 +69,20 @@ class Store:
             self._writer.dispose()
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """One write transaction; SQLite takes the write lock at BEGIN."""
+    def write(self, conn: Connection | None = None) -> Iterator[Connection]:
+        """One write transaction; SQLite takes the write lock at BEGIN. `conn`: the action's own
+        connection (`action`), on which the snapshot was read; else a connection from the pool."""
         try:
-            with self.writer.begin() as conn:
-                yield conn
+            if conn is None:
+                with self.writer.begin() as conn:
+                    yield conn
+            else:
+                if conn.in_transaction():        # a read on it began one (a definition loaded): end it
+                    conn.commit()
+                conn.execution_options(**self.backend.write_options())
+                with conn.begin():
+                    self.backend.begin_write(conn)
+                    yield conn
         except sa.exc.IntegrityError as exc:
             # a unique key taken by a concurrent writer between our read and our write
             raise ConcurrentChange(_short(exc)) from None
@@ -79,6 +91,16 @@ class Store:
             if self.backend.is_lock_timeout(exc):
                 raise LockTimeout(self.wait.timeout) from None
             raise StorageError(f"database error, nothing was changed: {_short(exc)}") from None
+
+    @contextmanager
+    def action(self) -> Iterator[Connection]:
+        """One connection for a whole action: the snapshot is read on it (no transaction of its own;
+        the versioned UPDATE is what makes the action safe), then `write(conn)` commits on it."""
+        try:
+            with self.writer.connect() as conn:        # an action writes: the writer's connection
+                yield conn.execution_options(**self.backend.action_options())
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise StorageError(f"database error: {_short(exc)}") from None
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

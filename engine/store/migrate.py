@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from caseflow.store.database import Store
 
-HEAD = "0007_migration_runs"
+HEAD = "0008_chain_head"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 

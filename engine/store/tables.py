@@ -40,6 +40,8 @@ cases = sa.Table(
     sa.Column("assigned_at", sa.String(32), nullable=True),
     sa.Column("work_started_at", sa.String(32), nullable=True),     # claim / the assignee's first action
     sa.Column("next_signoff_role", sa.String(64), nullable=True),   # whose sign-off the case waits for
+    sa.Column("audit_seq", sa.Integer, nullable=True),              # the chain head: seq and hash of the case's
+    sa.Column("audit_hash", sa.String(64), nullable=True),          # last audit row (same transaction)
     sa.Index("ix_cases_queue", "assignee", "workflow", "definition", "state"),
     sa.Index("ix_cases_next_signoff", "next_signoff_role"),
 )

@@ -91,9 +91,9 @@ def install() -> None:
     original_write = store_mod.Store.write
 
     @contextmanager
-    def write_after_barrier(self):  # noqa: ANN001, ANN202
+    def write_after_barrier(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         barrier()
-        with original_write(self) as conn:
+        with original_write(self, *args, **kwargs) as conn:
             yield conn
 
     # Hook points: every transaction that may write (not Store.read's, not the schema check at

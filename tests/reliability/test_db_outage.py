@@ -75,18 +75,28 @@ def test_every_command_on_a_stopped_server_says_so_in_one_line(outage, own_pg, l
     assert_all_intact(store, "db outage")
 
 
-@pytest.mark.parametrize("point", ["begin", "sql UPDATE cases",
-                                   "sql INSERT INTO audit",
-                                   "before commit"])
+EXPLAIN = ["explain", "--set", "reason=客户资金周转困难", "--set", "responsibility=设计师沟通不到位"]
+APPLY = ["apply", "--set", "refund_amount=20000.00"]
+
+
+# `explain` writes only the case row and its audit rows: on PostgreSQL that write is one statement in
+# autocommit (`WITH u AS (UPDATE cases …) INSERT INTO audit …`, store/driver_sql.py) — that statement is its
+# commit. `apply` starts an SLA clock, so its write is BEGIN, the versioned UPDATE, the clock's rows, the
+# audit rows with the chain head (`WITH h AS (UPDATE cases SET audit_seq …) INSERT INTO audit …`), COMMIT.
+@pytest.mark.parametrize("step,point", [(EXPLAIN, "begin"), (EXPLAIN, "sql WITH u AS"), (APPLY, "begin"),
+                                        (APPLY, "sql UPDATE cases"), (APPLY, "sql INSERT INTO timers"),
+                                        (APPLY, "sql WITH h AS"), (APPLY, "before commit")])
 def test_server_stopped_in_the_middle_of_advance_leaves_the_case_as_it_was(outage, own_pg, launcher, tmp_path,
-                                                                          point):
+                                                                          step, point):
     store, engine, run = outage
     cid = open_refund(engine)
     engine.advance(cid, "start_before_work", "wang.fang")
     engine.advance(cid, "sign_termination", "lin.xiao")
+    if step is APPLY:
+        engine.advance(cid, "explain", "lin.xiao", {"reason": "客户资金周转困难", "responsibility": "设计师沟通不到位"})
+    state = engine.read_case(cid).state
     before = snapshot(store, cid)
-    victim = run("lin.xiao", "advance", cid, "explain", "--set", "reason=客户资金周转困难",
-                 "--set", "responsibility=设计师沟通不到位", DRIVER_HOLD=point)
+    victim = run("lin.xiao", "advance", cid, *step, DRIVER_HOLD=point)
     work = victim.workdir
     held = wait_for(work / f"held-{victim.pid}", launcher, victim)
     assert held.startswith(point), held
@@ -98,11 +108,10 @@ def test_server_stopped_in_the_middle_of_advance_leaves_the_case_as_it_was(outag
     one_line(o, "error: database error, nothing was changed: ")
     assert snapshot(store, cid) == before
     # work continues: this process's pool reconnects, and a new CLI process works too
-    assert engine.read_case(cid).state == "explaining"
-    [again] = launcher.finish([run("lin.xiao", "advance", cid, "explain", "--set", "reason=客户资金周转困难",
-                                   "--set", "responsibility=设计师沟通不到位")], timeout=120)
+    assert engine.read_case(cid).state == state
+    [again] = launcher.finish([run("lin.xiao", "advance", cid, *step)], timeout=120)
     assert (again.rc, again.stderr) == (0, "")
-    assert engine.read_case(cid).state == "applying"
+    assert engine.read_case(cid).state == ("applying" if step is EXPLAIN else "signing")
     assert_all_intact(store, "db outage")
 
 

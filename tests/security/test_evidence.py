@@ -270,9 +270,9 @@ def _append_forged_purchase(store, cid: str) -> None:
     forged["hash"] = row_hash(forged)
     with tampering(store) as conn:
         sql(conn, f"INSERT INTO audit ({', '.join(forged)}) VALUES ({', '.join(':' + k for k in forged)})", **forged)
-        sql(conn, "UPDATE cases SET data = :d, version = :v WHERE id = :id",
+        sql(conn, "UPDATE cases SET data = :d, version = :v, audit_seq = :s, audit_hash = :h WHERE id = :id",
             d=json.dumps({**data, "points": data["points"] + 5000}, ensure_ascii=False, sort_keys=True),
-            v=row["version"] + 1, id=cid)
+            v=row["version"] + 1, s=forged["seq"], h=forged["hash"], id=cid)
 
 
 def test_rows_appended_with_recomputed_hashes_pass_unkeyed_and_are_caught_with_the_key(

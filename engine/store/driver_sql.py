@@ -1,0 +1,203 @@
+"""The hot path's SQL, rendered once per dialect and run on the pooled DB-API cursor.
+
+An action's few statements — read the case, the versioned UPDATE, the audit
+INSERT — cost more in SQLAlchemy Core's per-execute machinery (statement cache
+keys, execution context, result objects) than in the database. Here they are
+plain SQL text per dialect, built once from the table definitions, and run on
+the DB-API connection SQLAlchemy pools for the caller's `Connection`, inside
+whatever transaction that connection is in. SQLAlchemy stays the layer for
+engines, pools, dialects, tables and migrations:
+
+- driver errors are raised as SQLAlchemy's own exception classes
+  (`sa.exc.IntegrityError`, `OperationalError`, …), a lost connection is
+  invalidated, so `Store.write` maps them exactly as before;
+- `before_cursor_execute` / `after_cursor_execute` listeners (statement
+  counters, the reliability tests' hook points) are called when there are any.
+
+On PostgreSQL the whole write of a plain step is one statement
+(`update_and_log`): `WITH u AS (UPDATE cases … WHERE id = … AND version = …
+RETURNING id) INSERT INTO audit … SELECT … WHERE EXISTS (SELECT 1 FROM u)` —
+a stale snapshot updates nothing and so inserts nothing.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import namedtuple
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from caseflow.errors import StaleCase
+from caseflow.store.backend import Backend, backend_of
+from caseflow.store.tables import audit, cases
+
+CASE_COLUMNS = tuple(c.name for c in cases.c)
+AUDIT_COLUMNS = tuple(c.name for c in audit.c if c.name != "id")
+CaseRow = namedtuple("CaseRow", CASE_COLUMNS)      # type: ignore[misc]  # what Snapshot.of_row reads
+# The versioned UPDATE sets these (and the chain head); `received_at` is recomputed on every step.
+UPDATED = ("state", "data", "signoffs", "version", "updated_at", "next_signoff_role", "received_at")
+HEAD = ("audit_seq", "audit_hash")
+
+
+class DialectSQL:
+    """The hot statements of one dialect, as text with named parameters."""
+
+    def __init__(self, backend: Backend, dialect: sa.Dialect) -> None:
+        self.dialect = dialect
+        self.one_statement = backend.one_statement_write
+        self.param = p = backend.param
+        self.select_case = f"SELECT {', '.join(CASE_COLUMNS)} FROM cases WHERE id = {p('case_id')}"
+        sets = ", ".join(f"{c} = {p(c)}" for c in UPDATED + HEAD)
+        self.update_case = f"UPDATE cases SET {sets} WHERE id = {p('case_id')} AND version = {p('seen')}"
+        self.update_case_only = (f"UPDATE cases SET {', '.join(f'{c} = {p(c)}' for c in UPDATED)} "
+                                 f"WHERE id = {p('case_id')} AND version = {p('seen')}")
+        self.set_head = f"UPDATE cases SET {', '.join(f'{c} = {p(c)}' for c in HEAD)} WHERE id = {p('case_id')}"
+        self.insert_audit = (f"INSERT INTO audit ({', '.join(AUDIT_COLUMNS)}) "
+                             f"VALUES ({', '.join(p(c) for c in AUDIT_COLUMNS)})")
+
+    def _values(self, n: int) -> str:
+        types = {c.name: c.type.compile(self.dialect) for c in audit.c}
+        return ", ".join("(" + ", ".join(f"CAST({self.param(f'{c}_{i}')} AS {types[c]})" for c in AUDIT_COLUMNS)
+                         + ")" for i in range(n))
+
+    @lru_cache(maxsize=16)  # noqa: B019 - one instance per backend, kept for the process
+    def update_and_log(self, n: int) -> str:
+        """Where a data-modifying CTE exists (PostgreSQL): the versioned UPDATE (with the new chain head)
+        and `n` audit rows, one statement; a stale version updates nothing and so inserts nothing."""
+        cols = ", ".join(AUDIT_COLUMNS)
+        return (f"WITH u AS ({self.update_case} RETURNING id) "
+                f"INSERT INTO audit ({cols}) SELECT {cols} FROM (VALUES {self._values(n)}) AS v ({cols}) "
+                f"WHERE EXISTS (SELECT 1 FROM u)")
+
+    @lru_cache(maxsize=16)  # noqa: B019
+    def log_and_head(self, n: int) -> str:
+        """PostgreSQL: `n` audit rows and the new chain head on the case row, one statement."""
+        cols = ", ".join(AUDIT_COLUMNS)
+        return f"WITH h AS ({self.set_head}) INSERT INTO audit ({cols}) VALUES {self._values(n)}"
+
+    @staticmethod
+    def row_params(values: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+        params = dict(values)
+        for i, r in enumerate(rows):
+            for c in AUDIT_COLUMNS:
+                params[f"{c}_{i}"] = r.get(c)
+        return params
+
+
+_BY_BACKEND: dict[str, DialectSQL] = {}
+
+
+def sql_of(conn: Connection) -> DialectSQL:
+    backend = backend_of(conn)
+    found = _BY_BACKEND.get(backend.name)
+    if found is None:
+        found = _BY_BACKEND[backend.name] = DialectSQL(backend, conn.dialect)
+    return found
+
+
+def run(conn: Connection, statement: str, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+        many: bool = False) -> Any:
+    """Run pre-rendered SQL on the connection's DB-API cursor, in its transaction; returns the cursor."""
+    cursor = conn.connection.cursor()      # the pooled DB-API connection checked out for `conn`
+    dispatch = conn.dispatch
+    if dispatch.before_cursor_execute:
+        for fn in dispatch.before_cursor_execute:
+            fn(conn, cursor, statement, params, None, many)
+    try:
+        if many:
+            cursor.executemany(statement, params)  # type: ignore[arg-type]
+        elif params is None:
+            cursor.execute(statement)
+        else:
+            cursor.execute(statement, params)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        # SQLAlchemy's own handling: its exception classes, handle_error events, and on a lost
+        # connection the connection (and the pool's older ones) invalidated.
+        conn._handle_dbapi_exception(exc, statement, params, cursor, None)
+    if dispatch.after_cursor_execute:
+        for fn in dispatch.after_cursor_execute:
+            fn(conn, cursor, statement, params, None, many)
+    return cursor
+
+
+def read_case(conn: Connection, case_id: str) -> CaseRow | None:
+    row = run(conn, sql_of(conn).select_case, {"case_id": case_id}).fetchone()
+    return None if row is None else CaseRow._make(row)
+
+
+def insert_audit(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    params = [{c: r.get(c) for c in AUDIT_COLUMNS} for r in rows]
+    run(conn, sql_of(conn).insert_audit, params if len(params) > 1 else params[0], many=len(params) > 1)
+
+
+def update_and_log(conn: Connection, values: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
+    """The versioned UPDATE plus its audit rows; False if the case was not at version `seen` (nothing written).
+
+    PostgreSQL: one statement. SQLite (no data-modifying CTEs): the UPDATE, then the INSERT.
+    """
+    sql = sql_of(conn)
+    if sql.one_statement and rows:
+        return bool(run(conn, sql.update_and_log(len(rows)), sql.row_params(values, rows)).rowcount)
+    if run(conn, sql.update_case, values).rowcount != 1:
+        return False
+    if rows:
+        insert_audit(conn, rows)
+    return True
+
+
+def log_and_head(conn: Connection, case_id: str, rows: list[dict[str, Any]], head: tuple[int, str]) -> None:
+    """Audit rows plus the new chain head on the case row (one statement where a CTE can write)."""
+    if not rows:
+        return
+    sql = sql_of(conn)
+    values = {"case_id": case_id, "audit_seq": head[0], "audit_hash": head[1]}
+    if sql.one_statement:
+        run(conn, sql.log_and_head(len(rows)), sql.row_params(values, rows))
+        return
+    insert_audit(conn, rows)
+    run(conn, sql.set_head, values)
+
+
+_PENDING: weakref.WeakKeyDictionary[Connection, dict[str, Any]] = weakref.WeakKeyDictionary()   # not sent yet
+
+
+@contextmanager
+def pending_write(conn: Connection, values: dict[str, Any], case_id: str) -> Iterator[None]:
+    """Hold the versioned UPDATE of `case_id` until the step's end (`finish_write`) or until any other
+    statement runs on `conn` (`flush_pending`, a `before_execute` listener of every Store's engine),
+    so that the case row is still written — and locked — before anything else the step writes."""
+    _PENDING[conn] = values
+    try:
+        yield
+    finally:
+        _PENDING.pop(conn, None)
+
+
+def flush_pending(conn: Connection, *_: Any) -> None:
+    """Send the held UPDATE (and, on PostgreSQL's autocommit action connection, BEGIN first)."""
+    values = _PENDING.pop(conn, None) if _PENDING else None
+    if values is None:
+        return
+    backend_of(conn).more_statements(conn)
+    if run(conn, sql_of(conn).update_case_only, values).rowcount != 1:
+        raise StaleCase(values["case_id"])
+
+
+def finish_write(conn: Connection, case_id: str, rows: list[dict[str, Any]], head: tuple[int, str]) -> None:
+    """The step's last statement: the held UPDATE with the new chain head and the audit rows (one statement
+    on PostgreSQL), or, if the UPDATE was sent already, the audit rows and the head."""
+    values = _PENDING.pop(conn, None)
+    if values is not None:
+        if not update_and_log(conn, {**values, "audit_seq": head[0], "audit_hash": head[1]}, rows):
+            raise StaleCase(case_id)
+    else:
+        log_and_head(conn, case_id, rows, head)
+
+
+__all__ = ["CaseRow", "DialectSQL", "sql_of", "run", "read_case", "insert_audit", "update_and_log", "log_and_head",
+           "pending_write", "flush_pending", "finish_write"]

@@ -1,0 +1,100 @@
+"""The hot path (#18): the audit-chain head kept on the case row, one connection per action, few statements."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+
+from caseflow.audit.verify import verify
+from caseflow.runtime.engine import Engine
+from caseflow.store import migrate
+from caseflow.store.database import Store
+
+from .conftest import audit_rows, case_row
+from .helpers import open_refund, refund_to_signing
+
+
+def _head_is_last_row(store: Store, cid: str) -> bool:
+    row, last = case_row(store, cid), audit_rows(store, cid)[-1]
+    return (row["audit_seq"], row["audit_hash"]) == (last["seq"], last["hash"])
+
+
+def test_every_action_keeps_the_chain_head_on_the_case_row(engine: Engine, store: Store) -> None:
+    cid = refund_to_signing(engine)                        # open, then steps with and without clocks/actions
+    assert _head_is_last_row(store, cid)
+    engine.sign(cid, "lin.xiao")                           # a sign-off that fires nothing yet
+    assert _head_is_last_row(store, cid)
+    assert verify(store).ok
+
+
+def test_upgrading_an_old_database_fills_the_chain_head(engine: Engine, store: Store) -> None:
+    cid = refund_to_signing(engine)
+    cfg = migrate._config()
+    with store.engine.begin() as conn:                     # back to the schema before the columns existed
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0007_migration_runs")
+    store.engine.dispose()
+    store.migrate()                                        # what the next CLI call does
+    assert migrate.current(store) == migrate.HEAD
+    assert _head_is_last_row(store, cid)
+    engine.sign(cid, "lin.xiao")                           # the chain goes on from the filled head
+    assert verify(store).ok
+
+
+def test_verify_names_a_case_row_whose_chain_head_is_not_its_last_row(engine: Engine, store: Store) -> None:
+    cid = open_refund(engine)
+    engine.advance(cid, "start_before_work", "wang.fang")
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE cases SET audit_seq = 1 WHERE id = :id"), {"id": cid})
+    report = verify(store)
+    last = audit_rows(store, cid)[-1]["seq"]
+    assert [(p.where, p.seq, p.kind) for p in report.problems] == [(cid, last, "head")]
+    assert str(report.problems[0]).endswith(f"the case row's chain head (row 1) is not its last audit row "
+                                            f"(row {last}): rows were appended or deleted behind the engine's "
+                                            f"back, or the case row was edited")
+
+
+def _statements(store: Store, work: Any) -> list[str]:
+    seen: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(" ".join(statement.split()[:2]))
+
+    def commit(conn: Any) -> None:
+        seen.append("COMMIT")
+
+    sa.event.listen(store.engine, "before_cursor_execute", count)
+    sa.event.listen(store.engine, "commit", commit)
+    try:
+        work()
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", count)
+        sa.event.remove(store.engine, "commit", commit)
+    return seen
+
+
+def test_a_plain_step_reads_and_writes_on_one_connection_in_few_statements(engine: Engine, store: Store) -> None:
+    """`explain` on a refund moves no clock and runs no action: read, versioned UPDATE + audit INSERT (one
+    statement on PostgreSQL, where psycopg's COMMIT in autocommit sends nothing), no chain-head SELECT."""
+    cid = open_refund(engine)
+    engine.advance(cid, "start_before_work", "wang.fang")
+    engine.advance(cid, "sign_termination", "lin.xiao")
+    checkouts: list[int] = []
+
+    def checkout(*_: Any) -> None:
+        checkouts.append(1)
+
+    sa.event.listen(store.engine, "checkout", checkout)
+    try:
+        sent = _statements(store, lambda: engine.advance(
+            cid, "explain", "lin.xiao", {"reason": "客户资金周转困难", "responsibility": "客户原因"}))
+    finally:
+        sa.event.remove(store.engine, "checkout", checkout)
+    if store.backend.one_statement_write:
+        assert sent == ["SELECT id,", "WITH u", "COMMIT"]
+    else:
+        assert sent == ["SELECT id,", "BEGIN IMMEDIATE", "UPDATE cases", "INSERT INTO", "COMMIT"]
+    assert len(checkouts) == 1
+    assert _head_is_last_row(store, cid) and verify(store).ok
