@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo
 
@@ -164,6 +165,20 @@ def schedule(plan: Plan, calendar: BusinessCalendar | None, warned: int, now: da
 # -- transitions ----------------------------------------------------------------------------
 
 INSERT_TIMER = timers.insert()         # built once (bulk import batches these rows)
+
+
+@lru_cache(maxsize=32)
+def _timer_update(columns: tuple[str, ...]) -> Any:
+    """UPDATE timers SET <columns> WHERE id = :timer_id, built once per set of columns."""
+    return timers.update().where(timers.c.id == sa.bindparam("timer_id")).values(
+        {c: sa.bindparam(f"v_{c}") for c in columns})
+
+
+def _update_timer(conn: Connection, timer_id: int, **values: Any) -> None:
+    params = {"timer_id": timer_id, **{f"v_{k}": v for k, v in values.items()}}
+    conn.execute(_timer_update(tuple(sorted(values))), params)
+
+
 _CASE_TIMERS = sa.select(timers).where(timers.c.case_id == sa.bindparam("case_id")).with_for_update()
 
 
@@ -255,7 +270,7 @@ class _Step:
         if row is None:
             self.conn.execute(INSERT_TIMER, {"case_id": self.case_id, "name": clock.name, **values})
         else:
-            self.conn.execute(timers.update().where(timers.c.id == row.id).values(**values))
+            _update_timer(self.conn, row.id, **values)
         if clock.kind == "sla":
             if row is not None:        # a restart ends the window before it
                 windows.close_window(self.conn, case_id=self.case_id, clock=clock.name, now_s=ts(self.now),
@@ -284,8 +299,7 @@ class _Step:
             note = f"{status}: {why}"
         # ended late on a provisional deadline: the sweeper judges it again once the calendar covers it
         again = ts(self.now) if status == "late" and row.provisional else None
-        self.conn.execute(timers.update().where(timers.c.id == row.id).values(
-            status=status, next_at=again, ended_at=ts(self.now)))
+        _update_timer(self.conn, row.id, status=status, next_at=again, ended_at=ts(self.now))
         if clock.kind == "sla":
             windows.close_window(self.conn, case_id=self.case_id, clock=clock.name, now_s=ts(self.now),
                                  due_at=row.due_at, case_closed=not stopped)
@@ -293,8 +307,8 @@ class _Step:
 
     def pause(self, clock: Clock, row: Any) -> Entry:
         left = measure(clock, self.calendar, self.now, parse_datetime(row.due_at))
-        self.conn.execute(timers.update().where(timers.c.id == row.id).values(
-            status=PAUSED, due_at=None, next_at=None, paused_at=ts(self.now), remaining_s=left))
+        _update_timer(self.conn, row.id, status=PAUSED, due_at=None, next_at=None, paused_at=ts(self.now),
+                      remaining_s=left)
         return self.entry(clock, f"paused with {_human(left)} left", {"status": [RUNNING, PAUSED]})
 
     def resume(self, clock: Clock, row: Any) -> Entry:
@@ -303,8 +317,7 @@ class _Step:
         plan = Plan(clock, fresh.started, now, row.remaining_s, fresh.total,
                     advance(clock, self.calendar, now, row.remaining_s))
         values = schedule(plan, self.calendar, row.warned, self.now)
-        self.conn.execute(timers.update().where(timers.c.id == row.id).values(
-            status=RUNNING, paused_at=ts(now), **values))
+        _update_timer(self.conn, row.id, status=RUNNING, paused_at=ts(now), **values)
         if clock.kind == "sla":
             windows.reschedule(self.conn, case_id=self.case_id, clock=clock.name, due_at=values["due_at"])
         return self.entry(clock, f"resumed, due {self.show(values['due_at'])}",

@@ -48,10 +48,18 @@ def overdue_clause(now_s: str) -> sa.ColumnElement[bool]:
                           sa.and_(timers.c.status == "running", timers.c.due_at < now_s)))
 
 
+_INSERT = sla_windows.insert()          # built once: building a statement costs more than running it
+_CLOSE = sla_windows.update().where(sla_windows.c.id == sa.bindparam("w_id")).values(
+    closed_at=sa.bindparam("v_closed_at"), outcome=sa.bindparam("v_outcome"), due_at=sa.bindparam("v_due_at"))
+_BREACH = sla_windows.update().where(_OPEN).values(breached_at=sa.bindparam("v_breached_at"),
+                                                   due_at=sa.bindparam("v_due_at"))
+_RESCHEDULE = sla_windows.update().where(_OPEN).values(due_at=sa.bindparam("v_due_at"))
+
+
 def open_window(conn: Connection, *, case_id: str, workflow: str, clock: str, opened_at: str, due_at: str | None,
                 restarted: bool) -> None:
-    conn.execute(sla_windows.insert().values(case_id=case_id, workflow=workflow, clock=clock, opened_at=opened_at,
-                                             opened_by="restart" if restarted else "start", due_at=due_at))
+    conn.execute(_INSERT, {"case_id": case_id, "workflow": workflow, "clock": clock, "opened_at": opened_at,
+                           "opened_by": "restart" if restarted else "start", "due_at": due_at})
 
 
 def close_window(conn: Connection, *, case_id: str, clock: str, now_s: str, due_at: str | None,
@@ -67,20 +75,18 @@ def close_window(conn: Connection, *, case_id: str, clock: str, now_s: str, due_
         outcome = LATE
     else:
         outcome = CANCELLED if case_closed else MET
-    conn.execute(sla_windows.update().where(sla_windows.c.id == w.id).values(
-        closed_at=now_s, outcome=outcome, due_at=due))
+    conn.execute(_CLOSE, {"w_id": w.id, "v_closed_at": now_s, "v_outcome": outcome, "v_due_at": due})
     return outcome
 
 
 def mark_breached(conn: Connection, *, case_id: str, clock: str, now_s: str, due_at: str) -> None:
-    conn.execute(sla_windows.update().where(_OPEN).values(breached_at=now_s, due_at=due_at),
-                 {"w_case": case_id, "w_clock": clock})
+    conn.execute(_BREACH, {"w_case": case_id, "w_clock": clock, "v_breached_at": now_s, "v_due_at": due_at})
 
 
 def reschedule(conn: Connection, *, case_id: str, clock: str, due_at: str | None) -> None:
     """Keep the open window's deadline with its clock's (resume, provisional recompute)."""
     if due_at is not None:
-        conn.execute(sla_windows.update().where(_OPEN).values(due_at=due_at), {"w_case": case_id, "w_clock": clock})
+        conn.execute(_RESCHEDULE, {"w_case": case_id, "w_clock": clock, "v_due_at": due_at})
 
 
 __all__ = ["open_window", "close_window", "mark_breached", "reschedule", "overdue_clause", "OUTCOMES", "MISSED"]

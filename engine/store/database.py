@@ -19,8 +19,8 @@ from sqlalchemy.engine import Engine as SAEngine
 
 from caseflow.errors import ConcurrentChange, LockTimeout, StorageError, UsageError
 from caseflow.store.backend import Backend, backend_for, refuse_in_memory, shown_url
-from caseflow.store.locks import LockWait
 from caseflow.store.driver_sql import flush_pending
+from caseflow.store.locks import LockWait
 
 DEFAULT_URL = "sqlite:///caseflow.db"
 
