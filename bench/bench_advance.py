@@ -331,8 +331,10 @@ class EngineWay:
 # -- setup ------------------------------------------------------------------------------------
 
 def new_engine(db: Database, catalog: Catalog) -> Engine:
+    """A simulation database: the person comes from `--as` (on a live PostgreSQL database it is the login,
+    and the bench's one login is no person of the org chart; docs/security.md)."""
     store = Store(db.url)
-    store.migrate()
+    store.migrate(simulation=True)
     return Engine(store, catalog)
 
 
