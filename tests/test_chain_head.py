@@ -95,6 +95,7 @@ def test_a_plain_step_reads_and_writes_on_one_connection_in_few_statements(engin
     if store.backend.one_statement_write:
         assert sent == ["SELECT id,", "WITH u", "COMMIT"]
     else:
-        assert sent == ["SELECT id,", "BEGIN IMMEDIATE", "UPDATE cases", "INSERT INTO", "COMMIT"]
+        # (SQLite's BEGIN IMMEDIATE goes to the driver directly: store/locks.py begin_immediate)
+        assert [s for s in sent if s != "BEGIN IMMEDIATE"] == ["SELECT id,", "UPDATE cases", "INSERT INTO", "COMMIT"]
     assert len(checkouts) == 1
     assert _head_is_last_row(store, cid) and verify(store).ok

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -26,6 +25,7 @@ from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from caseflow.errors import StorageError, UsageError
+from caseflow.store.idle_ping import ping_when_idle as _ping_when_idle
 from caseflow.store.locks import PID, LockWait, watch
 from caseflow.store.sqlite_files import begin_immediate, open_read_only
 
@@ -62,25 +62,20 @@ class Backend:
         return engine
 
     def action_options(self) -> dict[str, Any]:
-        """Execution options of an action's connection while it reads its snapshot (`Store.action`)."""
+        """Options of an action's connection (`Store.action`): reading its snapshot, then (`write_options`)
+        writing; PostgreSQL's stays in autocommit (a plain step's write is one statement)."""
         return self.single_read_options()
 
     def write_options(self) -> dict[str, Any]:
-        """Execution options of that connection once it writes (`Store.write(conn)`)."""
-        return {READONLY: False, SINGLE_READ: False}     # PostgreSQL stays in autocommit: see begin_write
-
-    def begin_write(self, conn: Connection) -> None:
-        """Start the write transaction on an action's connection, where `conn.begin()` does not."""
+        return {READONLY: False, SINGLE_READ: False}
 
     def more_statements(self, conn: Connection) -> None:
         """Before the first statement of a write that is more than the case row and its audit rows."""
 
-    # Hot-path SQL (store/driver_sql.py): how a named parameter is written for the DB-API driver, and
-    # whether a data-modifying CTE can make the versioned UPDATE and the audit INSERT one statement.
+    # Hot-path SQL (store/driver_sql.py): a named parameter for the DB-API driver; whether a data-modifying
+    # CTE makes the versioned UPDATE and the audit INSERT one statement.
+    param_style: ClassVar[str] = ":{}"
     one_statement_write: ClassVar[bool] = False
-
-    def param(self, name: str) -> str:
-        return f":{name}"
 
     def is_lock_timeout(self, exc: BaseException) -> bool:
         """The database gave up waiting for a lock (`lock_timeout`)."""
@@ -265,13 +260,7 @@ class PostgresBackend(Backend):
     def single_read_options(self) -> dict[str, Any]:
         return {**super().single_read_options(), "isolation_level": "AUTOCOMMIT"}
 
-    one_statement_write = True
-
-    def param(self, name: str) -> str:
-        return f"%({name})s"
-
-    def begin_write(self, conn: Connection) -> None:
-        return None     # autocommit: a plain step's write is one statement; see more_statements
+    param_style, one_statement_write = "%({})s", True
 
     def more_statements(self, conn: Connection) -> None:
         """The action's connection is in autocommit: BEGIN before a write of several statements."""
@@ -364,31 +353,6 @@ def _waits_for_lock(engine: SAEngine, pid: int) -> bool | None:
     except sa.exc.SQLAlchemyError:
         return None
     return kind == "Lock"
-
-
-IDLE_PING_S = 0.25     # a pooled connection idle longer than this (seconds) is pinged before use
-
-
-def _ping_when_idle(engine: SAEngine) -> None:
-    """A pooled connection is pinged only after sitting idle (the server may have gone away since),
-    not on every checkout as `pool_pre_ping` does: one round trip less per action."""
-
-    @event.listens_for(engine, "checkin")
-    def _checkin(_dbapi_conn: Any, record: Any) -> None:
-        record.info["idle_since"] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-        since = record.info.get("idle_since")
-        if since is None or time.monotonic() - since < IDLE_PING_S:
-            return
-        try:
-            cursor = dbapi_conn.cursor()
-            cursor.execute("SELECT 1")
-            cursor.close()
-            dbapi_conn.rollback()
-        except engine.dialect.loaded_dbapi.Error:
-            raise sa.exc.DisconnectionError("the pooled connection was lost while idle") from None
 
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (SQLiteBackend(), PostgresBackend())}

@@ -81,7 +81,6 @@ class Store:
                     conn.commit()
                 conn.execution_options(**self.backend.write_options())
                 with conn.begin():
-                    self.backend.begin_write(conn)
                     yield conn
         except sa.exc.IntegrityError as exc:
             # a unique key taken by a concurrent writer between our read and our write

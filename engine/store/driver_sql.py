@@ -50,7 +50,7 @@ class DialectSQL:
     def __init__(self, backend: Backend, dialect: sa.Dialect) -> None:
         self.dialect = dialect
         self.one_statement = backend.one_statement_write
-        self.param = p = backend.param
+        self.param = p = backend.param_style.format
         self.select_case = f"SELECT {', '.join(CASE_COLUMNS)} FROM cases WHERE id = {p('case_id')}"
         sets = ", ".join(f"{c} = {p(c)}" for c in UPDATED + HEAD)
         self.update_case = f"UPDATE cases SET {sets} WHERE id = {p('case_id')} AND version = {p('seen')}"
