@@ -39,7 +39,7 @@ from caseflow.views.reports import signed_role
 if TYPE_CHECKING:
     from caseflow.runtime.engine import Engine
 
-ACTIVITY_KINDS = ("open", "transition", "signoff", "reject")
+ACTIVITY_KINDS = ("open", "transition", "signoff", "reject", "migrate")     # migrate: activity "migrate" or "revert"
 HASH_FIELDS = ("prev_hash", "hash", "mac")
 # every column of an audit row except its database id: the hashed ones, the hash, and any added later
 RECORD_FIELDS = tuple(c.name for c in audit.columns if c.name != "id")

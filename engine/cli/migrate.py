@@ -130,7 +130,10 @@ def plan_cmd(app: App, workflow: str, to_file: str, from_sha: str | None, output
 
 def _render(report: Any, plan: Any) -> str:
     c = report.counts()
-    lines = [v.line() + _outcome(report, v) for v in report.verdicts]
+    from caseflow.values import show_datetime
+    lines = [v.line() + "".join(f"; {c.name} due {show_datetime(c.due_at, plan.new.tz)}" if c.due_at
+                                else f"; {c.name} paused" for c in v.clocks.values())
+             + _outcome(report, v) for v in report.verdicts]
     head = (f"{plan.workflow} {plan.old.sha256[:12]} → {plan.new.sha256[:12]} (plan {plan.sha256[:12]}, "
             f"{report.kind} {report.run}): {len(report.verdicts)} open case(s): "
             + ", ".join(f"{c[k]} {k}" for k in ("migratable", "elsewhere", "forbidden", "invalid", "filtered")))

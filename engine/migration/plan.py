@@ -43,6 +43,7 @@ class Plan:
     sha256: str
     path: str = ""
     dropped: tuple[str, ...] = field(default=())   # OLD fields NEW lacks and no transform keeps
+    same_fields: frozenset[str] = frozenset()      # fields both versions declare alike (valid under OLD: under NEW)
 
     def target(self, old_state: str) -> str | None:
         return self.states.get(old_state)
@@ -200,11 +201,12 @@ def check_plan(src: Source, base: Path, old_of: Any, new_loader: Any) -> Plan:
     if errors:
         raise DefinitionErrors(errors)
     dropped = tuple(sorted(set(old.fields) - set(new.fields)))
+    same = frozenset(f for f in old.fields if f not in transforms and new.fields.get(f) == old.fields[f])
     return Plan(old.workflow, old, new, states, doc.get("signoffs", DEFAULTS["signoffs"]),
                 doc.get("clocks", DEFAULTS["clocks"]), transforms, flt,
                 doc.get("lands_elsewhere", DEFAULTS["lands_elsewhere"]),
                 doc.get("cannot_migrate", DEFAULTS["cannot_migrate"]), src.text, plan_sha(src.text), src.path,
-                dropped)
+                dropped, same)
 
 
 def _compile(src: Source, old: Definition, text: str, path: list[Any], want: Any,

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 def identity(d: Any) -> Plan:
     """A plan from a version to itself: what replaying a case under its own version gives."""
     states = {s.id: s.id for s in d.states.values() if not s.final}
-    return Plan(d.workflow, d, d, states, "keep", "recompute", {}, None, "stay", "stay", "", "")
+    return Plan(d.workflow, d, d, states, "keep", "recompute", {}, None, "stay", "stay", "", "",
+                same_fields=frozenset(d.fields))
 
 
 def revert(engine: Engine, run_id: int, user: str | None, note: str | None = None) -> Report:

@@ -280,7 +280,8 @@ def judge(plan: Plan, engine: Engine, case: dict[str, Any], rows: list[dict[str,
         return verdict
     verdict.landed = replay.state
     verdict.data, verdict.signoffs, verdict.clocks = new_data, replay.signoffs, replay.clocks.targets()
-    problem = schema_problem(plan.new, new_data)
+    unchanged = {k: current[k] for k in plan.same_fields if k in current}     # valid when stored, same rules
+    problem = schema_problem(plan.new, new_data, before=unchanged)
     if problem:
         verdict.verdict, verdict.reason = "invalid", f"data would be invalid under NEW: {problem}"
     elif target is None:

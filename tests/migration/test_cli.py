@@ -61,6 +61,9 @@ def test_plan_dry_run_run_runs_show(run, engine, cases, tmp_path):
     assert kinds[-1] == "migrate"
     r = run("--as", "jiang.wen", "audit", "verify")
     assert r.exit_code == 0, r.stdout + r.stderr
+    r = run("--as", "jiang.wen", "export", "--format", "csv")          # the move is an activity of the event log
+    assert any(line.startswith(f"{fresh},migrate,") and ",zhang.wei,company_leader," in line
+               for line in r.stdout.splitlines()), r.stdout
 
     r = run("--as", "zhang.wei", "migrate", "revert", "2")
     assert r.exit_code == 0, r.stderr
