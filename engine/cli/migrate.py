@@ -110,7 +110,8 @@ def plan_cmd(app: App, workflow: str, to_file: str, from_sha: str | None, output
     if new.workflow != workflow:
         raise UsageError(f"--to {to_file} is workflow {new.workflow!r}, not {workflow!r}")
     if new.sha256 == old.sha256:
-        raise UsageError(f"--to {to_file} is the version the cases already run on ({old.sha256[:12]})")
+        raise UsageError(f"--to {to_file} is the version most open cases already run on ({old.sha256[:12]}); "
+                         f"name the version to move from with --from SHA")
     import os
     base = os.path.dirname(os.path.abspath(output)) if output else os.getcwd()
     shown = os.path.relpath(os.path.abspath(to_file), base)
