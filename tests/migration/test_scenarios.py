@@ -235,3 +235,17 @@ def test_only_can_migrate_may_run_and_the_refusal_is_recorded(engine, tmp_path):
         found = conn.execute(sa.select(attempts.c.actor, attempts.c.event, attempts.c.error)).all()
     assert ("jiang.wen", "migrate run", "NotPermitted") in found
     assert ("wang.fang", "migrate dry-run", "NotPermitted") in found
+
+
+def test_a_case_moved_back_is_judged_from_its_last_migrate_row(engine, tmp_path, clock):
+    applying = refund_to_applying(engine)
+    p = plan(engine, tmp_path, "review", "refund")
+    revert(engine, migrate(engine, p, BOSS).run, BOSS)
+    clock.advance(hours=1)
+    again = dry_run(engine, p, BOSS)
+    assert verdicts(again) == {applying: "migratable"}
+    engine.advance(applying, "apply", "lin.xiao", {"refund_amount": "20000.00"})      # v1: straight to signing
+    engine.sign(applying, "lin.xiao")
+    refused = dry_run(engine, p, BOSS).verdicts[0].refused
+    assert (refused.event, refused.actor) == ("sign", "lin.xiao")
+    assert_clean(engine)
