@@ -9,7 +9,14 @@ from typing import Any
 import click
 
 from caseflow.cli.app import App, cli, note_option, pass_app
+from caseflow.cli.audit import force_option, output_file
 from caseflow.errors import NotFound, UsageError
+from caseflow.terminal import escape
+
+
+def _echo(text: str) -> None:
+    """Human output, each line escaped (a plan or a refusal may carry control characters)."""
+    click.echo("\n".join(escape(line) for line in text.split("\n")))
 
 
 @cli.group()
@@ -89,8 +96,9 @@ def _load(app: App, plan_file: str) -> Any:
 @click.option("--from", "from_sha", metavar="SHA", help="The stored version whose cases move (a sha256 prefix; "
               "default: the version most open cases run on).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the plan here (default: stdout).")
+@force_option
 @pass_app
-def plan_cmd(app: App, workflow: str, to_file: str, from_sha: str | None, output: str | None) -> None:
+def plan_cmd(app: App, workflow: str, to_file: str, from_sha: str | None, output: str | None, force: bool) -> None:
     """Write a reviewable migration plan from the version WORKFLOW's open cases run on to FILE.
 
     The plan maps each state to the state of the same id (null where the new
@@ -103,6 +111,7 @@ def plan_cmd(app: App, workflow: str, to_file: str, from_sha: str | None, output
       caseflow --as zhang.wei migrate plan refund --to tests/migration/review/refund.yaml -o plan.yaml
     """
     from caseflow.migration.plan import plan_text
+    output_file(app, output, force)
     if not Path(to_file).is_file():
         raise NotFound("workflow file", to_file)
     old, counts = _old_version(app, workflow, from_sha)
@@ -185,7 +194,7 @@ def run_cmd(app: App, plan_file: str, dry_run: bool, note: str | None, local_jso
     if app.as_json or local_json:
         click.echo(_json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
-        click.echo(_render(report, plan))
+        _echo(_render(report, plan))
 
 
 @migrate.command("revert")
@@ -220,7 +229,7 @@ def revert_cmd(app: App, run_id: int, note: str | None, local_json: bool) -> Non
              + (f", stay on the new version {len(report.failed)}" if report.failed else "")]
     lines += [f"{v.case_id}: back to {v.landed}" for v in report.verdicts if v.case_id in report.migrated]
     lines += [f"{case}: stays: {why}" for case, why in report.failed.items()]
-    click.echo("\n".join(lines))
+    _echo("\n".join(lines))
 
 
 @migrate.command("runs")
@@ -248,7 +257,7 @@ def runs_cmd(app: App, workflow: str | None, local_json: bool) -> None:
     for r in rows:
         counts = ", ".join(f"{k} {v}" for k, v in r["counts"].items() if v)
         extra = f" reverts {r['reverts']}" if r["reverts"] else ""
-        click.echo(f"{r['id']} {r['kind']}{extra} {r['workflow']} {r['from'][:12]} → {r['to'][:12]} plan "
+        _echo(f"{r['id']} {r['kind']}{extra} {r['workflow']} {r['from'][:12]} → {r['to'][:12]} plan "
                    f"{r['plan'][:12]} by {r['actor']} at {r['started_at']}"
                    f"{'' if r['finished_at'] else ' (unfinished)'}: {counts or 'no cases'}")
 
@@ -280,4 +289,4 @@ def show_cmd(app: App, run_id: int, local_json: bool) -> None:
         why = v["refused"]["reason"] if v.get("refused") else v.get("reason") or v.get("landed") or ""
         lines.append(f"  {v['case']} {v['state']}: {v['verdict']}" + (f" ({why})" if why else "")
                      + (f" [{v['outcome']}]" if v.get("outcome") else ""))
-    click.echo("\n".join(lines))
+    _echo("\n".join(lines))

@@ -16,7 +16,7 @@ from caseflow.store.locks import NOTICE, LockWait
 
 READ_ONLY_COMMANDS = frozenset({"show", "list", "history", "inbox", "audit", "audit verify", "export",
                                 "report complaints", "report signoffs", "report sla", "sla status", "diff",
-                                "diagram", "org show", "verify"})
+                                "diagram", "org show", "verify", "migrate plan", "migrate runs", "migrate show"})
 
 
 def open_store(db: str | None, lock_timeout: str | None, readonly: bool = False) -> Store:

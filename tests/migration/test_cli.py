@@ -124,6 +124,9 @@ def test_changed_new_file_is_refused(run, cases, tmp_path):
     copy.write_text(Path(REVIEW).read_text(encoding="utf-8"), encoding="utf-8")
     plan = tmp_path / "plan.yaml"
     assert run("--as", "zhang.wei", "migrate", "plan", "refund", "--to", str(copy), "-o", str(plan)).exit_code == 0
+    again = run("--as", "zhang.wei", "migrate", "plan", "refund", "--to", str(copy), "-o", str(plan))
+    assert (again.exit_code, again.stderr.strip()) == (2, f"error: -o {plan}: the file exists; add --force to "
+                                                          f"replace it")
     assert "  file: \"v2/refund.yaml\"" in plan.read_text(encoding="utf-8")       # relative to the plan's folder
     copy.write_text(copy.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
     r = run("--as", "zhang.wei", "migrate", "run", str(plan), "--dry-run")
