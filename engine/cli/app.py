@@ -70,6 +70,8 @@ class App:
             what = " ".join(ctx.command_path.split()[1:]) if (ctx := click.get_current_context(silent=True)) else ""
             from caseflow.cli.opening import READ_ONLY_COMMANDS, open_store
             store = open_store(self.db, self.lock_timeout, readonly=what in READ_ONLY_COMMANDS)
+            if ctx is not None:                     # the pools close with the command, refused or not
+                ctx.find_root().call_on_close(store.dispose)
             if store.backend.has_logins:            # the runtime role owns nothing: `db init` migrates
                 from caseflow.store.migrate import require_current
                 require_current(store)
