@@ -84,7 +84,8 @@ def write(engine: Engine, m: Move, actor: str, roles: list[str], now: datetime, 
             next_signoff_role=pending_signoff_role(m.dest_def, m.dest, m.signoffs_after)))
         if result.rowcount != 1:
             raise StaleCase(m.case_id)
-        _keys(conn, m.dest_def, m.case_id, m.data_after, m.dest)
+        if m.source.unique or m.dest_def.unique:
+            _keys(conn, m.dest_def, m.case_id, m.data_after, m.dest)
         changes: dict[str, Any] = {k: [m.data_before.get(k), m.data_after.get(k)]
                                    for k in sorted(set(m.data_before) | set(m.data_after))
                                    if m.data_before.get(k) != m.data_after.get(k)}
@@ -93,8 +94,14 @@ def write(engine: Engine, m: Move, actor: str, roles: list[str], now: datetime, 
         entries += _clocks(engine, conn, m, now)
         audit.append(conn, case_id=m.case_id, workflow=m.dest_def.workflow, definition=m.dest_def.sha256,
                      entries=entries, effective_at=stamp(now), org=engine.org_sha, os_user=engine.os_user,
-                     version=m.seen + 1)
+                     version=m.seen + 1, after=_head(row))
     return m.seen + 1
+
+
+def _head(row: Any) -> tuple[int, str] | None:
+    """The chain head the claimed case row keeps (revision 0008), so appending needs no lookup."""
+    seq, digest = getattr(row, "audit_seq", None), getattr(row, "audit_hash", None)
+    return (seq, digest) if seq is not None and digest is not None else None
 
 
 def _keys(conn: Connection, d: Definition, case_id: str, data: dict[str, Any], state: str) -> None:

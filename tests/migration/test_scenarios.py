@@ -13,7 +13,7 @@ import json
 import pytest
 
 from caseflow.audit.verify import verify
-from caseflow.errors import GuardFailed, MigrationRefused, NotPermitted, WrongState
+from caseflow.errors import GuardFailed, InvalidData, MigrationRefused, NotPermitted, WrongState
 from caseflow.migration.revert import revert
 from caseflow.migration.run import dry_run, migrate
 
@@ -249,3 +249,19 @@ def test_a_case_moved_back_is_judged_from_its_last_migrate_row(engine, tmp_path,
     refused = dry_run(engine, p, BOSS).verdicts[0].refused
     assert (refused.event, refused.actor) == ("sign", "lin.xiao")
     assert_clean(engine)
+
+
+# -- member card: unique keys and a running timer survive the move --------------------------------------
+
+def test_unique_keys_and_clocks_follow_the_moved_case(engine, tmp_path):
+    from ..scenarios.test_member_card import HOLDER, OTHER, apply_for, issue
+    card = apply_for(engine)
+    issue(engine, card)
+    p = plan(engine, tmp_path, "same", "member_card")
+    report = migrate(engine, p, BOSS)
+    assert report.migrated == [card]
+    assert report.verdicts[0].clocks                     # the points timer started at issue runs on under v2
+    assert_clean(engine)                                 # keys, clocks and chain as the log says
+    other = apply_for(engine, **OTHER)
+    with pytest.raises(InvalidData, match="already belongs to open case"):      # the ID number is still taken
+        issue(engine, other, id_number=HOLDER["id_number"])
