@@ -58,8 +58,8 @@ from caseflow.store.tables import audit, cases  # noqa: E402
 
 Step = tuple[str, str, str, dict[str, str]]          # (advance | sign, event, actor, --set values)
 REFUND = {"customer_name": "王建国", "contract_amount": "80000.00", "amount_paid": "20000.00", "work_started": "false"}
-CARD = {"name": "李娜", "birth_date": "1990-01-01", "phone": "13900000001", "tier": "vip"}
-PURCHASE = {"amount": "300.00", "cash_amount": "300.00", "special_goods": "false", "promotion": "false", "items": "1"}
+CARD = {"name": "李娜", "phone": "13900000001"}          # the rest is given at issue (processes.md §3)
+PURCHASE = {"amount": "300.00", "special_goods": "false", "promotion": "false", "items": "1"}     # all in cash
 
 
 def _refund_open(i: str) -> dict[str, str]:
@@ -67,7 +67,7 @@ def _refund_open(i: str) -> dict[str, str]:
 
 
 def _card_open(i: str) -> dict[str, str]:
-    return {**CARD, "id_number": f"11010119900101{int(i, 16) % 10000:04d}"}
+    return dict(CARD)
 
 
 WORKLOADS: dict[str, tuple[str, str, Callable[[str], dict[str, str]], list[Step]]] = {
@@ -83,7 +83,8 @@ WORKLOADS: dict[str, tuple[str, str, Callable[[str], dict[str, str]], list[Step]
     "complaint": ("complaint", "wang.fang", lambda i: dict(adv.COMPLAINT),
                   [("sign" if e == "sign" else "advance", e, a, s) for e, a, s in adv.MAIN_PATH]),
     "card": ("member_card", "xie.na", _card_open, [
-        ("advance", "issue", "xie.na", {"member_id": "M-{i}", "card_no": "C-{i}", "same_day_cash": "300.00",
+        ("advance", "issue", "xie.na", {"tier": "vip", "birth_date": "1990-01-01", "id_number": "ID-{i}",
+                                        "member_id": "M-{i}", "card_no": "C-{i}", "same_day_cash": "300.00",
                                         "in_person": "true"})] + [("advance", "purchase", "xie.na", PURCHASE)] * 8),
 }
 LABEL = {"refund": "refund path (before work)", "complaint": "complaint main path", "card": "member-card purchases"}
