@@ -171,15 +171,16 @@ def _profile_text(label: str, split: dict[str, float], sql: dict[str, float], pr
     lines = [f"### Where an advance's time goes: {label}",
              "",
              f"Engine {engine_us:,.0f} µs per step against the Core floor's {core_us:,.0f} µs "
-             f"(ratio {m.ratio('engine', 'core'):.2f}x{', goal 0.5x not met' if below else ''}).",
+             f"(ratio {m.ratio('engine', 'core'):.2f}x{', goal 1.0x not met' if below else ''}).",
              "",
              f"Wall-clock split of Engine.advance, no profiler ({prof['steps']} steps, µs per step):",
              "",
              "| phase | µs | share |", "|---|---:|---:|"]
     what = {"snapshot": "read: SELECT case + decode (Engine.snapshot)",
             "plan": "plan: role, requires, CEL guards/effects, data schema, machine (Engine.plan)",
-            "write": "write transaction: UPDATE case, SLA clocks, audit head + INSERT, commit (Engine.write)",
-            "read transaction, user lookup, rest": "read transaction BEGIN/COMMIT, user lookup, the rest"}
+            "write": "write transaction: versioned UPDATE + audit INSERT (one statement on PostgreSQL), clocks, "
+                     "commit (Engine.write)",
+            "read transaction, user lookup, rest": "connection checkout, user lookup, the rest"}
     for key in ("snapshot", "plan", "write", "read transaction, user lookup, rest"):
         lines.append(f"| {what[key]} | {split[key]:,.0f} | {split[key] / split['total'] * 100:.0f}% |")
     lines.append(f"| total | {split['total']:,.0f} | 100% |")
