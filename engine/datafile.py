@@ -17,11 +17,11 @@ from typing import Any
 
 from caseflow.files import check_regular as regular_file
 from caseflow.files import read_bounded
-from caseflow.values import ValueProblem, check_length, check_text
+from caseflow.values import JSON_MAX_DEPTH, ValueProblem, check_length, check_text, nesting, no_duplicates
 
 # The workflow loader's limits (definition/source.py MAX_BYTES, MAX_DEPTH; not imported: no YAML here).
 DATA_MAX_BYTES = 1_000_000          # a --data file or one import line: 1 MB (a case is a few KB)
-DATA_MAX_DEPTH = 64                 # nesting of objects and arrays
+DATA_MAX_DEPTH = JSON_MAX_DEPTH     # nesting of objects and arrays
 KEY_MAX = 256                       # a key is a field name
 
 
@@ -50,7 +50,7 @@ def load_data(raw: bytes | str) -> dict[str, Any]:
     if deepest > DATA_MAX_DEPTH:
         raise ValueProblem(f"nesting deeper than {DATA_MAX_DEPTH} levels")
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates)
+        data = json.loads(text, object_pairs_hook=no_duplicates)
     except ValueProblem:
         raise
     except ValueError as exc:
@@ -59,41 +59,6 @@ def load_data(raw: bytes | str) -> dict[str, Any]:
         raise ValueProblem("expected a JSON object")
     check_strings(data, "")
     return data
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            check_length(key, "a key", KEY_MAX)
-            raise ValueProblem(f"duplicate key {key!r} (JSON keeps only the last; give each field once)")
-        out[key] = value
-    return out
-
-
-def nesting(text: str) -> int:
-    """The deepest `[`/`{` nesting outside strings, without recursion; stops counting past the limit."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > DATA_MAX_DEPTH:
-                    return deepest
-        elif ch in "]}":
-            depth -= 1
-    return deepest
 
 
 def check_strings(value: Any, where: str) -> None:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 MONEY_MAX = Decimal("1000000000000")   # 1e12 yuan: no real refund is larger
 STRING_MAX = 10_000                    # every text: field values, event inputs, notes, strings in --data and rows
 YEAR_MIN, YEAR_MAX = 1900, 2999        # dates and times (deadline arithmetic must not overflow)
+JSON_MAX_DEPTH = 64                    # nesting of typed JSON (--set arrays/objects, --data, import rows)
 
 # An amount: ASCII or full-width digits, at most one decimal point, commas only between groups of three.
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９．，－", "0123456789.,-")
@@ -166,10 +167,7 @@ def parse_input(raw: str, schema: Mapping[str, Any], tz: ZoneInfo) -> Any:
             raise ValueProblem(f"{raw!r} is not a finite number")
         return real
     if kind in ("array", "object"):
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError:
-            raise ValueProblem(f"{raw!r} is not valid JSON") from None
+        return parse_json(raw)
     return raw
 
 
@@ -192,6 +190,53 @@ def check_date_format(value: object) -> bool:
         return parse_date(value) == value
     except ValueProblem:
         return False
+
+
+def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            check_length(key, "a key", 256)
+            raise ValueProblem(f"duplicate key {key!r} (JSON keeps only the last; give each field once)")
+        out[key] = value
+    return out
+
+
+def nesting(text: str) -> int:
+    """The deepest `[`/`{` nesting outside strings, without recursion; stops counting past the limit."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > JSON_MAX_DEPTH:
+                    return deepest
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def parse_json(raw: str) -> Any:
+    """A JSON value an operator typed (`--set` of an array or object field): bounded depth, no duplicate key."""
+    if nesting(raw) > JSON_MAX_DEPTH:
+        raise ValueProblem(f"nesting deeper than {JSON_MAX_DEPTH} levels")
+    try:
+        return json.loads(raw, object_pairs_hook=no_duplicates)
+    except ValueProblem:
+        raise
+    except ValueError:
+        raise ValueProblem(f"{raw!r} is not valid JSON") from None
 
 
 def check_datetime_format(value: object) -> bool:

@@ -39,6 +39,7 @@ class App:
                  as_json: bool, simulation: bool = False, lock_timeout: str | None = None) -> None:
         self.db, self.workflows_dir, self.user, self.as_json = db, workflows, user, as_json
         self.fixed_now = _parse_now(now) if now else None
+        self.now_is_local = now is not None and _naive(now)     # no offset: read in the workflows' zone
         self.simulation, self.lock_timeout = simulation, lock_timeout  # as a simulation (--now counts); lock wait
         self.anonymous = False           # `demo`: acts as the story's people, not as --as
         self.person = None               # who runs this command, identified when the engine is built
@@ -48,7 +49,7 @@ class App:
     def set_global(self, name: str, value: Any) -> None:
         """A global option given after the subcommand (`caseflow show X --json`): it wins over the group's."""
         if name == "now":
-            self.fixed_now = _parse_now(value)
+            self.fixed_now, self.now_is_local = _parse_now(value), _naive(value)
         elif name == "json":
             self.as_json = self.as_json or bool(value)
         elif name == "simulation":
@@ -78,6 +79,10 @@ class App:
             else:
                 store.migrate(simulation=self.simulation)
             engine = Engine(store, self.catalog, (lambda: self.fixed_now) if self.fixed_now else None)
+            if self.fixed_now is not None and self.now_is_local:    # as every other time an operator types
+                from caseflow.audit.query import default_tz
+                local = self.fixed_now.replace(tzinfo=default_tz(engine, None))
+                self.fixed_now = local.astimezone(UTC)
             self._catalog = engine.catalog          # the org chart stored in the database, not the file's
             if not self.anonymous:                  # every command, reads included, needs a known person
                 self.person = engine.identify(self.user, what or "caseflow")
@@ -89,6 +94,13 @@ class App:
 
     def out(self, payload: Any, human: str) -> None:
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2) if self.as_json else human)
+
+
+def _naive(text: str) -> bool:
+    try:
+        return datetime.fromisoformat(str(text).strip().replace("Z", "+00:00")).tzinfo is None
+    except ValueError:
+        return False
 
 
 def _parse_now(text: str) -> datetime:
@@ -120,7 +132,8 @@ GLOBAL_OPTIONS = [
     ("--workflows", "workflows", "CASEFLOW_WORKFLOWS",
      "Workflows directory (default ./workflows if it has an org.yaml, else the shipped ones)."),
     ("--as", "user", "CASEFLOW_USER", "Act as this user (from org.yaml)."),
-    ("--now", "now", "CASEFLOW_NOW", "Act as if at this ISO 8601 time (simulation databases only)."),
+    ("--now", "now", "CASEFLOW_NOW", "Act as if at this ISO 8601 time (simulation databases only; without an "
+     "offset, in the workflows' zone)."),
     ("--simulation", "simulation", "CASEFLOW_SIMULATION",
      "Create the database as a simulation (training, tests): only there is --now honoured."),
     ("--lock-timeout", "lock_timeout", "CASEFLOW_LOCK_TIMEOUT",

@@ -219,7 +219,7 @@ def to_cel(value: Any, schema: Mapping[str, Any]) -> Any:
     if fmt == "money":
         return values.to_fen(Decimal(value))
     if fmt == "date-time":
-        return values.parse_datetime(value)
+        return values.parse_datetime(value, _ctx_tz())      # a stored time without offset: the workflow's zone
     if fmt == "date":
         return datetime.combine(date.fromisoformat(value), time(0), tzinfo=_ctx_tz())
     return value

@@ -55,7 +55,7 @@ def check_not_future(d: Definition, values: Mapping[str, Any], schemas: Mapping[
         if not isinstance(value, str) or fmt not in ("date-time", "date"):
             continue
         try:
-            later = parse_datetime(value) > limit if fmt == "date-time" else \
+            later = parse_datetime(value, d.tz) > limit if fmt == "date-time" else \
                 date.fromisoformat(value) > limit.astimezone(d.tz).date()
         except (ValueProblem, ValueError):
             continue                      # not a time at all: the data schema refuses it, with its own message

@@ -241,3 +241,22 @@ def test_a_unique_value_longer_than_its_key_column_is_refused_on_both_backends(r
 def test_an_unknown_user_id_of_any_length_is_one_refusal_on_both_backends(run, store):
     expect(run("--as", "u" * 70, "list"), 1, f"error: unknown user {'u' * 70!r}: not in org.yaml\n")
     assert len(_reasons(store)) == 1
+
+
+def test_a_now_without_offset_is_read_in_the_workflows_zone(run, store):
+    r = run("--as", "wang.fang", "--json", "--now", "2025-03-03T10:00", "open", "refund", *REFUND,
+            "--set", "contract_amount=1")
+    assert r.exit_code == 0, r.stderr
+    assert handled(case_row(store, r.json()["id"])["created_at"] == "2025-03-03T02:00:00.000Z")   # 10:00 Shanghai
+
+
+@pytest.mark.parametrize("raw, why", [("[" * 5000 + "]" * 5000, "nesting deeper than 64 levels"),
+                                      ('{"a": 1, "a": 2}', "duplicate key 'a' (JSON keeps only the last; give "
+                                                           "each field once)")])
+def test_a_typed_json_value_is_checked_like_a_data_file(raw, why):
+    from zoneinfo import ZoneInfo
+
+    from caseflow.values import parse_input
+    with pytest.raises(ValueProblem) as refused:
+        parse_input(raw, {"type": "object" if raw.startswith("{") else "array"}, ZoneInfo("Asia/Shanghai"))
+    assert handled(str(refused.value) == why)
