@@ -1,6 +1,7 @@
 """Realistic workloads beside floors doing the same persisted work, in the same run.
 
     python bench/bench_paths.py [--quick] [--skip-pg] [--only refund,complaint,card]
+    python bench/bench_paths.py --profile refund      # cProfile of the engine's path on SQLite, by library
 
 Workloads (each case opened, then walked; every call is one persisted step):
   refund      the before-work refund path: open, start_before_work, sign_termination, explain,
@@ -386,12 +387,38 @@ def rows_for(db: adv.Database, workload: str, m: dict[str, Any], note: str) -> l
              "note": f"Core floor vs raw: {m['median']['core'] / m['median']['raw']:.2f}x"}]
 
 
+def profile(workload: str, instances: int = 20) -> int:
+    """Where the engine's time goes on one path (cProfile self time grouped by library, bench_advance)."""
+    import logging
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="caseflow-paths-") as tmp:
+        db = adv.sqlite_database(Path(tmp), "NORMAL")
+        with db.env():
+            store = Store(db.url)
+            store.migrate(simulation=True)
+            way = EngineWay(Engine(store, adv.load_catalog()), workload)
+            for _ in range(3):
+                way.instance()
+        steps = instances * (len(WORKLOADS[workload][3]) + 1)
+        r = adv.profile(lambda: [way.instance() for _ in range(instances)], steps, db)
+        store.engine.dispose()
+    print(f"{LABEL[workload]}, SQLite: {r['profiled_us_per_step']:,.0f} µs per step under the profiler")
+    for name, share in r["buckets"]:
+        print(f"  {share * 100:5.1f}%  {name}")
+    for name, ct, tt in r["top_cumulative"]:
+        print(f"  {ct:8,.0f} µs cumulative {tt:6,.0f} self  {name}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skip-pg", action="store_true")
     ap.add_argument("--only", default="refund,complaint,card")
+    ap.add_argument("--profile", choices=sorted(WORKLOADS), help="profile one workload on SQLite instead")
     args = ap.parse_args(argv)
+    if args.profile:
+        return profile(args.profile)
     rounds, instances = (5, 2) if args.quick else (15, 4)
     import logging
     logging.getLogger("transitions").setLevel(logging.WARNING)
