@@ -64,6 +64,8 @@ class Move:
     clock_mode: str                     # recompute | keep
     meta: dict[str, Any]                # @migration: from, to, plan, run, state_map, …
     event: str = "migrate"              # migrate | revert
+    had_timers: bool = True             # False: the case had no timers rows when judged (a new one needs a commit,
+                                        # which the version check catches), so none are read
 
 
 def write(engine: Engine, m: Move, actor: str, roles: list[str], now: datetime, note: str | None,
@@ -91,7 +93,8 @@ def write(engine: Engine, m: Move, actor: str, roles: list[str], now: datetime, 
                                    if m.data_before.get(k) != m.data_after.get(k)}
         changes["@migration"] = {**m.meta, "signoffs": [m.signoffs_before, m.signoffs_after]}
         entries = [Entry("migrate", m.event, m.from_state, m.dest, actor, roles, changes, note)]
-        entries += _clocks(engine, conn, m, now)
+        if m.clocks or m.had_timers:
+            entries += _clocks(engine, conn, m, now)
         audit.append(conn, case_id=m.case_id, workflow=m.dest_def.workflow, definition=m.dest_def.sha256,
                      entries=entries, effective_at=stamp(now), org=engine.org_sha, os_user=engine.os_user,
                      version=m.seen + 1, after=_head(row))

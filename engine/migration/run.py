@@ -140,7 +140,7 @@ def migrate(engine: Engine, plan: Plan, user: str | None, note: str | None = Non
             m = Move(v.case_id, v.version, plan.old, plan.new, v.state, dest, v.old_data, v.data, v.old_signoffs,
                      v.signoffs, v.clocks, plan.clocks,
                      {"from": plan.old.sha256, "to": plan.new.sha256, "plan": plan.sha256, "run": report.run,
-                      "state_map": {v.state: dest}, "verdict": v.verdict})
+                      "state_map": {v.state: dest}, "verdict": v.verdict}, had_timers=v.had_timers)
             if _move(engine, m, person.id, roles, now, note, report, before_write) == "busy":
                 busy.append(m)
         for m in busy:                       # held by another runner (or a person) a moment ago: wait for it now

@@ -69,6 +69,7 @@ class Verdict:
     clocks: dict[str, Target] = field(default_factory=dict)
     old_data: dict[str, Any] = field(default_factory=dict)        # the case row's data and sign-offs now
     old_signoffs: list[dict[str, Any]] = field(default_factory=list)
+    had_timers: bool = True           # the case had timers rows when judged (none: the move need not read them)
 
     def moves(self, plan: Plan) -> bool:
         return self.verdict == "migratable" or (self.verdict == "elsewhere" and plan.lands_elsewhere == "move")
@@ -227,6 +228,7 @@ def judge(plan: Plan, engine: Engine, case: dict[str, Any], rows: list[dict[str,
     now = now or engine.now()
     current = _loads(case["data"])
     verdict.old_data, verdict.old_signoffs = current, _loads(case["signoffs"]) or []
+    verdict.had_timers = bool(timers)
     if plan.filter is not None and not holds(plan.filter, *engine.scope(plan.old, current, now, "system")):
         verdict.verdict, verdict.reason = "filtered", "the plan's filter excludes it"
         return verdict
