@@ -84,8 +84,9 @@ def check_output(output: str | Path, database_url: str, force: bool) -> Path:
     """Where `-o` may write: never the database itself (nor its -wal/-shm/-journal files), and an
     existing file only with --force. Raises UsageError naming the option."""
     from caseflow.errors import UsageError
+    from caseflow.store.backend import backend_for
     target = Path(output)
-    database = sqlite_file(database_url)
+    database = backend_for(database_url).database_file(database_url)
     if database is not None:
         companions = [database] + [database.with_name(database.name + s) for s in ("-wal", "-shm", "-journal")]
         if any(_same_file(target, c) for c in companions):
@@ -98,19 +99,6 @@ def check_output(output: str | Path, database_url: str, force: bool) -> Path:
     return target
 
 
-def sqlite_file(database_url: str) -> Path | None:
-    """The file of a SQLite database URL (None for other backends)."""
-    import sqlalchemy as sa
-    try:
-        url = sa.engine.make_url(database_url)
-    except sa.exc.ArgumentError:
-        return None
-    if url.get_backend_name() != "sqlite" or not url.database:
-        return None
-    name = url.database.removeprefix("file:").split("?")[0]
-    return Path(name)
-
-
 def _same_file(a: Path, b: Path) -> bool:
     if os.path.realpath(a) == os.path.realpath(b):
         return True
@@ -119,5 +107,4 @@ def _same_file(a: Path, b: Path) -> bool:
     except OSError:
         return False
 
-__all__ = ["MAX_BYTES", "read_bounded", "check_regular", "read_workflow_bytes", "read_workflow_text", "check_output",
-           "sqlite_file"]
+__all__ = ["MAX_BYTES", "read_bounded", "check_regular", "read_workflow_bytes", "read_workflow_text", "check_output"]

@@ -15,7 +15,7 @@ name and register it in ``BACKENDS`` (docs/architecture.md, "add a backend").
 from __future__ import annotations
 
 import os
-import re
+from pathlib import Path
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -24,10 +24,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from caseflow.errors import StorageError, UsageError
+from caseflow.errors import StorageError
 from caseflow.store.idle_ping import ping_when_idle as _ping_when_idle
 from caseflow.store.locks import PID, LockWait, watch
 from caseflow.store.sqlite_files import begin_immediate, open_read_only
+from caseflow.store.urls import shown_url
 
 # Advisory locks that serialize the writers of one chain (the attempts log, the checkpoints).
 LOCKS = {"attempts": 7242001, "checkpoints": 7242002}
@@ -52,6 +53,15 @@ class Backend:
     has_logins: ClassVar[bool] = False
     # The database is a file the first writer creates: a read-only open of a missing one is "no schema yet".
     creates_on_open: ClassVar[bool] = False
+
+    # -- URLs (store/urls.py) --------------------------------------------------------------------
+    def database_file(self, url: str) -> Path | None:
+        """The file the URL names (to keep `-o` off it); None for a server database."""
+        return None
+
+    def in_memory(self, url: str) -> bool:
+        """Whether the database vanishes when the command ends (refused: store/urls.py)."""
+        return False
 
     # -- connections --------------------------------------------------------------------------
     def create_engine(self, url: str, readonly: bool = False, wait: LockWait | None = None) -> SAEngine:
@@ -165,6 +175,14 @@ class SQLiteBackend(Backend):
     name = "sqlite"
     explain = "EXPLAIN QUERY PLAN "
     creates_on_open = True
+
+    def database_file(self, url: str) -> Path | None:
+        name = (sa.engine.make_url(url).database or "").removeprefix("file:").split("?")[0]
+        return Path(name) if name and not self.in_memory(url) else None
+
+    def in_memory(self, url: str) -> bool:
+        database = sa.engine.make_url(url).database or ""
+        return database in ("", ":memory:") or "mode=memory" in url or database.startswith("file::memory:")
 
     def create_engine(self, url: str, readonly: bool = False, wait: LockWait | None = None) -> SAEngine:
         """Read-only: a `mode=ro` URI, no journal-mode change, only deferred BEGINs, so it never takes
@@ -369,30 +387,6 @@ def backend_for(url: str) -> Backend:
         raise StorageError(f"cannot use database {shown_url(url)!r}: caseflow runs on "
                            f"{' or '.join(sorted(BACKENDS))}")
     return BACKENDS[dialect]
-
-
-def shown_url(url: str) -> str:
-    """A database URL as messages show it: the password, if any, as `***` (never echoed)."""
-    try:
-        parsed = sa.engine.make_url(url)
-    except (sa.exc.ArgumentError, ValueError, TypeError):
-        # not parseable: hide whatever lies between `[scheme://]user:` and `@`
-        return re.sub(r"^([^:/@]*://)?([^:/@]*):[^@]*@", r"\1\2:***@", url)
-    return parsed.render_as_string(hide_password=True) if parsed.password else url
-
-
-def refuse_in_memory(url: str) -> None:
-    """Cases must outlive the command: an in-memory SQLite database vanishes when it ends."""
-    try:
-        parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError:
-        return
-    if parsed.get_backend_name() != "sqlite":
-        return
-    database = parsed.database or ""
-    if database in ("", ":memory:") or "mode=memory" in url or database.startswith("file::memory:"):
-        raise UsageError(f"--db {url}: an in-memory database vanishes when the command ends; "
-                         "give a file (sqlite:///caseflow.db)")
 
 
 def backend_of(conn: Connection) -> Backend:

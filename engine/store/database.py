@@ -18,9 +18,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SAEngine
 
 from caseflow.errors import ConcurrentChange, LockTimeout, StorageError, UsageError
-from caseflow.store.backend import Backend, backend_for, refuse_in_memory, shown_url
+from caseflow.store.backend import Backend, backend_for
 from caseflow.store.driver_sql import flush_pending
 from caseflow.store.locks import LockWait
+from caseflow.store.urls import refuse_in_memory, shown_url
 
 DEFAULT_URL = "sqlite:///caseflow.db"
 
@@ -48,7 +49,7 @@ class Store:
     def __init__(self, url: str | None = None, readonly: bool = False, wait: LockWait | None = None) -> None:
         self.url = url or DEFAULT_URL
         self.backend: Backend = backend_for(self.url)
-        refuse_in_memory(self.url)
+        refuse_in_memory(self.url, self.backend.in_memory(self.url))
         self.readonly = readonly
         self.wait = wait or LockWait.from_env()
         self.engine = create_engine(self.url, readonly, self.wait)

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from caseflow.catalog import SHIPPED
 from caseflow.cli.main import cli
-from caseflow.store.backend import shown_url
+from caseflow.store.urls import shown_url
 
 from .hostile import expect, handled
 
