@@ -107,8 +107,9 @@ def commit(engine: Engine, conn: Connection, change: Change, now: datetime, note
     changed: dict[str, Any] = dict(_changes(snap.data, data))
     if change.inputs:
         changed["@input"] = change.inputs          # event inputs (e.g. a purchase amount) are evidence too
-    log = {"case_id": snap.id, "workflow": d.workflow, "definition": d.sha256, "effective_at": stamp(now),
-           "org": engine.org_sha, "os_user": engine.os_user, "version": snap.version + 1}
+    log: dict[str, Any] = {"case_id": snap.id, "workflow": d.workflow, "definition": d.sha256,
+                           "effective_at": stamp(now), "org": engine.org_sha, "os_user": engine.os_user,
+                           "version": snap.version + 1}
     decided: list[Entry] = []
     if kind == "transition" and t.decide:     # the plan already checked the data; outcomes may change it
         data, decided = _decisions(engine, conn, d, t, data, change.inputs, actor, now)

@@ -119,7 +119,7 @@ class Engine:
         row = driver_sql.read_case(conn, case_id)
         if row is None:
             raise NotFound("case", case_id)
-        return Snapshot.of_row(row, self.definition_of(conn, row.definition))
+        return Snapshot.of_row(row, self.definition_of(conn, row.definition))  # type: ignore[attr-defined]  # CaseRow: a namedtuple of CASE_COLUMNS
 
     def person_attr(self, person: str, key: str) -> Any:
         p = self.catalog.org.people.get(person)
