@@ -227,6 +227,23 @@ def test_a_write_waiting_for_a_postgresql_row_lock_says_so_then_gives_up_changin
     assert run("--as", "wang.fang", "advance", cid, "start_before_work").exit_code == 0    # free again: it works
 
 
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_read_behind_an_exclusive_lock_says_so_then_gives_up(run, engine, db_url):  # noqa: ANN001
+    """A PostgreSQL read waits only for an exclusive table lock (a migration, a VACUUM FULL): said and limited too."""
+    open_refund(engine)
+    holder = sa.create_engine(db_url)
+    try:
+        with holder.connect() as conn:
+            conn.execute(sa.text("LOCK TABLE cases IN ACCESS EXCLUSIVE MODE"))
+            r = run("--lock-timeout", "2", "list")
+            conn.rollback()
+    finally:
+        holder.dispose()
+    assert r.exit_code == 6, r.stderr
+    assert r.stderr.splitlines()[0] == NOTICE and r.stderr.count("\n") == 2, r.stderr
+    assert run("list").exit_code == 0
+
+
 # -- a sweep cut off part-way --------------------------------------------------------------------
 
 def test_a_sweep_cut_off_part_way_says_what_it_committed_and_a_rerun_continues(engine, store, clock):  # noqa: ANN001

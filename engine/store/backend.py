@@ -249,27 +249,22 @@ class PostgresBackend(Backend):
     has_logins = True
 
     def create_engine(self, url: str, readonly: bool = False, wait: LockWait | None = None) -> SAEngine:
-        """Read-only: every transaction of the session is READ ONLY (autocommit reads too). A writer
+        """Read-only: every transaction of the session is READ ONLY (autocommit reads too). Every session
         sets `lock_timeout` and says when it waits for a lock (store/locks.py)."""
         engine = sa.create_engine(url)
         _ping_when_idle(engine)
-        if readonly:
-            @event.listens_for(engine, "connect")
-            def _connect(dbapi_conn, _record) -> None:  # noqa: ANN001
-                with dbapi_conn.cursor() as cur:
-                    cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-                dbapi_conn.commit()
-        else:
-            wait = wait or LockWait()
-            ms = max(int(wait.timeout * 1000), 1)      # 0 would mean "wait forever" to PostgreSQL
+        wait = wait or LockWait()
+        ms = max(int(wait.timeout * 1000), 1)      # 0 would mean "wait forever" to PostgreSQL
 
-            @event.listens_for(engine, "connect")
-            def _connect_writer(dbapi_conn, record) -> None:  # noqa: ANN001
-                with dbapi_conn.cursor() as cur:
-                    cur.execute(f"SET lock_timeout = {ms}")
-                dbapi_conn.commit()
-                record.info[PID] = dbapi_conn.info.backend_pid
-            watch(engine, wait, lambda pid: _waits_for_lock(engine, pid))
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn, record) -> None:  # noqa: ANN001
+            with dbapi_conn.cursor() as cur:
+                cur.execute(f"SET lock_timeout = {ms}")     # reads too: a migration's exclusive lock
+                if readonly:
+                    cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            dbapi_conn.commit()
+            record.info[PID] = dbapi_conn.info.backend_pid
+        watch(engine, wait, lambda pid: _waits_for_lock(engine, pid))
         return engine
 
     def is_lock_timeout(self, exc: BaseException) -> bool:

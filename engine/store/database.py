@@ -110,7 +110,7 @@ class Store:
                 with conn.begin():
                     yield conn
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            raise StorageError(f"database error: {_short(exc)}") from None
+            raise self._failed(exc) from None
 
     @contextmanager
     def consistent(self) -> Iterator[Connection]:
@@ -122,7 +122,7 @@ class Store:
                 with conn.begin():
                     yield conn
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            raise StorageError(f"database error: {_short(exc)}") from None
+            raise self._failed(exc) from None
 
     @contextmanager
     def read_one(self) -> Iterator[Connection]:
@@ -135,7 +135,7 @@ class Store:
             with self.engine.connect() as conn:
                 yield conn.execution_options(**self.backend.single_read_options())
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            raise StorageError(f"database error: {_short(exc)}") from None
+            raise self._failed(exc) from None
 
     def migrate(self, simulation: bool = False) -> None:
         """Create or upgrade the schema. A new database records whether it is a simulation
@@ -168,6 +168,11 @@ class Store:
     def shown_url(self) -> str:
         """The URL for messages: its password, if any, masked."""
         return shown_url(self.url)
+
+    def _failed(self, exc: Exception) -> StorageError:
+        """A read's error: a lock wait that timed out (a read behind a migration's lock), else the database's."""
+        return LockTimeout(self.wait.timeout) if self.backend.is_lock_timeout(exc) else \
+            StorageError(f"database error: {_short(exc)}")
 
     def simulation(self) -> bool:
         from caseflow.store import settings as db_settings
