@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from caseflow.store.database import Store
+from caseflow.store import database
 from caseflow.store.locks import NOTICE, LockWait
 
 READ_ONLY_COMMANDS = frozenset({"show", "list", "history", "inbox", "audit", "audit verify", "export",
@@ -19,10 +19,10 @@ READ_ONLY_COMMANDS = frozenset({"show", "list", "history", "inbox", "audit", "au
                                 "diagram", "org show", "verify", "migrate plan", "migrate runs", "migrate show"})
 
 
-def open_store(db: str | None, lock_timeout: str | None, readonly: bool = False) -> Store:
+def open_store(db: str | None, lock_timeout: str | None, readonly: bool = False) -> database.Store:
     """The database of --db; `lock_timeout` is --lock-timeout / CASEFLOW_LOCK_TIMEOUT (seconds)."""
     wait = LockWait.parse(lock_timeout, lambda: click.echo(NOTICE, err=True))
-    return Store(db, readonly=readonly, wait=wait)
+    return database.Store(db, readonly=readonly, wait=wait)
 
 
 __all__ = ["READ_ONLY_COMMANDS", "open_store"]

@@ -264,7 +264,8 @@ class PostgresBackend(Backend):
                     cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
             dbapi_conn.commit()
             record.info[PID] = dbapi_conn.info.backend_pid
-        watch(engine, wait, lambda pid: _waits_for_lock(engine, pid))
+        url_text = engine.url         # the watcher thread holds no reference to the engine (nor its pool)
+        watch(engine, wait, lambda pid: _waits_for_lock(url_text, pid))
         return engine
 
     def is_lock_timeout(self, exc: BaseException) -> bool:
@@ -357,10 +358,10 @@ class PostgresBackend(Backend):
         conn.execute(sa.text("ANALYZE"))
 
 
-def _waits_for_lock(engine: SAEngine, pid: int) -> bool | None:
+def _waits_for_lock(url: sa.engine.URL, pid: int) -> bool | None:
     """Is PostgreSQL server process `pid` waiting for a lock? (its own short connection; None: cannot tell)"""
     try:
-        with sa.create_engine(engine.url, poolclass=sa.pool.NullPool).connect() as conn:
+        with sa.create_engine(url, poolclass=sa.pool.NullPool).connect() as conn:
             kind = conn.execute(sa.text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"),
                                 {"pid": pid}).scalar()
     except sa.exc.SQLAlchemyError:

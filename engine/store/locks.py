@@ -94,17 +94,32 @@ class _Watcher:
         self.running = None
 
     def _run(self) -> None:
+        """Until told, or idle for IDLE seconds (then the next statement starts a new thread)."""
+        idle = time.monotonic()
         while not self.told:
             time.sleep(0.2)
             running = self.running
-            if running is None or time.monotonic() - running[1] < NOTICE_AFTER:
+            if running is None:
+                if time.monotonic() - idle > IDLE:
+                    with self.guard:
+                        if self.running is None:
+                            self.thread = None
+                            return
+                continue
+            idle = time.monotonic()
+            if time.monotonic() - running[1] < NOTICE_AFTER:
                 continue
             found = self.waiting(running[0])
             if found is None:
-                return                  # cannot look: stay quiet (the timeout still applies)
+                break                   # cannot look: stay quiet (the timeout still applies)
             if found and self.running == running:
                 self.told = True
                 self.wait.told()
+        with self.guard:
+            self.thread = None
+
+
+IDLE = 2.0                  # seconds a watcher thread outlives the last statement
 
 
 PID = "caseflow_pid"        # where a connection record keeps its server process id (record.info)
