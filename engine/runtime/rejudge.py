@@ -103,10 +103,11 @@ def _window(conn: Connection, case_id: str, clock: str, **values: Any) -> None:
         conn.execute(sla_windows.update().where(sla_windows.c.id == w.id).values(**values))
 
 
-def provisional_suffix(cal: BusinessCalendar | None) -> str:
-    """What a breach (or firing) on a provisional deadline adds to its note."""
+def provisional_suffix(cal: BusinessCalendar | None, judged_again: bool = True) -> str:
+    """What a breach (or a timer's firing, which is not judged again) on a provisional deadline adds to its note."""
     until = f" after {cal.covered_until()}" if cal is not None else ""
-    return f" (provisional: the holiday calendar does not cover the days{until} yet; re-judged when it does)"
+    again = "; re-judged when it does" if judged_again else ""
+    return f" (provisional: the holiday calendar does not cover the days{until} yet{again})"
 
 
 def due_again(conn: Connection, now: datetime) -> int:

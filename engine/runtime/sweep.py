@@ -282,7 +282,7 @@ def _due(engine: Engine, conn: Connection, snap: Snapshot, clock: Clock, plan: P
     facts: dict[str, Any] = {"status": [row.status, BREACHED if sla_clock else "fired"]}
     if provisional:
         facts["provisional"] = True
-        note += rejudge.provisional_suffix(engine.catalog.calendar_for(d))
+        note += rejudge.provisional_suffix(engine.catalog.calendar_for(d), judged_again=sla_clock)
     entries.append(Entry(clock.kind, clock.name, None, None, "system", [], facts, note))
     entries += run_actions(engine, conn, d, snap.id, clock.actions, snap.data, {}, {}, "system", now)
     _log(engine, conn, snap, entries, now)
