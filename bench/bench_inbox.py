@@ -9,13 +9,16 @@ Each database is filled in bulk (Core executemany) with open complaints, refunds
 and member cards spread over their states the way a live system looks (most
 complaints with a department, most refunds collecting signatures, most cards
 active), a quarter of the complaints assigned to the 客服专员, and one running
-SLA clock per complaint and refund, some overdue. For a few people — an agent
+SLA clock per complaint and refund, some overdue; each case's work queues
+(`case_queue`) are computed as every write computes them. For a few people — an agent
 (first page of 50 rows, and everything), a department, a middle manager who
 signs, the VIP desk — it times `views.inbox.inbox()` (the query, every row
 described by the code `show` uses, the rows built) beside a plain
 `SELECT … WHERE id IN (…)` of the same rows by primary key. The ratio
-inbox / SELECT is the figure (printed, not asserted); the EXPLAIN of the
-inbox query is printed below the table.
+inbox / SELECT is the figure (printed, not asserted). "found" is how many rows
+the query returned before they were described (rows = found: nothing was fetched
+to be dropped). The EXPLAIN of the inbox query (an agent, a department) is printed
+below the table.
 
 With CASEFLOW_BENCH_JSON=1 (as bench/run.py runs it) it prints one JSON row per
 (backend, person), else a table.
@@ -44,9 +47,11 @@ from bench_sla import _pg_reachable, _pg_url  # noqa: E402
 from caseflow.catalog import SHIPPED, Catalog  # noqa: E402
 from caseflow.runtime.actions import pending_signoff_role  # noqa: E402
 from caseflow.runtime.engine import Engine  # noqa: E402
+from caseflow.runtime.queue import queues as case_queues  # noqa: E402
+from caseflow.runtime.queue import rows as queue_rows  # noqa: E402
 from caseflow.sla.clocks import ts  # noqa: E402
 from caseflow.store.database import Store  # noqa: E402
-from caseflow.store.tables import cases, timers  # noqa: E402
+from caseflow.store.tables import case_queue, cases, timers  # noqa: E402
 from caseflow.views import inbox as view  # noqa: E402
 
 NOW = datetime(2025, 3, 10, 2, 0, tzinfo=UTC)
@@ -98,7 +103,7 @@ def seed(store: Store, catalog: Catalog, n: int) -> None:
             + [("member_card", s, {**CARD, **x}) for s, x in _spread(CARD_MIX, n - n * 4 // 10 - n * 3 // 10)])
     stamp = ts(NOW - timedelta(days=3))
     for start in range(0, len(plan), CHUNK):
-        case_rows, timer_rows = [], []
+        case_rows, timer_rows, queued = [], [], []
         for i in range(start, min(start + CHUNK, len(plan))):
             workflow, state, data = plan[i]
             d = defs[workflow]
@@ -113,6 +118,7 @@ def seed(store: Store, catalog: Catalog, n: int) -> None:
                 "version": 3, "parent_case": None, "created_at": stamp, "updated_at": ts(NOW - timedelta(minutes=i)),
                 "assignee": assignee, "assigned_at": stamp if assignee else None, "work_started_at": None,
                 "next_signoff_role": pending_signoff_role(d, state, signoffs)})
+            queued += queue_rows(d, cid, case_queues(d, state, data, signoffs, assignee))   # as every write does
             if workflow != "member_card":
                 due = NOW + timedelta(hours=(i % 97) - 24)         # about a quarter already overdue
                 timer_rows.append({"case_id": cid, "name": "bench_sla", "kind": "sla", "status": "running",
@@ -120,6 +126,8 @@ def seed(store: Store, catalog: Catalog, n: int) -> None:
                                    "provisional": False, "paused_at": None, "remaining_s": None, "ended_at": None})
         with store.write() as conn:
             conn.execute(cases.insert(), case_rows)
+            if queued:
+                conn.execute(case_queue.insert(), queued)
             if timer_rows:
                 conn.execute(timers.insert(), timer_rows)
     with store.engine.connect() as conn:                 # as autovacuum / a DBA would after a bulk load
@@ -130,6 +138,9 @@ def seed(store: Store, catalog: Catalog, n: int) -> None:
 def measure(engine: Engine, user: str, limit: int | None, rounds: int) -> dict[str, Any]:
     rows = view.inbox(engine, user, limit)                # warm: definitions compiled, caches filled
     ids = [r["id"] for r in rows]
+    with engine.store.read() as conn:                    # what the query returned before any row was described
+        found = len(conn.execute(view.query(engine, conn, view.queue_for(engine, conn, engine.person(user)))
+                                 .limit(limit or None)).all())
     plain = (sa.select(cases.c.id, cases.c.workflow, cases.c.definition, cases.c.state, cases.c.data,
                        cases.c.signoffs, cases.c.assignee, cases.c.updated_at).where(cases.c.id.in_(ids)))
     inbox_s, select_s = [], []
@@ -143,7 +154,8 @@ def measure(engine: Engine, user: str, limit: int | None, rounds: int) -> dict[s
         select_s.append(time.perf_counter() - t0)
         assert len(got) == len(ids)
     i, s = statistics.median(inbox_s), statistics.median(select_s)
-    return {"user": user, "limit": limit, "rows": len(ids), "inbox_ms": i * 1000, "select_ms": s * 1000,
+    return {"user": user, "limit": limit, "rows": len(ids), "found": found, "inbox_ms": i * 1000,
+            "select_ms": s * 1000,
             "ratio": i / s if s else None, "groups": _groups(rows)}
 
 
@@ -201,7 +213,7 @@ def main() -> None:
             seed(store, catalog, n)
             print(f"... {kind}: {n:,} open cases seeded in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
             engine = Engine(store, catalog, lambda: NOW)
-            plans.append((kind, list(view.explain(engine, "wang.fang"))))
+            plans += [(kind, who, list(view.explain(engine, who))) for who in ("wang.fang", "deng.chao")]
             for user, limit in PEOPLE:
                 r = {"backend": kind, "cases": n, **measure(engine, user, limit, rounds)}
                 table.append(r)
@@ -209,8 +221,8 @@ def main() -> None:
                     print(json.dumps(_row(r), ensure_ascii=False), flush=True)
     if not as_json:
         print(_table(table))
-        for kind, lines in plans:
-            print(f"\nEXPLAIN of the inbox query for wang.fang on {kind}:")
+        for kind, who, lines in plans:
+            print(f"\nEXPLAIN of the inbox query for {who} on {kind}:")
             print("\n".join("  " + line for line in lines))
     if "postgres" not in backends and not args.skip_pg:
         print("note: PostgreSQL left out (no URL, or the server did not answer)", file=sys.stderr)
@@ -224,17 +236,18 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
     return {"name": f"inbox {r['backend']}, {r['cases']:,} open cases, {_who(r)}", "value": round(r["inbox_ms"], 1),
             "unit": "ms", "baseline": f"plain SELECT of the same {r['rows']} rows by id",
             "baseline_value": round(r["select_ms"], 2),
-            "ratio": round(r["ratio"], 1) if r["ratio"] else None, "note": f"groups: {r['groups'] or 'none'}"}
+            "ratio": round(r["ratio"], 1) if r["ratio"] else None,
+            "note": f"query returned {r['found']} rows; groups: {r['groups'] or 'none'}"}
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
     lines = ["inbox latency beside a plain SELECT of the same rows (median; ratio = inbox / SELECT)", "",
-             f"{'backend':<9} {'cases':>8}  {'person':<24} {'rows':>6} {'inbox ms':>9} {'SELECT ms':>10} "
-             f"{'ratio':>6}  groups"]
+             f"{'backend':<9} {'cases':>8}  {'person':<24} {'rows':>6} {'found':>6} {'inbox ms':>9} "
+             f"{'SELECT ms':>10} {'ratio':>6}  groups"]
     for r in rows:
         ratio = f"{r['ratio']:.1f}" if r["ratio"] else "-"
-        lines.append(f"{r['backend']:<9} {r['cases']:>8,}  {_who(r):<24} {r['rows']:>6} {r['inbox_ms']:>9.1f} "
-                     f"{r['select_ms']:>10.2f} {ratio:>6}  {r['groups']}")
+        lines.append(f"{r['backend']:<9} {r['cases']:>8,}  {_who(r):<24} {r['rows']:>6} {r['found']:>6} "
+                     f"{r['inbox_ms']:>9.1f} {r['select_ms']:>10.2f} {ratio:>6}  {r['groups']}")
     return "\n".join(lines)
 
 

@@ -124,11 +124,18 @@ def test_the_inbox_is_one_query_that_uses_the_indexes(engine, store):
     refund_to_signing(engine)
     open_complaint(engine)
     plan = _plan(engine, "lin.xiao")
-    assert "ix_cases_queue" in plan and "ix_cases_next_signoff" in plan and "ix_timers_" in plan
+    assert "ix_case_queue_queue" in plan and "ix_timers_" in plan
     if store.backend.name == "postgresql":
         assert "Seq Scan" not in plan
     else:
-        assert "SCAN cases" not in plan and "SCAN timers" not in plan
+        assert "SCAN cases" not in plan and "SCAN timers" not in plan and "SCAN case_queue" not in plan
+
+
+def _found(engine, user: str) -> list[str]:
+    """The ids the inbox query returns for a person (before any row is described)."""
+    person = engine.person(user)
+    with engine.store.engine.connect() as conn:
+        return [r.id for r in conn.execute(view.query(engine, conn, view.queue_for(engine, conn, person)))]
 
 
 def test_inbox_reads_only_the_rows_it_needs(engine, store):
@@ -136,9 +143,96 @@ def test_inbox_reads_only_the_rows_it_needs(engine, store):
     for n in range(5):
         open_refund(engine, order_no=f"D-{n}")
     cid = open_complaint(engine)
-    person = engine.person("zhao.min")                 # cs_assistant: complaints at 受理 only
+    assert _found(engine, "zhao.min") == [cid]          # cs_assistant: complaints at 受理 only
     with store.engine.connect() as conn:
-        q = view.queue_for(engine, conn, person)
-        ids = [r.id for r in conn.execute(view.query(engine, conn, q))]
-        total = conn.execute(sa.text("SELECT count(*) FROM cases")).scalar_one()
-    assert (ids, total) == ([cid], 6)
+        assert conn.execute(sa.text("SELECT count(*) FROM cases")).scalar_one() == 6
+
+
+def forwarded(engine, dept: str, n: int) -> str:
+    cid = open_complaint(engine, form_no=f"TS-{dept}-{n}")
+    engine.advance(cid, "assess", "wang.fang")
+    engine.advance(cid, "accept", "wang.fang", {"responsible_dept": dept})
+    return cid
+
+
+def test_a_department_finds_exactly_its_forwarded_complaints(engine, store):
+    """The complaint forwarded to a department is its people's work [002 §4.5.2] — found through the
+    stored queue, so the query returns the department's cases and nothing it would have to drop."""
+    mine = {forwarded(engine, "tech_dept", n) for n in range(3)}
+    others = {forwarded(engine, dept, n) for dept in ("engineering", "sales_dept", "customer_service")
+              for n in range(2)}
+    assert set(_found(engine, "deng.chao")) == mine
+    assert {r["id"]: r["group"] for r in view.inbox(engine, "deng.chao")} == dict.fromkeys(mine, "needs_input")
+    assert set(_found(engine, "fu.qiang")) == {c for c in others if "sales" in engine.read_case(c).data["form_no"]}
+    with store.engine.connect() as conn:
+        queues = {r.queue for r in conn.execute(sa.text("SELECT queue FROM case_queue WHERE case_id = :c"),
+                                                {"c": sorted(mine)[0]})}
+    assert queues == {"tech_dept", "cs_supervisor"}             # find_cause: the department, or 客服主管
+
+
+def test_the_queue_follows_every_write(engine, store):
+    """Assigning takes a case out of the role queues into the assignee's; a sign-off moves it on; closing empties it."""
+    def queues(cid: str) -> set[str]:
+        with store.engine.connect() as conn:
+            return {r.queue for r in conn.execute(sa.text("SELECT queue FROM case_queue WHERE case_id = :c"),
+                                                  {"c": cid})}
+
+    cid = open_complaint(engine)
+    assert queues(cid) == {"cs_agent", "cs_assistant"}
+    assignment.assign(engine, cid, "zhou.jie", "liu.yang")
+    assert queues(cid) == {"@liu.yang"}
+    assignment.release(engine, cid, "liu.yang")
+    assert queues(cid) == {"cs_agent", "cs_assistant"}
+    engine.advance(cid, "assess", "wang.fang")
+    engine.advance(cid, "reject", "wang.fang", {"assessment_note": "不成立"})
+    engine.advance(cid, "close", "wang.fang", {"reply_note": "已答复"})
+    assert queues(cid) == set()
+    signing = refund_to_signing(engine)
+    assert "handler" in queues(signing) and "middle_manager" not in queues(signing)
+    engine.sign(signing, "lin.xiao")
+    assert "middle_manager" in queues(signing) and "handler" not in queues(signing)
+
+
+def test_an_order_any_sign_off_is_in_every_unsigned_signers_inbox(engine, store):
+    """Self-review approval: 客服经理 and 副总经理 sign in any order [001 §四.1], so both see it at once."""
+    cid = forwarded(engine, "engineering", 1)
+    engine.advance(cid, "find_cause", "tang.liang", {"root_cause": "防水层破损", "responsible_person": "xu.peng",
+                                                     "solution": "重做防水"})
+    with store.engine.connect() as conn:
+        review = conn.execute(sa.text("SELECT id FROM cases WHERE workflow = 'self_review'")).scalar_one()
+    assert {r["id"]: r["group"] for r in view.inbox(engine, "xu.peng")} == {review: "needs_input"}   # only his
+    assert review not in _found(engine, "wang.fang")          # a staff role, but not the responsible person
+    engine.advance(review, "submit", "xu.peng", {"review_text": "未按工艺做闭水试验"})
+    for signer, role in (("zheng.hai", "cs_manager"), ("he.jianguo", "deputy_gm")):
+        rows = {r["id"]: r for r in view.inbox(engine, signer)}
+        assert rows[review]["group"] == "signoff" and rows[review]["signoff"]["role"] == role
+    engine.sign(review, "he.jianguo")                         # the second in the chain signs first
+    assert review not in {r["id"] for r in view.inbox(engine, "he.jianguo")}
+    assert {r["id"]: r["group"] for r in view.inbox(engine, "zheng.hai")}.get(review) == "signoff"
+
+
+def test_upgrading_a_database_computes_the_queues_of_its_open_cases(engine, store):
+    """Revision 0009_case_queue fills `case_queue` for the cases already open, as the writes would have."""
+    from alembic import command
+
+    from caseflow.store import migrate
+    forwarded(engine, "tech_dept", 1)
+    refund_to_signing(engine)
+    assignment.claim(engine, visit(engine), "liu.yang")
+    closed = open_complaint(engine, form_no="TS-CLOSED")
+    for event, sets in (("assess", {}), ("reject", {"assessment_note": "不成立"}), ("close", {"reply_note": "已答复"})):
+        engine.advance(closed, event, "wang.fang", sets)
+
+    def stored() -> set[tuple[str, str, str]]:
+        with store.engine.connect() as conn:
+            return {tuple(r) for r in conn.execute(sa.text("SELECT case_id, queue, workflow FROM case_queue"))}
+
+    written = stored()
+    assert written and not any(c == closed for c, _, _ in written)
+    cfg = migrate._config()
+    with store.engine.begin() as conn:                     # back to the schema before the queues existed
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0008_chain_head")
+    store.migrate()                                        # what the next CLI call (or `db upgrade`) does
+    assert migrate.current(store) == migrate.HEAD == "0009_case_queue"
+    assert stored() == written

@@ -25,6 +25,7 @@ from caseflow.definition.evaluate import stamp
 from caseflow.definition.model import Definition
 from caseflow.errors import InvalidData, StaleCase
 from caseflow.migration.clocks import Target
+from caseflow.runtime import queue
 from caseflow.runtime.actions import pending_signoff_role
 from caseflow.sla import windows
 from caseflow.sla.clocks import BREACHED, PAUSED, RUNNING, schedule, ts
@@ -86,6 +87,8 @@ def write(engine: Engine, m: Move, actor: str, roles: list[str], now: datetime, 
             next_signoff_role=pending_signoff_role(m.dest_def, m.dest, m.signoffs_after)))
         if result.rowcount != 1:
             raise StaleCase(m.case_id)
+        queue.refresh(conn, m.dest_def, m.case_id, frozenset({"?"}),       # another definition: always rewrite
+                      queue.queues(m.dest_def, m.dest, m.data_after, m.signoffs_after, row.assignee))
         if m.source.unique or m.dest_def.unique:
             _keys(conn, m.dest_def, m.case_id, m.data_after, m.dest)
         changes: dict[str, Any] = {k: [m.data_before.get(k), m.data_after.get(k)]

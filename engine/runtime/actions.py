@@ -23,7 +23,7 @@ from caseflow.definition.expressions import Compiled, EvalContext
 from caseflow.definition.kinds import KINDS
 from caseflow.definition.model import Action, Definition, Person, Transition
 from caseflow.errors import InvalidData, RoleNotAllowed, SignoffRefused, TransitionRefused, WrongState
-from caseflow.runtime import assignment
+from caseflow.runtime import assignment, queue
 from caseflow.sla import clocks as sla
 from caseflow.store import driver_sql
 from caseflow.store.backend import backend_of
@@ -59,6 +59,7 @@ def open_case(engine: Engine, conn: Connection, d: Definition, data: dict[str, A
         engine.register(conn, d, now)
     case_id = new_case_id(d.workflow)
     _claim_keys(conn, d, case_id, {}, data, opening=True)
+    queue.store_new(conn, d, case_id, d.initial, data, [], None)
     entries = [Entry("open", "open", None, d.initial, actor, sorted(person.roles) if person else [],
                      _changes({}, data), note)]
     entries += run_actions(engine, conn, d, case_id, d.states[d.initial].on_enter, data, {}, {}, actor, now)
@@ -120,6 +121,8 @@ def commit(engine: Engine, conn: Connection, change: Change, now: datetime, note
     # The versioned UPDATE waits: a step that writes nothing else sends it with its audit rows (one
     # statement on PostgreSQL); any other statement first sends it (driver_sql.pending_write).
     with driver_sql.pending_write(conn, _case_values(change, data, now), snap.id):
+        queue.refresh(conn, d, snap.id, queue.queues(d, snap.state, snap.data, snap.signoffs, snap.assignee),
+                      queue.queues(d, change.dest, data, change.signoffs, snap.assignee))   # only if they change
         if snap.assignee is not None and snap.assignee == actor and snap.work_started_at is None:
             entries.insert(0, assignment.start_work(conn, snap, actor, now))    # the assignee's first action
         _claim_keys(conn, d, snap.id, snap.data, data, final=d.states[change.dest].final,
@@ -298,7 +301,7 @@ def plan_signature(engine: Engine, snap: Snapshot, person: Person, reject: bool,
         raise WrongState(snap.id, what, snap.state, f"nothing to sign in {d.label(snap.state)}")
     so, given = t.signoffs, snap.signoffs
     remaining = [r for r in so.roles if r not in [s["role"] for s in given]]
-    eligible = remaining[:1] if so.order == "sequential" else remaining
+    eligible = queue.eligible_signers(t, given)
     role = next((r for r in eligible if r in person.roles), None)
     if role is None:
         wanted = " or ".join(org.role_label(r) for r in eligible)

@@ -32,6 +32,7 @@ from caseflow.audit.chain import Entry
 from caseflow.definition.evaluate import stamp
 from caseflow.definition.model import Definition, Person, Transition
 from caseflow.errors import AssignmentRefused, NotAssignee, StaleCase, UsageError
+from caseflow.runtime import queue
 from caseflow.sla import clocks as sla
 from caseflow.store.tables import cases, definitions
 from caseflow.values import parse_datetime
@@ -208,6 +209,8 @@ def _write(engine: Engine, snap: Snapshot, what: str, person: Person, to: str | 
             "version": snap.version + 1, "updated_at": stamp(now)})
         if result.rowcount != 1:
             raise StaleCase(snap.id)
+        queue.refresh(conn, d, snap.id, queue.queues(d, snap.state, snap.data, snap.signoffs, snap.assignee),
+                      queue.queues(d, snap.state, snap.data, snap.signoffs, to))
         entries = [Entry("assign", what, snap.state, snap.state, person.id, roles,
                          {"assignee": [snap.assignee, to]}, note)]
         if started:

@@ -29,6 +29,7 @@ from caseflow.errors import CaseflowError, TransitionRefused, UsageError
 from caseflow.runtime import actions as case_actions
 from caseflow.runtime import safeguards
 from caseflow.runtime.engine import Engine
+from caseflow.runtime.queue import INSERT_QUEUE
 from caseflow.sla.clocks import INSERT_TIMER
 from caseflow.values import ValueProblem, check_text
 
@@ -188,7 +189,7 @@ class BatchedWrites:
     every earlier write) and, for the row being opened, starts a SAVEPOINT so the row can be undone.
     A refused row's held rows are dropped, and its SAVEPOINT (if any) rolled back."""
 
-    BATCHED = (case_actions.INSERT_CASE, case_actions.INSERT_OUTBOX, INSERT_TIMER, audit.INSERT)
+    BATCHED = (case_actions.INSERT_CASE, case_actions.INSERT_OUTBOX, INSERT_TIMER, audit.INSERT, INSERT_QUEUE)
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn

@@ -36,7 +36,8 @@ LOCKS = {"attempts": 7242001, "checkpoints": 7242002}
 # PostgreSQL least privilege (docs/security.md): what the runtime role may do to each table.
 LOG_TABLES = ("audit", "attempts", "checkpoints", "orgs", "definitions")     # append-only: SELECT, INSERT
 READ_TABLES = ("settings", "alembic_version")                                # written by the owner only
-WORK_TABLES = ("cases", "timers", "sla_windows", "outbox", "case_keys", "decision_counts", "migration_runs")
+WORK_TABLES = ("cases", "case_queue", "timers", "sla_windows", "outbox", "case_keys", "decision_counts",
+               "migration_runs")
 
 # Execution options the SQLite begin hook reads (PostgreSQL ignores them).
 READONLY = "caseflow_readonly"

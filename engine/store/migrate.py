@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from caseflow.store.database import Store
 
-HEAD = "0008_chain_head"
+HEAD = "0009_case_queue"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 

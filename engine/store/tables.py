@@ -1,5 +1,5 @@
-"""The tables (SQLAlchemy Core): definitions, cases, audit, attempts, timers, SLA windows, outbox, keys, counters,
-checkpoints, settings (simulation or live), orgs (the org chart versions) and migration runs.
+"""The tables (SQLAlchemy Core): definitions, cases, case_queue, audit, attempts, timers, SLA windows, outbox,
+keys, counters, checkpoints, settings (simulation or live), orgs (the org chart versions) and migration runs.
 
 Migrations (store/migrations/) create them; the runtime reads and writes them through Core.
 """
@@ -44,6 +44,16 @@ cases = sa.Table(
     sa.Column("audit_hash", sa.String(64), nullable=True),          # last audit row (same transaction)
     sa.Index("ix_cases_queue", "assignee", "workflow", "definition", "state"),
     sa.Index("ix_cases_next_signoff", "next_signoff_role"),
+)
+
+# The work queues each open case is in (runtime/queue.py): a role id, or "@user" for its assignee.
+# Written with the case on every write; the inbox reads it through ix_case_queue_queue only.
+case_queue = sa.Table(
+    "case_queue", metadata,
+    sa.Column("case_id", sa.String(32), primary_key=True),
+    sa.Column("queue", sa.String(80), primary_key=True),
+    sa.Column("workflow", sa.String(64), nullable=False),
+    sa.Index("ix_case_queue_queue", "queue", "workflow", "case_id"),
 )
 
 audit = sa.Table(

@@ -24,10 +24,12 @@ from caseflow.masking import mask, mask_strings, mask_text
 from caseflow.runtime.actions import next_signer_role, pending_signoff_role
 from caseflow.runtime.assignment import assignee_problem
 from caseflow.runtime.machine import machine_for
+from caseflow.runtime.queue import eligible_signers
 from caseflow.sla import clocks as sla
 from caseflow.sla.windows import overdue_clause
 from caseflow.store.tables import cases, timers
 from caseflow.views import access
+from caseflow.views.work import work_for
 
 if TYPE_CHECKING:
     from caseflow.runtime.engine import Engine
@@ -69,13 +71,15 @@ def show(engine: Engine, case_id: str, user: str | None, unmask: bool = False) -
     if role is not None:
         pending = {"role": role, "label_zh": engine.catalog.org.roles[role].label_zh
                    if role in engine.catalog.org.roles else role}
+    evs = events(engine, snap, person, now)
     return {
         "id": snap.id, "workflow": snap.workflow, "label_zh": d.label_zh, "definition": d.sha256,
         "state": snap.state, "state_label_zh": d.states[snap.state].label_zh, "version": snap.version,
         "parent_case": snap.parent_case, "created_at": snap.created_at, "updated_at": snap.updated_at,
-        "data": masked_data(d, snap.data, unmask), "events": events(engine, snap, person, now),
+        "data": masked_data(d, snap.data, unmask), "events": evs,
         "signoffs": snap.signoffs, "pending_signoff": pending, "slas": clocks,
         "assignee": snap.assignee, "assigned_at": snap.assigned_at, "work_started_at": snap.work_started_at,
+        "inbox": work_for(engine, snap, person, evs),      # what the case holds for you (views/work.py)
     }
 
 
@@ -91,8 +95,9 @@ def events(engine: Engine, snap: Snapshot, person: Person, now: datetime) -> lis
     for t in d.transitions_from(snap.state):
         if not t.system:
             alternatives.setdefault(t.event, []).append(t)
+    scope = engine.scope(d, snap.data, now, person.id, {}, {})     # no inputs given: the same for every event
     for ts in alternatives.values():
-        described = [(t, _missing(engine, snap, person, t, now)) for t in ts]
+        described = [(t, _missing(engine, snap, person, t, scope)) for t in ts]
         t, missing = min(described, key=lambda tm: _rank(person, *tm))
         out.append({"event": t.event, "label_zh": t.label_zh, "to": t.to,
                     "to_label_zh": d.states[t.to].label_zh, "allowed": not missing, "missing": missing,
@@ -109,12 +114,13 @@ def _rank(person: Person, t: Transition, missing: list[str]) -> int:
     return 2 if (person.roles & t.roles) and not t.signoffs else 3
 
 
-def _missing(engine: Engine, snap: Snapshot, person: Person, t: Transition, now: datetime) -> list[str]:
+def _missing(engine: Engine, snap: Snapshot, person: Person, t: Transition,
+             scope: tuple[dict[str, Any], Any]) -> list[str]:
     d, org = snap.definition, engine.catalog.org
     missing: list[str] = []
     if t.signoffs:
-        role = next_signer_role(t, snap.signoffs)
-        missing.append(f"sign-off by {org.role_label(role)} (caseflow sign)")
+        signers = eligible_signers(t, snap.signoffs) or [next_signer_role(t, snap.signoffs)]
+        missing.append(f"sign-off by {' or '.join(org.role_label(r) for r in signers)} (caseflow sign)")
     elif not (person.roles & t.roles):
         missing.append("role: one of " + ", ".join(org.role_label(r) for r in sorted(t.roles)))
     elif t.assignee_only and (why := assignee_problem(snap, t, person.id)):
@@ -124,7 +130,7 @@ def _missing(engine: Engine, snap: Snapshot, person: Person, t: Transition, now:
     if gone:
         accepted = [g for g in gone if g in t.accepts]
         missing.append("fields: " + ", ".join(gone) + (" (give with --set)" if accepted == gone else ""))
-    act, ctx = engine.scope(d, snap.data, now, person.id, {}, t.inputs)
+    act, ctx = scope
     if not gone and not t.input_required:
         failing = machine_for(d).failing(snap.state, t, act, ctx)
         if failing:
