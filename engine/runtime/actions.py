@@ -121,8 +121,6 @@ def commit(engine: Engine, conn: Connection, change: Change, now: datetime, note
     # The versioned UPDATE waits: a step that writes nothing else sends it with its audit rows (one
     # statement on PostgreSQL); any other statement first sends it (driver_sql.pending_write).
     with driver_sql.pending_write(conn, _case_values(change, data, now), snap.id):
-        queue.refresh(conn, d, snap.id, queue.queues(d, snap.state, snap.data, snap.signoffs, snap.assignee),
-                      queue.queues(d, change.dest, data, change.signoffs, snap.assignee))   # only if they change
         if snap.assignee is not None and snap.assignee == actor and snap.work_started_at is None:
             entries.insert(0, assignment.start_work(conn, snap, actor, now))    # the assignee's first action
         _claim_keys(conn, d, snap.id, snap.data, data, final=d.states[change.dest].final,
@@ -142,6 +140,9 @@ def commit(engine: Engine, conn: Connection, change: Change, now: datetime, note
                                          event, snap.state, change.dest, data, now, engine.person_attr)
         rows, new_head = audit.chained(entries=entries, after=_head(conn, snap), **log)
         driver_sql.finish_write(conn, snap.id, rows, new_head)
+    # after the case's own write (one statement on PostgreSQL): its work queues, when they changed
+    queue.refresh(conn, d, snap.id, queue.queues(d, snap.state, snap.data, snap.signoffs, snap.assignee),
+                  queue.queues(d, change.dest, data, change.signoffs, snap.assignee))
     for fire in [e for e in entries if e.kind == "fire"]:
         fire_system(engine, conn, snap.id, fire.event, now, f"fired by {t.event}", depth + 1)
 

@@ -30,8 +30,7 @@ from caseflow.store.locks import PID, LockWait, watch
 from caseflow.store.sqlite_files import begin_immediate, open_read_only
 from caseflow.store.urls import shown_url
 
-# Advisory locks that serialize the writers of one chain (the attempts log, the checkpoints).
-LOCKS = {"attempts": 7242001, "checkpoints": 7242002}
+LOCKS = {"attempts": 7242001, "checkpoints": 7242002}    # advisory locks: one chain's writers (attempts, checkpoints)
 
 # PostgreSQL least privilege (docs/security.md): what the runtime role may do to each table.
 LOG_TABLES = ("audit", "attempts", "checkpoints", "orgs", "definitions")     # append-only: SELECT, INSERT

@@ -87,7 +87,7 @@ def inbox(engine: Engine, user: str | None, limit: int | None = None) -> list[di
     with engine.store.read() as conn:
         stmt = query(engine, conn, queue_for(engine, conn, person))
         if not limit:
-            rows: Any = conn.execute(stmt)
+            rows = conn.execute(stmt).all()      # fetched first: describing a row may query the connection
             return [item for row in rows if (item := describe(engine, conn, row, person, now)) is not None]
         offset, page = 0, limit + PAGE_MARGIN
         while True:
