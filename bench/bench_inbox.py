@@ -29,20 +29,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_sla import _pg_reachable, _pg_url  # noqa: E402
+from bench_sla import _pg_reachable, _pg_url, database  # noqa: E402
 
 from caseflow.catalog import SHIPPED, Catalog  # noqa: E402
 from caseflow.runtime.actions import pending_signoff_role  # noqa: E402
@@ -164,32 +160,6 @@ def _groups(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         counts[r["group"]] = counts.get(r["group"], 0) + 1
     return ", ".join(f"{g} {n}" for g, n in counts.items())
-
-
-@contextmanager
-def database(kind: str, pg_url: str | None) -> Iterator[Store]:
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as tmp:
-            store = Store(f"sqlite:///{tmp}/bench.db")
-            store.migrate(simulation=True)     # the bench acts at a fixed time
-            yield store
-            store.engine.dispose()
-        return
-    assert pg_url
-    schema = f"bench_inbox_{secrets.token_hex(4)}"
-    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in pg_url else "?"
-    store = Store(f"{pg_url}{sep}options=-csearch_path%3D{schema}")
-    try:
-        store.migrate(simulation=True)     # the bench acts at a fixed time
-        yield store
-    finally:
-        store.engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def main() -> None:
