@@ -110,7 +110,10 @@ def plan_cmd(app: App, workflow: str, to_file: str, from_sha: str | None, output
     Example:
       caseflow --as zhang.wei migrate plan refund --to tests/migration/review/refund.yaml -o plan.yaml
     """
+    from caseflow.migration import record
     from caseflow.migration.plan import plan_text
+    with app.engine.attempting("migrate plan", None, app.user, workflow):     # a refusal is recorded
+        record.require(app.engine, app.engine.person(app.user), f"plan a migration of {workflow}", audit_may=True)
     output_file(app, output, force)
     if not Path(to_file).is_file():
         raise NotFound("workflow file", to_file)

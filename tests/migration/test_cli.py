@@ -80,6 +80,17 @@ def test_run_needs_can_migrate(run, cases, tmp_path):
                                 "the org chart in force (holds: 审计员(auditor))")
 
 
+def test_plan_needs_can_migrate_or_can_audit(run, cases, tmp_path):
+    out = tmp_path / "plan.yaml"
+    r = run("--as", "wang.fang", "migrate", "plan", "refund", "--to", REVIEW, "-o", str(out))
+    assert r.exit_code == 1
+    assert r.stderr.strip() == ("error: wang.fang may not plan a migration of refund: no role with can_migrate "
+                                "or can_audit in the org chart in force (holds: 客服专员(cs_agent))")
+    assert not out.exists()
+    refused = run("--as", "jiang.wen", "audit", "--attempts", "--json").json()
+    assert [(a["actor"], a["event"]) for a in refused][-1:] == [("wang.fang", "migrate plan")]
+
+
 def test_refuse_policy_exits_1(run, engine, cases, tmp_path):
     plan = write(run, tmp_path)
     plan.write_text(plan.read_text(encoding="utf-8").replace("cannot_migrate: stay", "cannot_migrate: refuse"),
