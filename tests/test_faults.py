@@ -53,10 +53,26 @@ def _cli(db: str, *args: str, user: str = "wei.hua", as_nobody: bool = False) ->
         setpriv = shutil.which("setpriv")
         assert setpriv, "running as root: setpriv (util-linux) is needed to read the copy as nobody"
         command = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *command]
+    opened = _let_nobody_reach() if as_nobody and os.geteuid() == 0 else []
     try:
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=cache)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
+        for path, mode in opened:
+            os.chmod(path, mode)
+
+
+def _let_nobody_reach() -> list[tuple[Path, int]]:
+    """`nobody` must be able to reach the checkout and its venv (a clone under `mktemp -d` is 0700):
+    add search permission (o+x, no listing) to each ancestor lacking it; the caller restores the modes."""
+    opened: list[tuple[Path, int]] = []
+    for start in (REPO.resolve(), Path(sys.prefix).resolve(), Path(sys.executable).resolve().parent):
+        for directory in (start, *start.parents):
+            mode = directory.stat().st_mode & 0o7777
+            if not mode & 0o001 and all(directory != p for p, _ in opened):
+                os.chmod(directory, mode | 0o001)
+                opened.append((directory, mode))
+    return opened
 
 
 @pytest.fixture
