@@ -138,15 +138,16 @@ def commit(engine: Engine, conn: Connection, change: Change, now: datetime, note
                                    depth)
             entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), snap.id,
                                          event, snap.state, change.dest, data, now, engine.person_attr)
-        # Its work queues, when they changed, and a fired event are more statements of the same
-        # transaction: the held UPDATE goes first (with BEGIN on PostgreSQL), so a crash anywhere in
-        # the step leaves the case as it was or as it ends, never between (tests/reliability/test_crash.py).
-        queue.refresh(conn, d, snap.id, queue.queues(d, snap.state, snap.data, snap.signoffs, snap.assignee),
-                      queue.queues(d, change.dest, data, change.signoffs, snap.assignee))
+        # Its work queues, when they changed, are written with it (in the one statement on PostgreSQL);
+        # a fired event is more statements, so the held UPDATE goes first (with BEGIN on PostgreSQL):
+        # a crash anywhere in the step leaves the case as it was or as it ends (tests/reliability/test_crash.py).
+        now_in = queue.queues(d, change.dest, data, change.signoffs, snap.assignee)
+        changed_queues = (None if now_in == queue.queues(d, snap.state, snap.data, snap.signoffs, snap.assignee)
+                          else (snap.id, d.workflow, now_in))
         if any(e.kind == "fire" for e in entries):
             driver_sql.flush_pending(conn)
         rows, new_head = audit.chained(entries=entries, after=_head(conn, snap), **log)
-        driver_sql.finish_write(conn, snap.id, rows, new_head)
+        driver_sql.finish_write(conn, snap.id, rows, new_head, changed_queues)
     for fire in [e for e in entries if e.kind == "fire"]:
         fire_system(engine, conn, snap.id, fire.event, now, f"fired by {t.event}", depth + 1)
 

@@ -59,6 +59,9 @@ class DialectSQL:
         self.set_head = f"UPDATE cases SET {', '.join(f'{c} = {p(c)}' for c in HEAD)} WHERE id = {p('case_id')}"
         self.insert_audit = (f"INSERT INTO audit ({', '.join(AUDIT_COLUMNS)}) "
                              f"VALUES ({', '.join(p(c) for c in AUDIT_COLUMNS)})")
+        self.delete_queues = f"DELETE FROM case_queue WHERE case_id = {p('case_id')}"
+        self.insert_queue = (f"INSERT INTO case_queue (case_id, queue, workflow) "
+                             f"VALUES ({p('case_id')}, {p('queue')}, {p('workflow')})")
 
     def _values(self, n: int) -> str:
         types = {c.name: c.type.compile(self.dialect) for c in audit.c}
@@ -71,6 +74,22 @@ class DialectSQL:
         and `n` audit rows, one statement; a stale version updates nothing and so inserts nothing."""
         cols = ", ".join(AUDIT_COLUMNS)
         return (f"WITH u AS ({self.update_case} RETURNING id) "
+                f"INSERT INTO audit ({cols}) SELECT {cols} FROM (VALUES {self._values(n)}) AS v ({cols}) "
+                f"WHERE EXISTS (SELECT 1 FROM u)")
+
+    @lru_cache(maxsize=16)  # noqa: B019
+    def update_queues_and_log(self, n: int) -> str:
+        """`update_and_log` that also sets the case's work queues to the array `q_after`: rows not in it
+        deleted, the others inserted unless present. The two sets are disjoint, so the order in which
+        PostgreSQL runs the CTEs cannot matter."""
+        cols = ", ".join(AUDIT_COLUMNS)
+        p = self.param
+        return (f"WITH u AS ({self.update_case} RETURNING id), "
+                f"qd AS (DELETE FROM case_queue WHERE case_id = {p('case_id')} "
+                f"AND queue <> ALL(CAST({p('q_after')} AS VARCHAR(80)[])) AND EXISTS (SELECT 1 FROM u)), "
+                f"qi AS (INSERT INTO case_queue (case_id, queue, workflow) SELECT {p('case_id')}, q, {p('q_workflow')} "
+                f"FROM unnest(CAST({p('q_after')} AS VARCHAR(80)[])) AS q WHERE EXISTS (SELECT 1 FROM u) "
+                f"ON CONFLICT DO NOTHING) "
                 f"INSERT INTO audit ({cols}) SELECT {cols} FROM (VALUES {self._values(n)}) AS v ({cols}) "
                 f"WHERE EXISTS (SELECT 1 FROM u)")
 
@@ -188,16 +207,37 @@ def flush_pending(conn: Connection, *_: Any) -> None:
         raise StaleCase(values["case_id"])
 
 
-def finish_write(conn: Connection, case_id: str, rows: list[dict[str, Any]], head: tuple[int, str]) -> None:
-    """The step's last statement: the held UPDATE with the new chain head and the audit rows (one statement
-    on PostgreSQL), or, if the UPDATE was sent already, the audit rows and the head."""
+def finish_write(conn: Connection, case_id: str, rows: list[dict[str, Any]], head: tuple[int, str],
+                 queues: tuple[str, str, frozenset[str]] | None = None) -> None:
+    """The step's last statements: the held UPDATE with the new chain head and the audit rows (one statement
+    on PostgreSQL), or, if the UPDATE was sent already, the audit rows and the head. `queues`:
+    (case id, workflow, the case's work queues now) when the step changed them — written in the same
+    statement on PostgreSQL, else in the same transaction."""
     values = _PENDING.pop(conn, None)
+    sql = sql_of(conn)
     if values is not None:
-        if not update_and_log(conn, {**values, "audit_seq": head[0], "audit_hash": head[1]}, rows):
+        values = {**values, "audit_seq": head[0], "audit_hash": head[1]}
+        if queues is not None and sql.one_statement and rows:
+            params = sql.row_params(values, rows) | {"q_after": sorted(queues[2]), "q_workflow": queues[1]}
+            if not run(conn, sql.update_queues_and_log(len(rows)), params).rowcount:
+                raise StaleCase(case_id)
+            return
+        if not update_and_log(conn, values, rows):
             raise StaleCase(case_id)
     else:
         log_and_head(conn, case_id, rows, head)
+    if queues is not None:
+        set_queues(conn, *queues)
+
+
+def set_queues(conn: Connection, case_id: str, workflow: str, found: frozenset[str]) -> None:
+    """Rewrite a case's work queues (inside the write's transaction)."""
+    sql = sql_of(conn)
+    run(conn, sql.delete_queues, {"case_id": case_id})
+    if found:
+        run(conn, sql.insert_queue, [{"case_id": case_id, "queue": q, "workflow": workflow} for q in sorted(found)],
+            many=True)
 
 
 __all__ = ["CaseRow", "DialectSQL", "sql_of", "run", "read_case", "insert_audit", "update_and_log", "log_and_head",
-           "pending_write", "flush_pending", "finish_write"]
+           "pending_write", "flush_pending", "finish_write", "set_queues"]
