@@ -102,3 +102,28 @@ def test_someone_who_may_not_open_imports_nothing(run, store: Store, tmp_path: P
     assert r.exit_code == 1 and r.stderr.startswith("error: ") and "none of the roles allowed" in r.stderr
     assert _count(store, cases) == 0
     assert run("--as", "wang.fang", "import", "refund", str(tmp_path / "missing.csv")).exit_code == 2
+
+
+def test_an_over_long_csv_cell_refuses_its_row_and_keeps_the_others(run, store: Store, tmp_path: Path) -> None:
+    """A cell longer than csv's default field limit (131,072) is one refused row, not the end of the import;
+    a cell longer than a whole --data file (1 MB) stops the reading there, and the rows before it are kept."""
+    path = tmp_path / "refunds.csv"
+    path.write_text(REFUND_HEADER + "D-1,王建国,86000,20000,false\n"
+                    f"D-2,{'王' * 140_000},86000,20000,false\n"
+                    "D-3,张三,1000,100,true\n", encoding="utf-8")
+    r = run("--as", "wang.fang", "--json", "import", "refund", str(path))
+    assert r.exit_code == 1
+    assert "error: line 3: customer_name: value is 140,000 characters; the limit is 10,000" in r.stderr, r.stderr
+    assert [c["line"] for c in r.json()["cases"]] == [2, 4]
+
+    huge = tmp_path / "huge.csv"
+    huge.write_text(REFUND_HEADER + "D-5,王建国,86000,20000,false\n"
+                    f"D-6,{'x' * 1_200_000},86000,20000,false\n"
+                    "D-7,张三,1000,100,true\n", encoding="utf-8")
+    r = run("--as", "wang.fang", "--json", "import", "refund", str(huge))
+    assert r.exit_code == 1
+    assert ("error: line 3: a cell is over 1,000,000 characters (the limit); the rest of the file was not read"
+            in r.stderr), r.stderr
+    assert [c["line"] for c in r.json()["cases"]] == [2]
+    assert _count(store, cases) == 3
+    assert run("audit", "verify").exit_code == 0

@@ -80,6 +80,11 @@ def read_rows(path: str | Path) -> Iterator[Row]:
 
 
 def _csv_rows(handle: Any) -> Iterator[Row]:
+    """A cell may be as long as one JSON Lines line (DATA_MAX_BYTES), so an over-long value is refused by
+    the text rule with its row's line number; a cell longer than that ends the reading there (the csv
+    module cannot resume inside a cell): that row is refused, the rows before it are imported."""
+    if csv.field_size_limit() < DATA_MAX_BYTES:
+        csv.field_size_limit(DATA_MAX_BYTES)
     reader = csv.reader(handle)
     header = next(reader, None)
     if not header:
@@ -89,7 +94,17 @@ def _csv_rows(handle: Any) -> Iterator[Row]:
         if not name or name in names[:i]:
             raise UsageError(f"line 1: column {i + 1} needs a unique field name (got {name!r})")
     start = reader.line_num + 1
-    for cells in reader:
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if "field limit" not in str(exc):
+                raise
+            yield Row(start, problem=f"a cell is over {DATA_MAX_BYTES:,} characters (the limit); "
+                                     "the rest of the file was not read")
+            return
         line, start = start, reader.line_num + 1
         if not any(c.strip() for c in cells):
             continue
