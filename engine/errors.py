@@ -63,6 +63,16 @@ class CalendarError(CaseflowError, ValueError):
     exit_code = 2
 
 
+SHOWN_MAX = 64     # an id or name echoed in an error is cut to this many characters
+
+
+def shown(value: str) -> str:
+    """`value` quoted for an error line; an over-long one cut, with its length (one short line either way)."""
+    if len(value) <= SHOWN_MAX:
+        return repr(value)
+    return f"{value[:SHOWN_MAX]!r}… ({len(value):,} characters)"
+
+
 class NotFound(CaseflowError):
     """`workflow 'refnd' not found (did you mean 'refund'?)`; `suggestion` is the close name, if any."""
 
@@ -70,7 +80,7 @@ class NotFound(CaseflowError):
 
     def __init__(self, kind: str, name: str, suggestion: str | None = None) -> None:
         hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
-        super().__init__(f"{kind} {name!r} not found{hint}")
+        super().__init__(f"{kind} {shown(name)} not found{hint}")
         self.kind = kind
         self.name = name
         self.suggestion = suggestion
@@ -81,7 +91,7 @@ class UnknownUser(CaseflowError):
 
     def __init__(self, user: str | None, reason: str | None = None) -> None:
         msg = reason or ("no user given: pass --as USER or set CASEFLOW_USER" if not user
-                         else f"unknown user {user!r}: not in org.yaml")
+                         else f"unknown user {shown(user)}: not in org.yaml")
         super().__init__(msg)
         self.user = user
         self.reason = reason

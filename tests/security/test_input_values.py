@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from caseflow.store.tables import attempts, cases
+from caseflow.store.tables import attempts, audit, cases
 from caseflow.values import STRING_MAX, ValueProblem, parse_money
 
 from ..conftest import case_row, snapshot
@@ -260,3 +260,19 @@ def test_a_typed_json_value_is_checked_like_a_data_file(raw, why):
     with pytest.raises(ValueProblem) as refused:
         parse_input(raw, {"type": "object" if raw.startswith("{") else "array"}, ZoneInfo("Asia/Shanghai"))
     assert handled(str(refused.value) == why)
+
+
+@pytest.mark.parametrize("args", [("show", "{id}"), ("history", "{id}"), ("advance", "{id}", "explain"),
+                                  ("sign", "{id}"), ("claim", "{id}"), ("assign", "{id}", "lin.xiao"),
+                                  ("list", "--assignee", "{user}"), ("--as", "{user}", "inbox")])
+def test_an_over_long_case_id_or_user_is_not_found_in_one_short_line(run, store, args) -> None:  # noqa: ANN001
+    """A 5,000-character case id or user id is looked up like any other (not found, exit 4 / unknown user,
+    exit 1) on both backends, and the line names it cut to 64 characters with its length."""
+    long_id, long_user = "R" * 5000, "u" * 5000
+    before = _count(store, cases), _count(store, audit)
+    r = run(*[a.format(id=long_id, user=long_user) for a in args])
+    if "{id}" in args:
+        expect(r, 4, f"error: case {'R' * 64!r}… (5,000 characters) not found\n")
+    else:
+        expect(r, 1, f"error: unknown user {'u' * 64!r}… (5,000 characters): not in org.yaml\n")
+    assert (_count(store, cases), _count(store, audit)) == before
