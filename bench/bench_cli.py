@@ -42,7 +42,8 @@ def caseflow_command() -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEFLOW_")}
+    # PYTHONDONTWRITEBYTECODE dropped: the warm-up run writes the .pyc files, as an installed caseflow has them
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEFLOW_") and k != "PYTHONDONTWRITEBYTECODE"}
     env["CASEFLOW_SQLITE_SYNC"] = "NORMAL"
     return env
 

@@ -1,27 +1,101 @@
-"""The `caseflow` console script: the group from app.py with every command module registered."""
+"""The `caseflow` console script: the group from app.py with every command module registered.
+
+A command module is imported when its command is first looked up (`caseflow show` imports
+cli/read.py only, not the verifier's z3 or the exporters), so start-up pays for the command
+that runs. Listing the group (`caseflow --help`, completion, docs/cli.md) imports them all.
+"""
 
 from __future__ import annotations
 
-from caseflow.cli import (  # noqa: F401  (importing a command module registers its commands)
-    admin,
-    audit,
-    bulk,
-    completion,
-    demo,
-    diff,
-    export,
-    migrate,
-    read,
-    sla,
-    starter,
-    verify,
-    work,
-)
+import importlib
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
 from caseflow.cli.app import cli
+
+# Each top-level command and the module that registers it (tests/test_cli_startup.py checks this
+# against the modules themselves).
+LAZY: dict[str, str] = {
+    "db": "admin", "org": "admin",
+    "audit": "audit", "report": "audit",
+    "import": "bulk",
+    "completion": "completion",
+    "demo": "demo",
+    "diff": "diff",
+    "export": "export",
+    "migrate": "migrate",
+    "diagram": "read", "history": "read", "list": "read", "show": "read", "validate": "read", "workflows": "read",
+    "sla": "sla",
+    "init": "starter", "schema": "starter",
+    "verify": "verify",
+    "assign": "work", "claim": "work", "inbox": "work", "release": "work",
+}
+MODULES = tuple(sorted(set(LAZY.values())))
+
+
+class LazyCommands(dict[str, click.Command]):
+    """A group's command table that imports a command's module on its first lookup, and every
+    module before the whole table is listed."""
+
+    def __init__(self, found: dict[str, click.Command], lazy: dict[str, str]) -> None:
+        super().__init__(found)
+        self.lazy = {name: module for name, module in lazy.items() if name not in found}
+
+    def _load(self, name: object) -> None:
+        module = self.lazy.get(name) if isinstance(name, str) else None
+        if module is not None:
+            self._import(module)
+
+    def _import(self, module: str) -> None:
+        for name in [n for n, m in self.lazy.items() if m == module]:
+            del self.lazy[name]
+        importlib.import_module(f"caseflow.cli.{module}")     # its decorators add its commands here
+
+    def load_all(self) -> None:
+        while self.lazy:
+            self._import(next(iter(self.lazy.values())))
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        self._load(name)
+        return super().get(name, default)
+
+    def __getitem__(self, name: str) -> click.Command:
+        self._load(name)
+        return super().__getitem__(name)
+
+    def __contains__(self, name: object) -> bool:
+        self._load(name)
+        return super().__contains__(name)
+
+    def __iter__(self) -> Iterator[str]:
+        self.load_all()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self.load_all()
+        return super().__len__()
+
+    def keys(self) -> Any:
+        self.load_all()
+        return super().keys()
+
+    def values(self) -> Any:
+        self.load_all()
+        return super().values()
+
+    def items(self) -> Any:
+        self.load_all()
+        return super().items()
+
+
+if not isinstance(cli.commands, LazyCommands):
+    cli.commands = LazyCommands(cli.commands, LAZY)
 
 
 def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="caseflow", standalone_mode=True)
 
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "main", "LAZY", "LazyCommands"]
