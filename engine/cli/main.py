@@ -57,7 +57,7 @@ class LazyCommands(dict[str, click.Command]):
         while self.lazy:
             self._import(next(iter(self.lazy.values())))
 
-    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, name: str, default: Any = None) -> Any:
         self._load(name)
         return super().get(name, default)
 
