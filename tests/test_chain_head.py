@@ -103,3 +103,26 @@ def test_a_plain_step_reads_and_writes_on_one_connection_in_few_statements(engin
                                                                "DELETE FROM", "INSERT INTO", "COMMIT"]
     assert len(checkouts) == 1
     assert _head_is_last_row(store, cid) and verify(store).ok
+
+
+def test_a_sign_off_that_restarts_its_clock_reads_once_and_writes_in_few_statements(engine: Engine,
+                                                                                     store: Store) -> None:
+    """A sign-off reads the case with its sign-off evidence in one statement; its clock's restart (the timer
+    row, the window it ends, the one it opens) and its work queues go with the audit rows: on PostgreSQL all in
+    the step's last statement (store/driver_sql.py `later`, `log_head_and`), after the held UPDATE and the
+    locked read of its timers."""
+    cid = refund_to_signing(engine)
+    sent = _statements(store, lambda: engine.sign(cid, "lin.xiao"))
+    if store.backend.one_statement_write:
+        assert sent == ["SELECT c.id,", "BEGIN", "UPDATE cases", "SELECT id,", "WITH h", "COMMIT"], sent
+    else:
+        assert [s for s in sent if s != "BEGIN IMMEDIATE"] == [
+            "SELECT c.id,", "UPDATE cases", "SELECT id,", "UPDATE timers", "UPDATE sla_windows", "INSERT INTO",
+            "INSERT INTO", "UPDATE cases", "DELETE FROM", "INSERT INTO", "COMMIT"], sent
+    with store.engine.connect() as conn:
+        windows = conn.execute(sa.text("SELECT opened_by, outcome FROM sla_windows WHERE case_id = :c ORDER BY id"),
+                               {"c": cid}).all()
+        timer = conn.execute(sa.text("SELECT status FROM timers WHERE case_id = :c"), {"c": cid}).all()
+    assert [tuple(w) for w in windows] == [("start", "met"), ("restart", None)]
+    assert [tuple(t) for t in timer] == [("running",)]
+    assert _head_is_last_row(store, cid) and verify(store).ok

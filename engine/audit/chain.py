@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,7 @@ from sqlalchemy.engine import Connection
 from caseflow.audit.keys import audit_key, mac
 from caseflow.errors import UsageError
 from caseflow.store.backend import backend_of
+from caseflow.store.driver_sql import SIGNOFF_KINDS
 from caseflow.store.tables import attempts, audit, cases
 from caseflow.values import ValueProblem, check_length, check_text, format_datetime
 
@@ -179,15 +181,21 @@ def current_version(conn: Connection, case_id: str) -> int:
 _SIGNOFF_ROWS = (sa.select(audit.c.kind, audit.c.actor, audit.c.roles, audit.c.effective_at, audit.c.case_version,
                            audit.c.changes)
                  .where(audit.c.case_id == sa.bindparam("case_id"),
-                        audit.c.kind.in_(["open", "transition", "reject", "signoff", "migrate"]))
+                        audit.c.kind.in_(SIGNOFF_KINDS))
                  .order_by(audit.c.seq.desc()))
 
 
 def proved_signoffs(conn: Connection, case_id: str, version: int) -> list[dict[str, Any]] | None:
     """The sign-offs the chain records for the case at `version` (the signatures since the last
     state change, or those a migration carried over); None when the rows predate `case_version` and cannot say."""
+    return signoffs_of(conn.execute(_SIGNOFF_ROWS, {"case_id": case_id}), version)
+
+
+def signoffs_of(rows: Iterable[Any], version: int) -> list[dict[str, Any]] | None:
+    """`proved_signoffs` from the case's rows of SIGNOFF_KINDS, newest first (kind, actor, roles,
+    effective_at, case_version, changes)."""
     found: list[dict[str, Any]] = []
-    for r in conn.execute(_SIGNOFF_ROWS, {"case_id": case_id}):
+    for r in rows:
         if r.case_version is None:
             return None
         if r.case_version > version:

@@ -8,7 +8,7 @@ that runs. Listing the group (`caseflow --help`, completion, docs/cli.md) import
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import click
@@ -39,7 +39,7 @@ class LazyCommands(dict[str, click.Command]):
     """A group's command table that imports a command's module on its first lookup, and every
     module before the whole table is listed."""
 
-    def __init__(self, found: dict[str, click.Command], lazy: dict[str, str]) -> None:
+    def __init__(self, found: Mapping[str, click.Command], lazy: dict[str, str]) -> None:
         super().__init__(found)
         self.lazy = {name: module for name, module in lazy.items() if name not in found}
 

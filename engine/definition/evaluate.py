@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from caseflow.datafile import check_strings
@@ -91,15 +92,26 @@ def activation(definition: Definition, data: Mapping[str, Any], inputs: Mapping[
                extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The CEL variables for one evaluation; unset fields are left out (they fail closed)."""
     act: dict[str, Any] = dict(definition.constants)
-    for name, schema in definition.fields.items():
-        if data.get(name) is not None:
-            act[name] = to_cel(data[name], schema)
+    for name, schema in _converted(definition):
+        value = data.get(name)
+        if value is not None:
+            act[name] = value if schema is None else to_cel(value, schema)
     for name, value in inputs.items():
         if value is not None:
             act[f"input.{name}"] = to_cel(value, input_schemas.get(name, {}))
     act["now"], act["actor"] = now, actor
     act.update(extra or {})
     return act
+
+
+_CONVERTED = ("money", "date-time", "date")      # the formats to_cel converts; other values go in as stored
+
+
+@lru_cache(maxsize=64)
+def _converted(definition: Definition) -> tuple[tuple[str, Mapping[str, Any] | None], ...]:
+    """Each field with its schema if to_cel converts its values, else None."""
+    return tuple((name, schema if schema.get("format") in _CONVERTED else None)
+                 for name, schema in definition.fields.items())
 
 
 def context(definition: Definition, data: Mapping[str, Any], now: datetime,

@@ -322,9 +322,12 @@ class Engine:
             audit.check_note(note)
             now = self.now()
             with self.store.action() as conn:
-                snap = self.snapshot(conn, case_id)
+                row, evidence = driver_sql.read_case_signoffs(conn, case_id)     # one statement
+                if row is None:
+                    raise NotFound("case", case_id)
+                snap = Snapshot.of_row(row, self.definition_of(conn, row.definition))  # type: ignore[attr-defined]
                 # rows of a later version (a signature racing this one) are not counted: see proved_signoffs
-                proved = audit.proved_signoffs(conn, case_id, snap.version)
+                proved = audit.signoffs_of(evidence, snap.version)
                 if proved is not None and [_sig(s) for s in proved] != [_sig(s) for s in snap.signoffs]:
                     raise EvidenceMismatch(case_id, "reject" if reject else "sign", snap.state,
                                            "the sign-offs in the case row are not the ones its audit log records; "

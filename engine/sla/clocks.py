@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -46,11 +46,9 @@ from caseflow.definition.model import Clock, Definition, Trigger
 from caseflow.errors import CalendarError
 from caseflow.sla import windows
 from caseflow.sla.calendar import BusinessCalendar, Deadline
+from caseflow.store import driver_sql
 from caseflow.store.tables import timers
 from caseflow.values import add_months, format_datetime, parse_datetime, show_datetime
-
-if TYPE_CHECKING:
-    pass
 
 RUNNING: Final = "running"
 PAUSED: Final = "paused"
@@ -165,21 +163,35 @@ def schedule(plan: Plan, calendar: BusinessCalendar | None, warned: int, now: da
 # -- transitions ----------------------------------------------------------------------------
 
 INSERT_TIMER = timers.insert()         # built once (bulk import batches these rows)
+_TIMER_INSERT = (f"INSERT INTO timers ({', '.join(c.name for c in timers.c if c.name != 'id')}) "
+                 f"VALUES ({', '.join(':' + c.name for c in timers.c if c.name != 'id')})")
 
 
 @lru_cache(maxsize=32)
-def _timer_update(columns: tuple[str, ...]) -> Any:
-    """UPDATE timers SET <columns> WHERE id = :timer_id, built once per set of columns."""
-    return timers.update().where(timers.c.id == sa.bindparam("timer_id")).values(
-        {c: sa.bindparam(f"v_{c}") for c in columns})
+def _timer_update(columns: tuple[str, ...]) -> str:
+    """UPDATE timers SET <columns> WHERE id = :timer_id, written once per set of columns."""
+    return f"UPDATE timers SET {', '.join(f'{c} = :v_{c}' for c in columns)} WHERE id = :timer_id"
 
 
 def _update_timer(conn: Connection, timer_id: int, **values: Any) -> None:
     params = {"timer_id": timer_id, **{f"v_{k}": v for k, v in values.items()}}
-    conn.execute(_timer_update(tuple(sorted(values))), params)
+    driver_sql.later(conn, _timer_update(tuple(sorted(values))), params)
+
+
+def _insert_timer(conn: Connection, values: dict[str, Any]) -> None:
+    if driver_sql.in_step(conn):
+        driver_sql.later(conn, _TIMER_INSERT, {c.name: values.get(c.name) for c in timers.c if c.name != "id"})
+    else:                      # opening a case (bulk import holds these rows by INSERT_TIMER)
+        conn.execute(INSERT_TIMER, values)
 
 
 _CASE_TIMERS = sa.select(timers).where(timers.c.case_id == sa.bindparam("case_id")).with_for_update()
+
+
+def _case_timers(conn: Connection, case_id: str) -> Any:
+    if driver_sql.in_step(conn):
+        return driver_sql.case_timers(conn, case_id)
+    return conn.execute(_CASE_TIMERS, {"case_id": case_id})
 
 
 def on_transition(conn: Connection, definition: Definition, calendar: BusinessCalendar | None,
@@ -197,7 +209,7 @@ def on_transition(conn: Connection, definition: Definition, calendar: BusinessCa
               if final or any(step.hit(t) for t in (c.start, c.stop, c.pause, _resume(c), c.restart))]
     if not moving:                               # most transitions touch no clock: no query at all
         return []
-    found = conn.execute(_CASE_TIMERS, {"case_id": case_id}) if source is not None else ()   # a new case has none
+    found = _case_timers(conn, case_id) if source is not None else ()   # a new case has none
     rows = {r.name: r for r in found}
     entries: list[Entry] = []
     for clock in moving:
@@ -268,7 +280,7 @@ class _Step:
                   "paused_at": None, "remaining_s": None, "ended_at": None,
                   **schedule(plan, self.calendar, 0, self.now)}
         if row is None:
-            self.conn.execute(INSERT_TIMER, {"case_id": self.case_id, "name": clock.name, **values})
+            _insert_timer(self.conn, {"case_id": self.case_id, "name": clock.name, **values})
         else:
             _update_timer(self.conn, row.id, **values)
         if clock.kind == "sla":

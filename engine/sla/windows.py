@@ -27,6 +27,7 @@ from typing import Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from caseflow.store import driver_sql
 from caseflow.store.tables import sla_windows, timers
 
 MET: Final = "met"
@@ -38,7 +39,6 @@ MISSED: Final = (LATE, BREACHED)           # the windows that count against the 
 
 _OPEN = sa.and_(sla_windows.c.case_id == sa.bindparam("w_case"), sla_windows.c.clock == sa.bindparam("w_clock"),
                 sla_windows.c.outcome.is_(None))
-_FIND_OPEN = sa.select(sla_windows).where(_OPEN).order_by(sla_windows.c.id.desc()).limit(1)
 
 
 def overdue_clause(now_s: str) -> sa.ColumnElement[bool]:
@@ -48,35 +48,36 @@ def overdue_clause(now_s: str) -> sa.ColumnElement[bool]:
                           sa.and_(timers.c.status == "running", timers.c.due_at < now_s)))
 
 
-_INSERT = sla_windows.insert()          # built once: building a statement costs more than running it
-_CLOSE = sla_windows.update().where(sla_windows.c.id == sa.bindparam("w_id")).values(
-    closed_at=sa.bindparam("v_closed_at"), outcome=sa.bindparam("v_outcome"), due_at=sa.bindparam("v_due_at"))
+# Written once with `:name` parameters; in an Engine step they go on the driver, on PostgreSQL in the
+# step's last statement (store/driver_sql.py `later`), so nothing here reads a window back.
+_THE_OPEN = ("(SELECT MAX(id) FROM sla_windows WHERE case_id = :w_case AND clock = :w_clock "
+             "AND outcome IS NULL)")
+_INSERT = ("INSERT INTO sla_windows (case_id, workflow, clock, opened_at, opened_by, due_at) "
+           "VALUES (:case_id, :workflow, :clock, :opened_at, :opened_by, :due_at)")
+# The outcome of a window ending now: breached if a sweep recorded it, late after its deadline (the clock's,
+# else the window's own), else met — or cancelled when the case closed with the clock still running.
+_NOW, _DUE = "CAST(:now_s AS VARCHAR(32))", "COALESCE(CAST(:due_at AS VARCHAR(32)), due_at)"   # one type each
+_CLOSE = (f"UPDATE sla_windows SET closed_at = {_NOW}, due_at = {_DUE}, "
+          f"outcome = CASE WHEN breached_at IS NOT NULL THEN 'breached' "
+          f"WHEN {_DUE} IS NOT NULL AND {_NOW} > {_DUE} THEN 'late' "
+          f"ELSE CAST(:otherwise AS VARCHAR(16)) END WHERE id = {_THE_OPEN}")
 _BREACH = sla_windows.update().where(_OPEN).values(breached_at=sa.bindparam("v_breached_at"),
                                                    due_at=sa.bindparam("v_due_at"))
-_RESCHEDULE = sla_windows.update().where(_OPEN).values(due_at=sa.bindparam("v_due_at"))
+_RESCHEDULE = f"UPDATE sla_windows SET due_at = :due_at WHERE id = {_THE_OPEN}"
 
 
 def open_window(conn: Connection, *, case_id: str, workflow: str, clock: str, opened_at: str, due_at: str | None,
                 restarted: bool) -> None:
-    conn.execute(_INSERT, {"case_id": case_id, "workflow": workflow, "clock": clock, "opened_at": opened_at,
-                           "opened_by": "restart" if restarted else "start", "due_at": due_at})
+    driver_sql.later(conn, _INSERT, {"case_id": case_id, "workflow": workflow, "clock": clock,
+                                     "opened_at": opened_at, "opened_by": "restart" if restarted else "start",
+                                     "due_at": due_at})
 
 
 def close_window(conn: Connection, *, case_id: str, clock: str, now_s: str, due_at: str | None,
-                 case_closed: bool = False) -> str | None:
-    """End the clock's open window; returns its outcome (None if it had none, e.g. a row from before)."""
-    w = conn.execute(_FIND_OPEN, {"w_case": case_id, "w_clock": clock}).first()
-    if w is None:
-        return None
-    due = due_at or w.due_at
-    if w.breached_at is not None:
-        outcome = BREACHED
-    elif due is not None and now_s > due:
-        outcome = LATE
-    else:
-        outcome = CANCELLED if case_closed else MET
-    conn.execute(_CLOSE, {"w_id": w.id, "v_closed_at": now_s, "v_outcome": outcome, "v_due_at": due})
-    return outcome
+                 case_closed: bool = False) -> None:
+    """End the clock's open window (none: nothing, e.g. a clock from before windows were kept)."""
+    driver_sql.later(conn, _CLOSE, {"w_case": case_id, "w_clock": clock, "now_s": now_s, "due_at": due_at,
+                                    "otherwise": CANCELLED if case_closed else MET})
 
 
 def mark_breached(conn: Connection, *, case_id: str, clock: str, now_s: str, due_at: str) -> None:
@@ -86,7 +87,7 @@ def mark_breached(conn: Connection, *, case_id: str, clock: str, now_s: str, due
 def reschedule(conn: Connection, *, case_id: str, clock: str, due_at: str | None) -> None:
     """Keep the open window's deadline with its clock's (resume, provisional recompute)."""
     if due_at is not None:
-        conn.execute(_RESCHEDULE, {"w_case": case_id, "w_clock": clock, "v_due_at": due_at})
+        driver_sql.later(conn, _RESCHEDULE, {"w_case": case_id, "w_clock": clock, "due_at": due_at})
 
 
 __all__ = ["open_window", "close_window", "mark_breached", "reschedule", "overdue_clause", "OUTCOMES", "MISSED"]

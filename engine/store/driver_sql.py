@@ -22,6 +22,7 @@ a stale snapshot updates nothing and so inserts nothing.
 
 from __future__ import annotations
 
+import re
 import weakref
 from collections import namedtuple
 from collections.abc import Iterator, Mapping, Sequence
@@ -34,11 +35,16 @@ from sqlalchemy.engine import Connection
 
 from caseflow.errors import StaleCase
 from caseflow.store.backend import Backend, backend_of
-from caseflow.store.tables import audit, cases
+from caseflow.store.tables import audit, cases, timers
 
 CASE_COLUMNS = tuple(c.name for c in cases.c)
 AUDIT_COLUMNS = tuple(c.name for c in audit.c if c.name != "id")
 CaseRow = namedtuple("CaseRow", CASE_COLUMNS)      # type: ignore[misc]  # what Snapshot.of_row reads
+SIGNOFF_KINDS = ("open", "transition", "reject", "signoff", "migrate")  # the log rows that prove a case's sign-offs
+SIGNOFF_COLUMNS = ("kind", "actor", "roles", "effective_at", "case_version", "changes")
+SignoffRow = namedtuple("SignoffRow", SIGNOFF_COLUMNS)   # type: ignore[misc]  # what audit.signoffs_of reads
+TIMER_COLUMNS = tuple(c.name for c in timers.c)
+TimerRow = namedtuple("TimerRow", TIMER_COLUMNS)   # type: ignore[misc]  # what sla/clocks.py's _Step reads
 # The versioned UPDATE sets these (and the chain head); `received_at` is recomputed on every step.
 UPDATED = ("state", "data", "signoffs", "version", "updated_at", "next_signoff_role", "received_at")
 HEAD = ("audit_seq", "audit_hash")
@@ -50,8 +56,15 @@ class DialectSQL:
     def __init__(self, backend: Backend, dialect: sa.Dialect) -> None:
         self.dialect = dialect
         self.one_statement = backend.one_statement_write
+        self.style = backend.param_style
         self.param = p = backend.param_style.format
         self.select_case = f"SELECT {', '.join(CASE_COLUMNS)} FROM cases WHERE id = {p('case_id')}"
+        # a sign-off's read: the case and, newest first, its log rows that say which sign-offs it holds
+        kinds = ", ".join(f"'{k}'" for k in SIGNOFF_KINDS)
+        self.select_case_signoffs = (
+            f"SELECT {', '.join('c.' + c for c in CASE_COLUMNS)}, {', '.join('a.' + c for c in SIGNOFF_COLUMNS)} "
+            f"FROM cases c LEFT JOIN audit a ON a.case_id = c.id AND a.kind IN ({kinds}) "
+            f"WHERE c.id = {p('case_id')} ORDER BY a.seq DESC")
         sets = ", ".join(f"{c} = {p(c)}" for c in UPDATED + HEAD)
         self.update_case = f"UPDATE cases SET {sets} WHERE id = {p('case_id')} AND version = {p('seen')}"
         self.update_case_only = (f"UPDATE cases SET {', '.join(f'{c} = {p(c)}' for c in UPDATED)} "
@@ -59,6 +72,9 @@ class DialectSQL:
         self.set_head = f"UPDATE cases SET {', '.join(f'{c} = {p(c)}' for c in HEAD)} WHERE id = {p('case_id')}"
         self.insert_audit = (f"INSERT INTO audit ({', '.join(AUDIT_COLUMNS)}) "
                              f"VALUES ({', '.join(p(c) for c in AUDIT_COLUMNS)})")
+        locking = "FOR UPDATE" in str(sa.select(timers.c.id).with_for_update().compile(dialect=dialect))
+        self.case_timers = (f"SELECT {', '.join(TIMER_COLUMNS)} FROM timers WHERE case_id = {p('case_id')}"
+                            + (" FOR UPDATE" if locking else ""))
         self.delete_queues = f"DELETE FROM case_queue WHERE case_id = {p('case_id')}"
         self.insert_queue = (f"INSERT INTO case_queue (case_id, queue, workflow) "
                              f"VALUES ({p('case_id')}, {p('queue')}, {p('workflow')})")
@@ -98,6 +114,23 @@ class DialectSQL:
         """PostgreSQL: `n` audit rows and the new chain head on the case row, one statement."""
         cols = ", ".join(AUDIT_COLUMNS)
         return f"WITH h AS ({self.set_head}) INSERT INTO audit ({cols}) VALUES {self._values(n)}"
+
+    @lru_cache(maxsize=64)  # noqa: B019
+    def log_head_and(self, n: int, later: tuple[str, ...], queues: bool) -> str:
+        """PostgreSQL, the step's last statement after the held UPDATE went: `n` audit rows, the new chain
+        head, the step's waiting writes (`later`, each a CTE with its parameters prefixed `d<i>_`) and, if
+        `queues`, the case's work queues set to `q_after`."""
+        cols = ", ".join(AUDIT_COLUMNS)
+        p = self.param
+        ctes = [f"h AS ({self.set_head})"]
+        ctes += [f"d{i} AS ({render(self.style, text, f'd{i}_')})" for i, text in enumerate(later)]
+        if queues:
+            ctes += [f"qd AS (DELETE FROM case_queue WHERE case_id = {p('case_id')} "
+                     f"AND queue <> ALL(CAST({p('q_after')} AS VARCHAR(80)[])))",
+                     f"qi AS (INSERT INTO case_queue (case_id, queue, workflow) SELECT {p('case_id')}, q, "
+                     f"{p('q_workflow')} FROM unnest(CAST({p('q_after')} AS VARCHAR(80)[])) AS q "
+                     f"ON CONFLICT DO NOTHING)"]
+        return f"WITH {', '.join(ctes)} INSERT INTO audit ({cols}) VALUES {self._values(n)}"
 
     @staticmethod
     def row_params(values: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -149,6 +182,15 @@ def read_case(conn: Connection, case_id: str) -> CaseRow | None:
     return None if row is None else CaseRow._make(row)
 
 
+def read_case_signoffs(conn: Connection, case_id: str) -> tuple[CaseRow | None, list[SignoffRow]]:
+    """The case and its sign-off evidence (audit.signoffs_of's rows), one statement."""
+    found = run(conn, sql_of(conn).select_case_signoffs, {"case_id": case_id}).fetchall()
+    if not found:
+        return None, []
+    n = len(CASE_COLUMNS)
+    return CaseRow._make(found[0][:n]), [SignoffRow._make(r[n:]) for r in found if r[n] is not None]
+
+
 def insert_audit(conn: Connection, rows: list[dict[str, Any]]) -> None:
     params = [{c: r.get(c) for c in AUDIT_COLUMNS} for r in rows]
     run(conn, sql_of(conn).insert_audit, params if len(params) > 1 else params[0], many=len(params) > 1)
@@ -183,6 +225,55 @@ def log_and_head(conn: Connection, case_id: str, rows: list[dict[str, Any]], hea
 
 
 _PENDING: weakref.WeakKeyDictionary[Connection, dict[str, Any]] = weakref.WeakKeyDictionary()   # not sent yet
+# A step's writes that nothing in the step reads back (SLA clocks and windows): on PostgreSQL they wait
+# for the step's last statement and go in it (`log_head_and`); elsewhere they run at once.
+_LATER: weakref.WeakKeyDictionary[Connection, list[tuple[str, dict[str, Any]]]] = weakref.WeakKeyDictionary()
+_NAMED = re.compile(r"(?<![:\w]):(\w+)")
+
+
+@lru_cache(maxsize=256)
+def render(style: str, text: str, prefix: str = "") -> str:
+    """SQL written with `:name` parameters in the driver's style, each name prefixed."""
+    return _NAMED.sub(lambda m: style.format(prefix + m.group(1)), text)
+
+
+def _step_list(conn: Any) -> list[tuple[str, dict[str, Any]]] | None:
+    try:
+        return _LATER.get(conn) if _LATER else None
+    except TypeError:           # not a Connection (bulk import's BatchedWrites)
+        return None
+
+
+def in_step(conn: Any) -> bool:
+    """Whether `conn` is an Engine step's connection (inside `pending_write`)."""
+    return _step_list(conn) is not None
+
+
+def later(conn: Any, text: str, params: dict[str, Any]) -> None:
+    """A write of the step nothing in it reads back, SQL with `:name` parameters: in a step on PostgreSQL
+    it waits for the step's last statement; in a step elsewhere it runs now on the driver (after the
+    held UPDATE); outside a step (the sweeper, assignment, migration) through SQLAlchemy."""
+    waiting = _step_list(conn)
+    if waiting is None:
+        conn.execute(_text(text), params)
+        return
+    sql = sql_of(conn)
+    if sql.one_statement:
+        waiting.append((text, params))
+        return
+    flush_pending(conn)
+    run(conn, render(sql.style, text), params)
+
+
+@lru_cache(maxsize=64)
+def _text(text: str) -> sa.TextClause:
+    return sa.text(text)
+
+
+def case_timers(conn: Connection, case_id: str) -> list[TimerRow]:
+    """A step's read of the case's timers (locked where the database can), after the held UPDATE."""
+    flush_pending(conn)
+    return [TimerRow._make(r) for r in run(conn, sql_of(conn).case_timers, {"case_id": case_id}).fetchall()]
 
 
 @contextmanager
@@ -191,10 +282,12 @@ def pending_write(conn: Connection, values: dict[str, Any], case_id: str) -> Ite
     statement runs on `conn` (`flush_pending`, a `before_execute` listener of every Store's engine),
     so that the case row is still written — and locked — before anything else the step writes."""
     _PENDING[conn] = values
+    _LATER[conn] = []
     try:
         yield
     finally:
         _PENDING.pop(conn, None)
+        _LATER.pop(conn, None)
 
 
 def flush_pending(conn: Connection, *_: Any) -> None:
@@ -213,8 +306,23 @@ def finish_write(conn: Connection, case_id: str, rows: list[dict[str, Any]], hea
     on PostgreSQL), or, if the UPDATE was sent already, the audit rows and the head. `queues`:
     (case id, workflow, the case's work queues now) when the step changed them — written in the same
     statement on PostgreSQL, else in the same transaction."""
+    waiting = _LATER.get(conn) or []
+    if waiting:
+        flush_pending(conn)
+        _LATER[conn] = []
     values = _PENDING.pop(conn, None)
     sql = sql_of(conn)
+    if values is None and sql.one_statement and rows:
+        # PostgreSQL, the UPDATE went (the step ran other statements): the rest in one statement
+        params = sql.row_params({"case_id": case_id, "audit_seq": head[0], "audit_hash": head[1]}, rows)
+        for i, (_, p) in enumerate(waiting):
+            params.update({f"d{i}_{k}": v for k, v in p.items()})
+        if queues is not None:
+            params |= {"q_after": sorted(queues[2]), "q_workflow": queues[1]}
+        run(conn, sql.log_head_and(len(rows), tuple(t for t, _ in waiting), queues is not None), params)
+        return
+    for text, p in waiting:              # (no audit rows: each on its own)
+        run(conn, render(sql.style, text), p)
     if values is not None:
         values = {**values, "audit_seq": head[0], "audit_hash": head[1]}
         if queues is not None and sql.one_statement and rows:
@@ -240,4 +348,5 @@ def set_queues(conn: Connection, case_id: str, workflow: str, found: frozenset[s
 
 
 __all__ = ["CaseRow", "DialectSQL", "sql_of", "run", "read_case", "insert_audit", "update_and_log", "log_and_head",
-           "pending_write", "flush_pending", "finish_write", "set_queues"]
+           "pending_write", "flush_pending", "finish_write", "set_queues", "later", "in_step", "case_timers",
+           "render", "TimerRow"]
