@@ -223,6 +223,7 @@ def schema_problem(definition: Definition, data: Mapping[str, Any],
     return None
 
 
+@lru_cache(maxsize=64)
 def _is_simple(definition: Definition) -> bool:
     schema = definition.data_schema
     return set(schema) <= _SIMPLE_KEYS and schema.get("type", "object") == "object" \
