@@ -13,7 +13,7 @@ from caseflow.store import migrate
 from caseflow.store.database import Store
 
 from .conftest import audit_rows, case_row
-from .helpers import open_refund, refund_to_signing
+from .helpers import open_complaint, open_refund, refund_to_signing
 
 
 def _head_is_last_row(store: Store, cid: str) -> bool:
@@ -125,4 +125,35 @@ def test_a_sign_off_that_restarts_its_clock_reads_once_and_writes_in_few_stateme
         timer = conn.execute(sa.text("SELECT status FROM timers WHERE case_id = :c"), {"c": cid}).all()
     assert [tuple(w) for w in windows] == [("start", "met"), ("restart", None)]
     assert [tuple(t) for t in timer] == [("running",)]
+    assert _head_is_last_row(store, cid) and verify(store).ok
+
+
+def test_an_open_is_one_statement_on_postgresql(engine: Engine, store: Store) -> None:
+    """A new case's row, work queues, clocks, windows and first audit rows: one statement in autocommit on
+    PostgreSQL (store/driver_sql.py `finish_open`); on SQLite the same rows on the driver in one transaction."""
+    open_refund(engine)                               # the first opens store the definition, then know it is
+    open_refund(engine, order_no="D-2")
+    sent = _statements(store, lambda: open_refund(engine, order_no="D-3"))
+    if store.backend.one_statement_write:
+        assert sent == ["WITH c", "COMMIT"], sent
+    else:
+        assert [s for s in sent if s != "BEGIN IMMEDIATE"] == ["INSERT INTO", "INSERT INTO", "INSERT INTO",
+                                                               "COMMIT"], sent
+    open_complaint(engine)
+    open_complaint(engine, form_no="TS-2025-002")
+    cid = ""
+
+    def complaint() -> None:
+        nonlocal cid
+        cid = open_complaint(engine, form_no="TS-2025-003")
+    sent = _statements(store, complaint)                  # its two SLA clocks start at open
+    if store.backend.one_statement_write:
+        assert sent == ["WITH c", "COMMIT"], sent
+    with store.engine.connect() as conn:
+        clocks = conn.execute(sa.text("SELECT status FROM timers WHERE case_id = :c"), {"c": cid}).all()
+        windows = conn.execute(sa.text("SELECT opened_by FROM sla_windows WHERE case_id = :c"), {"c": cid}).all()
+        queues = conn.execute(sa.text("SELECT queue FROM case_queue WHERE case_id = :c"), {"c": cid}).all()
+    assert [tuple(c) for c in clocks] == [("running",), ("running",)]
+    assert [tuple(w) for w in windows] == [("start",), ("start",)]
+    assert queues, "the new case is in its work queues"
     assert _head_is_last_row(store, cid) and verify(store).ok

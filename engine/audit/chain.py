@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from caseflow.audit.keys import audit_key, mac
 from caseflow.errors import UsageError
 from caseflow.store.backend import backend_of
-from caseflow.store.driver_sql import SIGNOFF_KINDS
+from caseflow.store.driver_text import SIGNOFF_KINDS
 from caseflow.store.tables import attempts, audit, cases
 from caseflow.values import ValueProblem, check_length, check_text, format_datetime
 

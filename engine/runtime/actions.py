@@ -39,6 +39,7 @@ KEY_MAX = 512        # unique values and decision-counter keys: the width of cas
 
 INSERT_CASE = cases.insert()            # built once; bulk import batches these rows
 INSERT_OUTBOX = outbox.insert()
+_OUTBOX_TEXT = "INSERT INTO outbox (case_id, role, message, created_at) VALUES (:case_id, :role, :message, :created_at)"
 # fire actions may trigger further system events, but not forever
 
 
@@ -48,8 +49,10 @@ def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[An
 
 
 def open_case(engine: Engine, conn: Connection, d: Definition, data: dict[str, Any], person: Person | None,
-              now: datetime, note: str | None, parent: str | None, *, registered: bool = False) -> str:
-    """Insert a new case and everything its opening does; `registered`: the caller stored `d` already."""
+              now: datetime, note: str | None, parent: str | None, *, registered: bool = False,
+              one_write: bool = False) -> str:
+    """Insert a new case and everything its opening does; `registered`: the caller stored `d` already;
+    `one_write`: `Engine.open` inside `driver_sql.opening` (the case's rows go in `finish_open`)."""
     from caseflow.runtime.snapshot import new_case_id
     actor = person.id if person else "system"
     problem = schema_problem(d, data)
@@ -59,7 +62,8 @@ def open_case(engine: Engine, conn: Connection, d: Definition, data: dict[str, A
         engine.register(conn, d, now)
     case_id = new_case_id(d.workflow)
     _claim_keys(conn, d, case_id, {}, data, opening=True)
-    queue.store_new(conn, d, case_id, d.initial, data, [], None)
+    if not one_write:
+        queue.store_new(conn, d, case_id, d.initial, data, [], None)
     entries = [Entry("open", "open", None, d.initial, actor, sorted(person.roles) if person else [],
                      _changes({}, data), note)]
     entries += run_actions(engine, conn, d, case_id, d.states[d.initial].on_enter, data, {}, {}, actor, now)
@@ -69,11 +73,14 @@ def open_case(engine: Engine, conn: Connection, d: Definition, data: dict[str, A
                                       effective_at=stamp(now), org=engine.org_sha, os_user=engine.os_user,
                                       version=1, after=(0, audit.GENESIS))     # a new case: its chain starts here
     # The case row last, with its chain head (nothing written before refers to it).
-    conn.execute(INSERT_CASE, {
-        "id": case_id, "workflow": d.workflow, "definition": d.sha256, "state": d.initial, "data": _dump(data),
-        "signoffs": "[]", "version": 1, "parent_case": parent, "created_at": stamp(now), "updated_at": stamp(now),
-        "received_at": sortable_time(data.get("received_at"), stamp(now)),
-        "next_signoff_role": pending_signoff_role(d, d.initial, []), "audit_seq": seq, "audit_hash": last})
+    case = {"id": case_id, "workflow": d.workflow, "definition": d.sha256, "state": d.initial, "data": _dump(data),
+            "signoffs": "[]", "version": 1, "parent_case": parent, "created_at": stamp(now),
+            "updated_at": stamp(now), "received_at": sortable_time(data.get("received_at"), stamp(now)),
+            "next_signoff_role": pending_signoff_role(d, d.initial, []), "audit_seq": seq, "audit_hash": last}
+    if one_write:
+        driver_sql.finish_open(conn, case, rows, (d.workflow, queue.queues(d, d.initial, data, [], None)))
+        return case_id
+    conn.execute(INSERT_CASE, case)
     conn.execute(audit.INSERT, rows)
     return case_id
 
@@ -270,8 +277,11 @@ class _Run:
         self.entries.append(Entry(kind, event, None, None, self.actor, [], changes, note))
 
     def outbox(self, role: str, message: str) -> None:
-        self.conn.execute(INSERT_OUTBOX, {"case_id": self.case_id, "role": role, "message": message,
-                                          "created_at": stamp(self.now)})
+        row = {"case_id": self.case_id, "role": role, "message": message, "created_at": stamp(self.now)}
+        if driver_sql.in_step(self.conn):       # nothing in the step reads it back: with its last statement
+            driver_sql.later(self.conn, _OUTBOX_TEXT, row)
+        else:                                   # bulk import holds these rows by INSERT_OUTBOX
+            self.conn.execute(INSERT_OUTBOX, row)
 
     def workflow(self, workflow: str) -> Definition:
         return self.engine.catalog.get(workflow)

@@ -171,8 +171,9 @@ class Engine:
             now = self.now()
             safeguards.check_not_future(definition, initial, definition.fields, now, "", f"open {workflow}",
                                         definition.initial)
-            with self.store.write() as conn:
-                case_id = case_actions.open_case(self, conn, definition, initial, person, now, note, None)
+            with self.store.action() as conn, self.store.write(conn) as tx, driver_sql.opening(tx):
+                case_id = case_actions.open_case(self, tx, definition, initial, person, now, note, None,
+                                                 one_write=True)
         return {"id": case_id, "workflow": workflow, "state": definition.initial}
 
     def check_opener(self, workflow: str, actor: str | None) -> None:

@@ -22,9 +22,7 @@ a stale snapshot updates nothing and so inserts nothing.
 
 from __future__ import annotations
 
-import re
 import weakref
-from collections import namedtuple
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -34,112 +32,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from caseflow.errors import StaleCase
-from caseflow.store.backend import Backend, backend_of
-from caseflow.store.tables import audit, cases, timers
-
-CASE_COLUMNS = tuple(c.name for c in cases.c)
-AUDIT_COLUMNS = tuple(c.name for c in audit.c if c.name != "id")
-CaseRow = namedtuple("CaseRow", CASE_COLUMNS)      # type: ignore[misc]  # what Snapshot.of_row reads
-SIGNOFF_KINDS = ("open", "transition", "reject", "signoff", "migrate")  # the log rows that prove a case's sign-offs
-SIGNOFF_COLUMNS = ("kind", "actor", "roles", "effective_at", "case_version", "changes")
-SignoffRow = namedtuple("SignoffRow", SIGNOFF_COLUMNS)   # type: ignore[misc]  # what audit.signoffs_of reads
-TIMER_COLUMNS = tuple(c.name for c in timers.c)
-TimerRow = namedtuple("TimerRow", TIMER_COLUMNS)   # type: ignore[misc]  # what sla/clocks.py's _Step reads
-# The versioned UPDATE sets these (and the chain head); `received_at` is recomputed on every step.
-UPDATED = ("state", "data", "signoffs", "version", "updated_at", "next_signoff_role", "received_at")
-HEAD = ("audit_seq", "audit_hash")
-
-
-class DialectSQL:
-    """The hot statements of one dialect, as text with named parameters."""
-
-    def __init__(self, backend: Backend, dialect: sa.Dialect) -> None:
-        self.dialect = dialect
-        self.one_statement = backend.one_statement_write
-        self.style = backend.param_style
-        self.param = p = backend.param_style.format
-        self.select_case = f"SELECT {', '.join(CASE_COLUMNS)} FROM cases WHERE id = {p('case_id')}"
-        # a sign-off's read: the case and, newest first, its log rows that say which sign-offs it holds
-        kinds = ", ".join(f"'{k}'" for k in SIGNOFF_KINDS)
-        self.select_case_signoffs = (
-            f"SELECT {', '.join('c.' + c for c in CASE_COLUMNS)}, {', '.join('a.' + c for c in SIGNOFF_COLUMNS)} "
-            f"FROM cases c LEFT JOIN audit a ON a.case_id = c.id AND a.kind IN ({kinds}) "
-            f"WHERE c.id = {p('case_id')} ORDER BY a.seq DESC")
-        sets = ", ".join(f"{c} = {p(c)}" for c in UPDATED + HEAD)
-        self.update_case = f"UPDATE cases SET {sets} WHERE id = {p('case_id')} AND version = {p('seen')}"
-        self.update_case_only = (f"UPDATE cases SET {', '.join(f'{c} = {p(c)}' for c in UPDATED)} "
-                                 f"WHERE id = {p('case_id')} AND version = {p('seen')}")
-        self.set_head = f"UPDATE cases SET {', '.join(f'{c} = {p(c)}' for c in HEAD)} WHERE id = {p('case_id')}"
-        self.insert_audit = (f"INSERT INTO audit ({', '.join(AUDIT_COLUMNS)}) "
-                             f"VALUES ({', '.join(p(c) for c in AUDIT_COLUMNS)})")
-        locking = "FOR UPDATE" in str(sa.select(timers.c.id).with_for_update().compile(dialect=dialect))
-        self.case_timers = (f"SELECT {', '.join(TIMER_COLUMNS)} FROM timers WHERE case_id = {p('case_id')}"
-                            + (" FOR UPDATE" if locking else ""))
-        self.delete_queues = f"DELETE FROM case_queue WHERE case_id = {p('case_id')}"
-        self.insert_queue = (f"INSERT INTO case_queue (case_id, queue, workflow) "
-                             f"VALUES ({p('case_id')}, {p('queue')}, {p('workflow')})")
-
-    def _values(self, n: int) -> str:
-        types = {c.name: c.type.compile(self.dialect) for c in audit.c}
-        return ", ".join("(" + ", ".join(f"CAST({self.param(f'{c}_{i}')} AS {types[c]})" for c in AUDIT_COLUMNS)
-                         + ")" for i in range(n))
-
-    @lru_cache(maxsize=16)  # noqa: B019 - one instance per backend, kept for the process
-    def update_and_log(self, n: int) -> str:
-        """Where a data-modifying CTE exists (PostgreSQL): the versioned UPDATE (with the new chain head)
-        and `n` audit rows, one statement; a stale version updates nothing and so inserts nothing."""
-        cols = ", ".join(AUDIT_COLUMNS)
-        return (f"WITH u AS ({self.update_case} RETURNING id) "
-                f"INSERT INTO audit ({cols}) SELECT {cols} FROM (VALUES {self._values(n)}) AS v ({cols}) "
-                f"WHERE EXISTS (SELECT 1 FROM u)")
-
-    @lru_cache(maxsize=16)  # noqa: B019
-    def update_queues_and_log(self, n: int) -> str:
-        """`update_and_log` that also sets the case's work queues to the array `q_after`: rows not in it
-        deleted, the others inserted unless present. The two sets are disjoint, so the order in which
-        PostgreSQL runs the CTEs cannot matter."""
-        cols = ", ".join(AUDIT_COLUMNS)
-        p = self.param
-        return (f"WITH u AS ({self.update_case} RETURNING id), "
-                f"qd AS (DELETE FROM case_queue WHERE case_id = {p('case_id')} "
-                f"AND queue <> ALL(CAST({p('q_after')} AS VARCHAR(80)[])) AND EXISTS (SELECT 1 FROM u)), "
-                f"qi AS (INSERT INTO case_queue (case_id, queue, workflow) SELECT {p('case_id')}, q, {p('q_workflow')} "
-                f"FROM unnest(CAST({p('q_after')} AS VARCHAR(80)[])) AS q WHERE EXISTS (SELECT 1 FROM u) "
-                f"ON CONFLICT DO NOTHING) "
-                f"INSERT INTO audit ({cols}) SELECT {cols} FROM (VALUES {self._values(n)}) AS v ({cols}) "
-                f"WHERE EXISTS (SELECT 1 FROM u)")
-
-    @lru_cache(maxsize=16)  # noqa: B019
-    def log_and_head(self, n: int) -> str:
-        """PostgreSQL: `n` audit rows and the new chain head on the case row, one statement."""
-        cols = ", ".join(AUDIT_COLUMNS)
-        return f"WITH h AS ({self.set_head}) INSERT INTO audit ({cols}) VALUES {self._values(n)}"
-
-    @lru_cache(maxsize=64)  # noqa: B019
-    def log_head_and(self, n: int, later: tuple[str, ...], queues: bool) -> str:
-        """PostgreSQL, the step's last statement after the held UPDATE went: `n` audit rows, the new chain
-        head, the step's waiting writes (`later`, each a CTE with its parameters prefixed `d<i>_`) and, if
-        `queues`, the case's work queues set to `q_after`."""
-        cols = ", ".join(AUDIT_COLUMNS)
-        p = self.param
-        ctes = [f"h AS ({self.set_head})"]
-        ctes += [f"d{i} AS ({render(self.style, text, f'd{i}_')})" for i, text in enumerate(later)]
-        if queues:
-            ctes += [f"qd AS (DELETE FROM case_queue WHERE case_id = {p('case_id')} "
-                     f"AND queue <> ALL(CAST({p('q_after')} AS VARCHAR(80)[])))",
-                     f"qi AS (INSERT INTO case_queue (case_id, queue, workflow) SELECT {p('case_id')}, q, "
-                     f"{p('q_workflow')} FROM unnest(CAST({p('q_after')} AS VARCHAR(80)[])) AS q "
-                     f"ON CONFLICT DO NOTHING)"]
-        return f"WITH {', '.join(ctes)} INSERT INTO audit ({cols}) VALUES {self._values(n)}"
-
-    @staticmethod
-    def row_params(values: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
-        params = dict(values)
-        for i, r in enumerate(rows):
-            for c in AUDIT_COLUMNS:
-                params[f"{c}_{i}"] = r.get(c)
-        return params
-
+from caseflow.store.backend import backend_of
+from caseflow.store.driver_text import (
+    AUDIT_COLUMNS,
+    CASE_COLUMNS,
+    CaseRow,
+    DialectSQL,
+    SignoffRow,
+    TimerRow,
+    render,
+)
 
 _BY_BACKEND: dict[str, DialectSQL] = {}
 
@@ -228,15 +130,6 @@ _PENDING: weakref.WeakKeyDictionary[Connection, dict[str, Any]] = weakref.WeakKe
 # A step's writes that nothing in the step reads back (SLA clocks and windows): on PostgreSQL they wait
 # for the step's last statement and go in it (`log_head_and`); elsewhere they run at once.
 _LATER: weakref.WeakKeyDictionary[Connection, list[tuple[str, dict[str, Any]]]] = weakref.WeakKeyDictionary()
-_NAMED = re.compile(r"(?<![:\w]):(\w+)")
-
-
-@lru_cache(maxsize=256)
-def render(style: str, text: str, prefix: str = "") -> str:
-    """SQL written with `:name` parameters in the driver's style, each name prefixed."""
-    return _NAMED.sub(lambda m: style.format(prefix + m.group(1)), text)
-
-
 def _step_list(conn: Any) -> list[tuple[str, dict[str, Any]]] | None:
     try:
         return _LATER.get(conn) if _LATER else None
@@ -265,6 +158,18 @@ def later(conn: Any, text: str, params: dict[str, Any]) -> None:
     run(conn, render(sql.style, text), params)
 
 
+def _grouped(waiting: list[tuple[str, dict[str, Any]]], params: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    """The waiting writes as CTEs (DialectSQL._later): the INSERTs of one text merged into one, in the order
+    written; each row's parameters added to `params` with its prefix."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for n, (text, p) in enumerate(waiting):
+        groups.setdefault(text if text.startswith("INSERT ") else f"{n}\0{text}", []).append(p)
+    for i, rows in enumerate(groups.values()):
+        for j, p in enumerate(rows):
+            params.update({f"d{i}_{j}_{k}": v for k, v in p.items()})
+    return tuple((key.split("\0", 1)[-1], len(rows)) for key, rows in groups.items())
+
+
 @lru_cache(maxsize=64)
 def _text(text: str) -> sa.TextClause:
     return sa.text(text)
@@ -291,11 +196,14 @@ def pending_write(conn: Connection, values: dict[str, Any], case_id: str) -> Ite
 
 
 def flush_pending(conn: Connection, *_: Any) -> None:
-    """Send the held UPDATE (and, on PostgreSQL's autocommit action connection, BEGIN first)."""
+    """Send the held UPDATE (and, on PostgreSQL's autocommit action connection, BEGIN first); for an
+    open (`opening`, nothing held) only the BEGIN."""
     values = _PENDING.pop(conn, None) if _PENDING else None
     if values is None:
         return
     backend_of(conn).more_statements(conn)
+    if not values:
+        return
     if run(conn, sql_of(conn).update_case_only, values).rowcount != 1:
         raise StaleCase(values["case_id"])
 
@@ -315,11 +223,9 @@ def finish_write(conn: Connection, case_id: str, rows: list[dict[str, Any]], hea
     if values is None and sql.one_statement and rows:
         # PostgreSQL, the UPDATE went (the step ran other statements): the rest in one statement
         params = sql.row_params({"case_id": case_id, "audit_seq": head[0], "audit_hash": head[1]}, rows)
-        for i, (_, p) in enumerate(waiting):
-            params.update({f"d{i}_{k}": v for k, v in p.items()})
         if queues is not None:
             params |= {"q_after": sorted(queues[2]), "q_workflow": queues[1]}
-        run(conn, sql.log_head_and(len(rows), tuple(t for t, _ in waiting), queues is not None), params)
+        run(conn, sql.log_head_and(len(rows), _grouped(waiting, params), queues is not None), params)
         return
     for text, p in waiting:              # (no audit rows: each on its own)
         run(conn, render(sql.style, text), p)
@@ -338,6 +244,42 @@ def finish_write(conn: Connection, case_id: str, rows: list[dict[str, Any]], hea
         set_queues(conn, *queues)
 
 
+@contextmanager
+def opening(conn: Connection) -> Iterator[None]:
+    """`Engine.open` on its action connection: the new case's writes nothing in it reads back wait for
+    `finish_open`; the first other statement (a unique key's claim, an action) sends BEGIN first."""
+    _PENDING[conn] = {}
+    _LATER[conn] = []
+    try:
+        yield
+    finally:
+        _PENDING.pop(conn, None)
+        _LATER.pop(conn, None)
+
+
+def finish_open(conn: Connection, case: dict[str, Any], rows: list[dict[str, Any]],
+                queues: tuple[str, frozenset[str]]) -> None:
+    """The new case's row, its work queues (workflow, queues), its waiting writes and its audit rows:
+    on PostgreSQL one statement (in autocommit its own commit, unless an earlier statement sent BEGIN)."""
+    waiting = _LATER.get(conn) or []
+    _LATER[conn] = []
+    _PENDING.pop(conn, None)
+    sql = sql_of(conn)
+    values = {f"c_{k}": case.get(k) for k in CASE_COLUMNS}
+    if sql.one_statement and rows:
+        params = sql.row_params(values, rows) | {"q_after": sorted(queues[1]), "q_workflow": queues[0]}
+        run(conn, sql.open_and_log(len(rows), _grouped(waiting, params), bool(queues[1])), params)
+        return
+    for text, p in waiting:
+        run(conn, render(sql.style, text), p)
+    if queues[1]:
+        run(conn, sql.insert_queue, [{"case_id": case["id"], "queue": q, "workflow": queues[0]}
+                                     for q in sorted(queues[1])], many=True)
+    run(conn, sql.insert_case, values)
+    if rows:
+        insert_audit(conn, rows)
+
+
 def set_queues(conn: Connection, case_id: str, workflow: str, found: frozenset[str]) -> None:
     """Rewrite a case's work queues (inside the write's transaction)."""
     sql = sql_of(conn)
@@ -349,4 +291,4 @@ def set_queues(conn: Connection, case_id: str, workflow: str, found: frozenset[s
 
 __all__ = ["CaseRow", "DialectSQL", "sql_of", "run", "read_case", "insert_audit", "update_and_log", "log_and_head",
            "pending_write", "flush_pending", "finish_write", "set_queues", "later", "in_step", "case_timers",
-           "render", "TimerRow"]
+           "render", "TimerRow", "opening", "finish_open"]

@@ -1,0 +1,161 @@
+"""The hot path's statements as text per dialect, written once from the table definitions.
+
+`store/driver_sql.py` runs them on the pooled DB-API cursor; this module only builds the text: the case
+read (alone, or with its sign-off evidence), the versioned UPDATE, the audit INSERT, and on PostgreSQL
+the composite statements a step or an open ends with (data-modifying CTEs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import namedtuple
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+
+from caseflow.store.backend import Backend
+from caseflow.store.tables import audit, cases, timers
+
+_NAMED = re.compile(r"(?<![:\w]):(\w+)")
+
+
+@lru_cache(maxsize=256)
+def render(style: str, text: str, prefix: str = "") -> str:
+    """SQL written with `:name` parameters in the driver's style, each name prefixed."""
+    return _NAMED.sub(lambda m: style.format(prefix + m.group(1)), text)
+
+
+CASE_COLUMNS = tuple(c.name for c in cases.c)
+AUDIT_COLUMNS = tuple(c.name for c in audit.c if c.name != "id")
+CaseRow = namedtuple("CaseRow", CASE_COLUMNS)      # type: ignore[misc]  # what Snapshot.of_row reads
+SIGNOFF_KINDS = ("open", "transition", "reject", "signoff", "migrate")  # the log rows that prove a case's sign-offs
+SIGNOFF_COLUMNS = ("kind", "actor", "roles", "effective_at", "case_version", "changes")
+SignoffRow = namedtuple("SignoffRow", SIGNOFF_COLUMNS)   # type: ignore[misc]  # what audit.signoffs_of reads
+TIMER_COLUMNS = tuple(c.name for c in timers.c)
+TimerRow = namedtuple("TimerRow", TIMER_COLUMNS)   # type: ignore[misc]  # what sla/clocks.py's _Step reads
+# The versioned UPDATE sets these (and the chain head); `received_at` is recomputed on every step.
+UPDATED = ("state", "data", "signoffs", "version", "updated_at", "next_signoff_role", "received_at")
+HEAD = ("audit_seq", "audit_hash")
+
+
+class DialectSQL:
+    """The hot statements of one dialect, as text with named parameters."""
+
+    def __init__(self, backend: Backend, dialect: sa.Dialect) -> None:
+        self.dialect = dialect
+        self.one_statement = backend.one_statement_write
+        self.style = backend.param_style
+        self.param = p = backend.param_style.format
+        self.select_case = f"SELECT {', '.join(CASE_COLUMNS)} FROM cases WHERE id = {p('case_id')}"
+        # a sign-off's read: the case and, newest first, its log rows that say which sign-offs it holds
+        kinds = ", ".join(f"'{k}'" for k in SIGNOFF_KINDS)
+        self.select_case_signoffs = (
+            f"SELECT {', '.join('c.' + c for c in CASE_COLUMNS)}, {', '.join('a.' + c for c in SIGNOFF_COLUMNS)} "
+            f"FROM cases c LEFT JOIN audit a ON a.case_id = c.id AND a.kind IN ({kinds}) "
+            f"WHERE c.id = {p('case_id')} ORDER BY a.seq DESC")
+        sets = ", ".join(f"{c} = {p(c)}" for c in UPDATED + HEAD)
+        self.update_case = f"UPDATE cases SET {sets} WHERE id = {p('case_id')} AND version = {p('seen')}"
+        self.update_case_only = (f"UPDATE cases SET {', '.join(f'{c} = {p(c)}' for c in UPDATED)} "
+                                 f"WHERE id = {p('case_id')} AND version = {p('seen')}")
+        self.set_head = f"UPDATE cases SET {', '.join(f'{c} = {p(c)}' for c in HEAD)} WHERE id = {p('case_id')}"
+        self.insert_audit = (f"INSERT INTO audit ({', '.join(AUDIT_COLUMNS)}) "
+                             f"VALUES ({', '.join(p(c) for c in AUDIT_COLUMNS)})")
+        locking = "FOR UPDATE" in str(sa.select(timers.c.id).with_for_update().compile(dialect=dialect))
+        self.case_timers = (f"SELECT {', '.join(TIMER_COLUMNS)} FROM timers WHERE case_id = {p('case_id')}"
+                            + (" FOR UPDATE" if locking else ""))
+        self.insert_case = (f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) "
+                            f"VALUES ({', '.join(p('c_' + c) for c in CASE_COLUMNS)})")
+        self.delete_queues = f"DELETE FROM case_queue WHERE case_id = {p('case_id')}"
+        self.insert_queue = (f"INSERT INTO case_queue (case_id, queue, workflow) "
+                             f"VALUES ({p('case_id')}, {p('queue')}, {p('workflow')})")
+
+    def _values(self, n: int) -> str:
+        types = {c.name: c.type.compile(self.dialect) for c in audit.c}
+        return ", ".join("(" + ", ".join(f"CAST({self.param(f'{c}_{i}')} AS {types[c]})" for c in AUDIT_COLUMNS)
+                         + ")" for i in range(n))
+
+    @lru_cache(maxsize=16)  # noqa: B019 - one instance per backend, kept for the process
+    def update_and_log(self, n: int) -> str:
+        """Where a data-modifying CTE exists (PostgreSQL): the versioned UPDATE (with the new chain head)
+        and `n` audit rows, one statement; a stale version updates nothing and so inserts nothing."""
+        cols = ", ".join(AUDIT_COLUMNS)
+        return (f"WITH u AS ({self.update_case} RETURNING id) "
+                f"INSERT INTO audit ({cols}) SELECT {cols} FROM (VALUES {self._values(n)}) AS v ({cols}) "
+                f"WHERE EXISTS (SELECT 1 FROM u)")
+
+    @lru_cache(maxsize=16)  # noqa: B019
+    def update_queues_and_log(self, n: int) -> str:
+        """`update_and_log` that also sets the case's work queues to the array `q_after`: rows not in it
+        deleted, the others inserted unless present. The two sets are disjoint, so the order in which
+        PostgreSQL runs the CTEs cannot matter."""
+        cols = ", ".join(AUDIT_COLUMNS)
+        p = self.param
+        return (f"WITH u AS ({self.update_case} RETURNING id), "
+                f"qd AS (DELETE FROM case_queue WHERE case_id = {p('case_id')} "
+                f"AND queue <> ALL(CAST({p('q_after')} AS VARCHAR(80)[])) AND EXISTS (SELECT 1 FROM u)), "
+                f"qi AS (INSERT INTO case_queue (case_id, queue, workflow) SELECT {p('case_id')}, q, {p('q_workflow')} "
+                f"FROM unnest(CAST({p('q_after')} AS VARCHAR(80)[])) AS q WHERE EXISTS (SELECT 1 FROM u) "
+                f"ON CONFLICT DO NOTHING) "
+                f"INSERT INTO audit ({cols}) SELECT {cols} FROM (VALUES {self._values(n)}) AS v ({cols}) "
+                f"WHERE EXISTS (SELECT 1 FROM u)")
+
+    @lru_cache(maxsize=16)  # noqa: B019
+    def log_and_head(self, n: int) -> str:
+        """PostgreSQL: `n` audit rows and the new chain head on the case row, one statement."""
+        cols = ", ".join(AUDIT_COLUMNS)
+        return f"WITH h AS ({self.set_head}) INSERT INTO audit ({cols}) VALUES {self._values(n)}"
+
+    @lru_cache(maxsize=64)  # noqa: B019
+    def _later(self, later: tuple[tuple[str, int], ...]) -> list[str]:
+        """The waiting writes as CTEs `d<i>`, parameters prefixed `d<i>_<row>_`; an INSERT of k rows is one
+        multi-row INSERT, so its rows get their ids in the order they were written."""
+        out = []
+        for i, (text, k) in enumerate(later):
+            if k == 1:
+                out.append(f"d{i} AS ({render(self.style, text, f'd{i}_0_')})")
+                continue
+            head, row = text.split(" VALUES ", 1)
+            out.append(f"d{i} AS ({head} VALUES {', '.join(render(self.style, row, f'd{i}_{j}_') for j in range(k))})")
+        return out
+
+    def log_head_and(self, n: int, later: tuple[tuple[str, int], ...], queues: bool) -> str:
+        """PostgreSQL, the step's last statement after the held UPDATE went: `n` audit rows, the new chain
+        head, the step's waiting writes (`later`: (text, rows) each, see `_later`) and, if
+        `queues`, the case's work queues set to `q_after`."""
+        cols = ", ".join(AUDIT_COLUMNS)
+        p = self.param
+        ctes = [f"h AS ({self.set_head})"]
+        ctes += self._later(later)
+        if queues:
+            ctes += [f"qd AS (DELETE FROM case_queue WHERE case_id = {p('case_id')} "
+                     f"AND queue <> ALL(CAST({p('q_after')} AS VARCHAR(80)[])))",
+                     f"qi AS (INSERT INTO case_queue (case_id, queue, workflow) SELECT {p('case_id')}, q, "
+                     f"{p('q_workflow')} FROM unnest(CAST({p('q_after')} AS VARCHAR(80)[])) AS q "
+                     f"ON CONFLICT DO NOTHING)"]
+        return f"WITH {', '.join(ctes)} INSERT INTO audit ({cols}) VALUES {self._values(n)}"
+
+    @lru_cache(maxsize=64)  # noqa: B019
+    def open_and_log(self, n: int, later: tuple[tuple[str, int], ...], queues: bool) -> str:
+        """PostgreSQL, a new case in one statement: its row (parameters `c_<column>`), its waiting writes
+        (clocks and windows started at open), its work queues `q_after` if `queues`, and its `n` audit rows."""
+        cols = ", ".join(AUDIT_COLUMNS)
+        p = self.param
+        ctes = [f"c AS ({self.insert_case})"]
+        ctes += self._later(later)
+        if queues:
+            ctes.append(f"qi AS (INSERT INTO case_queue (case_id, queue, workflow) SELECT {p('c_id')}, q, "
+                        f"{p('q_workflow')} FROM unnest(CAST({p('q_after')} AS VARCHAR(80)[])) AS q)")
+        return f"WITH {', '.join(ctes)} INSERT INTO audit ({cols}) VALUES {self._values(n)}"
+
+    @staticmethod
+    def row_params(values: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+        params = dict(values)
+        for i, r in enumerate(rows):
+            for c in AUDIT_COLUMNS:
+                params[f"{c}_{i}"] = r.get(c)
+        return params
+
+
+__all__ = ["CASE_COLUMNS", "AUDIT_COLUMNS", "CaseRow", "SIGNOFF_KINDS", "SIGNOFF_COLUMNS", "SignoffRow",
+           "TIMER_COLUMNS", "TimerRow", "DialectSQL", "render"]
