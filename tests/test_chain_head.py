@@ -109,12 +109,12 @@ def test_a_sign_off_that_restarts_its_clock_reads_once_and_writes_in_few_stateme
                                                                                      store: Store) -> None:
     """A sign-off reads the case with its sign-off evidence in one statement; its clock's restart (the timer
     row, the window it ends, the one it opens) and its work queues go with the audit rows: on PostgreSQL all in
-    the step's last statement (store/driver_sql.py `later`, `log_head_and`), after the held UPDATE and the
-    locked read of its timers."""
+    the step's last statement (store/driver_sql.py `later`, `log_head_and`), after one statement with the
+    held UPDATE and the locked read of its timers (`case_timers`)."""
     cid = refund_to_signing(engine)
     sent = _statements(store, lambda: engine.sign(cid, "lin.xiao"))
     if store.backend.one_statement_write:
-        assert sent == ["SELECT c.id,", "BEGIN", "UPDATE cases", "SELECT id,", "WITH h", "COMMIT"], sent
+        assert sent == ["SELECT c.id,", "BEGIN", "WITH u", "WITH h", "COMMIT"], sent
     else:
         assert [s for s in sent if s != "BEGIN IMMEDIATE"] == [
             "SELECT c.id,", "UPDATE cases", "SELECT id,", "UPDATE timers", "UPDATE sla_windows", "INSERT INTO",

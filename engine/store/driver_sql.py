@@ -176,9 +176,19 @@ def _text(text: str) -> sa.TextClause:
 
 
 def case_timers(conn: Connection, case_id: str) -> list[TimerRow]:
-    """A step's read of the case's timers (locked where the database can), after the held UPDATE."""
+    """A step's read of the case's timers (locked where the database can), after the held UPDATE — on
+    PostgreSQL in the same statement as that UPDATE, if it is still held."""
+    sql = sql_of(conn)
+    values = _PENDING.get(conn) if _PENDING else None
+    if values and sql.one_statement:
+        del _PENDING[conn]
+        backend_of(conn).more_statements(conn)                  # BEGIN: the step's last statement follows
+        found = run(conn, sql.update_case_timers, values).fetchall()
+        if not found or not found[0][0]:
+            raise StaleCase(values["case_id"])
+        return [TimerRow._make(r[1:]) for r in found if r[1] is not None]
     flush_pending(conn)
-    return [TimerRow._make(r) for r in run(conn, sql_of(conn).case_timers, {"case_id": case_id}).fetchall()]
+    return [TimerRow._make(r) for r in run(conn, sql.case_timers, {"case_id": case_id}).fetchall()]
 
 
 @contextmanager

@@ -64,6 +64,14 @@ class DialectSQL:
         locking = "FOR UPDATE" in str(sa.select(timers.c.id).with_for_update().compile(dialect=dialect))
         self.case_timers = (f"SELECT {', '.join(TIMER_COLUMNS)} FROM timers WHERE case_id = {p('case_id')}"
                             + (" FOR UPDATE" if locking else ""))
+        # PostgreSQL: the held versioned UPDATE and the locked read of the case's timers, one statement (the
+        # case row is still locked first); the first column says whether the UPDATE found its version.
+        tcols = ", ".join(f"t.{c}" for c in TIMER_COLUMNS)
+        self.update_case_timers = (
+            f"WITH u AS ({self.update_case_only} RETURNING id), "
+            f"t AS (SELECT {', '.join(TIMER_COLUMNS)} FROM timers WHERE case_id = {p('case_id')} "
+            f"AND EXISTS (SELECT 1 FROM u) FOR UPDATE) "
+            f"SELECT (SELECT count(*) FROM u), {tcols} FROM (VALUES (1)) AS one (x) LEFT JOIN t ON TRUE")
         self.insert_case = (f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) "
                             f"VALUES ({', '.join(p('c_' + c) for c in CASE_COLUMNS)})")
         self.delete_queues = f"DELETE FROM case_queue WHERE case_id = {p('case_id')}"

@@ -81,11 +81,12 @@ APPLY = ["apply", "--set", "refund_amount=20000.00"]
 
 # `explain` writes only the case row and its audit rows: on PostgreSQL that write is one statement in
 # autocommit (`WITH u AS (UPDATE cases …) INSERT INTO audit …`, store/driver_sql.py) — that statement is its
-# commit. `apply` starts an SLA clock, so its write is BEGIN, the versioned UPDATE, the read of the case's
-# timers (`SELECT id, case_id, … FOR UPDATE`), then the audit rows with the chain head and the clock's rows
-# (`WITH h AS (UPDATE cases SET audit_seq …), d0 AS (INSERT INTO timers …), … INSERT INTO audit …`), COMMIT.
+# commit. `apply` starts an SLA clock, so its write is BEGIN, the versioned UPDATE with the locked read of the
+# case's timers (`WITH u AS (UPDATE cases …), t AS (SELECT … FROM timers … FOR UPDATE) SELECT …`), then the
+# audit rows with the chain head and the clock's rows (`WITH h AS (UPDATE cases SET audit_seq …), d0 AS
+# (INSERT INTO timers …), … INSERT INTO audit …`), COMMIT.
 @pytest.mark.parametrize("step,point", [(EXPLAIN, "begin"), (EXPLAIN, "sql WITH u AS"), (APPLY, "begin"),
-                                        (APPLY, "sql UPDATE cases"), (APPLY, "sql SELECT id, case_id"),
+                                        (APPLY, "sql BEGIN"), (APPLY, "sql WITH u AS"),
                                         (APPLY, "sql WITH h AS"), (APPLY, "before commit")])
 def test_server_stopped_in_the_middle_of_advance_leaves_the_case_as_it_was(outage, own_pg, launcher, tmp_path,
                                                                           step, point):
