@@ -51,7 +51,8 @@ def test_inbox_row_shape_is_documented(run, engine):
         "state": "received", "state_label_zh": "受理", "assignee": None,
         "summary": {"form_no": "TS-2025-001", "customer_name": "张*", "category": "quality"},
         "ready": [{"event": "assess", "label_zh": "登记并开始投诉判断", "inputs": []}], "needs_input": [],
-        "signoff": None, "due_at": "2025-03-03T04:00:00.000Z", "overdue": False, "updated_at": "2025-03-03T02:00:00.000Z"}
+        "signoff": None, "due_at": "2025-03-03T04:00:00.000Z", "overdue": False, "updated_at": "2025-03-03T02:00:00.000Z",
+        "created_at": "2025-03-03T02:00:00.000Z"}
 
 
 def test_assigned_cases_come_first_then_the_most_urgent(run, engine, clock):
@@ -107,13 +108,14 @@ def test_inbox_needs_a_known_user(run, engine):
 
 # -- the query -------------------------------------------------------------------------------
 
-def _plan(engine, user: str) -> str:
-    """The database's plan for the inbox query, with sequential scans made unattractive on PostgreSQL
-    (a tiny test table would otherwise be scanned: what matters here is that the indexes apply)."""
+def _plan(engine, user: str, first: int | None = None) -> str:
+    """The database's plan for the inbox query (its first page with `first`), with sequential scans made
+    unattractive on PostgreSQL (a tiny test table would otherwise be scanned: what matters here is that
+    the indexes apply)."""
     person = engine.person(user)
     with engine.store.engine.connect() as conn:
         q = view.queue_for(engine, conn, person)
-        sql = str(view.query(engine, conn, q).compile(conn, compile_kwargs={"literal_binds": True}))
+        sql = str(view.query(q, first).compile(conn, compile_kwargs={"literal_binds": True}))
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("SET enable_seqscan = off")
             return "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + sql))
@@ -124,18 +126,38 @@ def test_the_inbox_is_one_query_that_uses_the_indexes(engine, store):
     refund_to_signing(engine)
     open_complaint(engine)
     plan = _plan(engine, "lin.xiao")
-    assert "ix_case_queue_queue" in plan and "ix_timers_" in plan
+    assert "ix_case_queue_order" in plan and "ix_timers_" in plan
     if store.backend.name == "postgresql":
         assert "Seq Scan" not in plan
     else:
         assert "SCAN cases" not in plan and "SCAN timers" not in plan and "SCAN case_queue" not in plan
 
 
+def test_a_first_page_reads_each_queue_in_order_from_the_index(engine, store):
+    """With --limit, each of the person's queues gives its first rows straight from ix_case_queue_order
+    (an ordered LIMIT each: no sort of a whole queue); only the few rows found are sorted."""
+    refund_to_signing(engine)
+    open_complaint(engine)
+    plan = _plan(engine, "wang.fang", 60)
+    if store.backend.name == "postgresql":
+        assert "Seq Scan" not in plan and "ix_case_queue_order" in plan
+        scans = [line for line in plan.splitlines() if "ix_case_queue_order" in line]
+        sorts = [line for line in plan.splitlines() if "Sort  (" in line]     # Sort nodes
+        assert scans and all("Index Only Scan" in line for line in scans)
+        assert len(sorts) <= 2             # grouping the rows found, and the page: never a whole queue
+    else:
+        searches = [line for line in plan.splitlines() if "case_queue" in line]
+        assert searches and all("USING COVERING INDEX ix_case_queue_order (queue=? AND workflow=? AND due_at"
+                                in line for line in searches)
+        assert plan.count("USE TEMP B-TREE FOR ORDER BY") == 2     # the page and the final order only
+        assert "SCAN cases" not in plan and "SCAN timers" not in plan
+
+
 def _found(engine, user: str) -> list[str]:
     """The ids the inbox query returns for a person (before any row is described)."""
     person = engine.person(user)
     with engine.store.engine.connect() as conn:
-        return [r.id for r in conn.execute(view.query(engine, conn, view.queue_for(engine, conn, person)))]
+        return [r.id for r in conn.execute(view.query(view.queue_for(engine, conn, person)))]
 
 
 def test_inbox_reads_only_the_rows_it_needs(engine, store):
@@ -212,7 +234,8 @@ def test_an_order_any_sign_off_is_in_every_unsigned_signers_inbox(engine, store)
 
 
 def test_upgrading_a_database_computes_the_queues_of_its_open_cases(engine, store):
-    """Revision 0009_case_queue fills `case_queue` for the cases already open, as the writes would have."""
+    """Revisions 0009_case_queue and 0010_queue_order fill `case_queue` — queues, nearest deadline, created_at —
+    for the cases already open, as the writes would have."""
     from alembic import command
 
     from caseflow.store import migrate
@@ -225,14 +248,15 @@ def test_upgrading_a_database_computes_the_queues_of_its_open_cases(engine, stor
 
     def stored() -> set[tuple[str, str, str]]:
         with store.engine.connect() as conn:
-            return {tuple(r) for r in conn.execute(sa.text("SELECT case_id, queue, workflow FROM case_queue"))}
+            return {tuple(r) for r in conn.execute(sa.text("SELECT case_id, queue, workflow, due_at, created_at "
+                                                           "FROM case_queue"))}
 
     written = stored()
-    assert written and not any(c == closed for c, _, _ in written)
+    assert written and not any(row[0] == closed for row in written)
     cfg = migrate._config()
     with store.engine.begin() as conn:                     # back to the schema before the queues existed
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0008_chain_head")
     store.migrate()                                        # what the next CLI call (or `db upgrade`) does
-    assert migrate.current(store) == migrate.HEAD == "0009_case_queue"
+    assert migrate.current(store) == migrate.HEAD == "0010_queue_order"
     assert stored() == written

@@ -1,11 +1,14 @@
 """For a generated mix of cases, `inbox` agrees exactly with asking `show` about every case.
 
 Hypothesis walks cases of the shipped workflows some way along their paths, assigns,
-claims and releases some of them and lets time pass (so some SLAs are overdue). Then,
+claims and releases some of them and lets time pass (so some SLAs are overdue; a sweep now
+and then breaches them, as `caseflow sla run` does). Then,
 for people holding every role, the inbox must list exactly the cases whose `show` says
 they hold work for them (`show`'s `inbox` field: group, events, fields, sign-off), with
-the nearest SLA deadline `show` lists, in the documented order. The oracle asks `show`
-about every case and reads nothing else; the inbox reads one query over the stored queues.
+the nearest SLA deadline `show` lists, in the documented order — all of it, and its first
+page for a few page sizes (the query that reads the first rows of each queue in that order).
+The oracle asks `show` about every case and reads nothing else; the inbox reads one query
+over the stored queues and the deadlines stored with them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from hypothesis import strategies as st
 
 from caseflow.errors import CaseflowError, NotPermitted
 from caseflow.runtime import assignment
+from caseflow.runtime.sweep import sweep
+from caseflow.sla.clocks import ts
 from caseflow.store.tables import cases
 from caseflow.views.cases import show
 from caseflow.views.inbox import inbox
@@ -85,6 +90,7 @@ case_plan = st.fixed_dictionaries({
     "assign_after": st.integers(min_value=0, max_value=4),
     "hours": st.integers(min_value=0, max_value=30),
     "review_steps": st.integers(min_value=0, max_value=3),
+    "sweep": st.booleans(),
 })
 
 
@@ -146,6 +152,7 @@ def expected(engine, user: str) -> list[dict[str, Any]]:
     with engine.store.engine.connect() as conn:
         ids = [r.id for r in conn.execute(sa.select(cases.c.id))]
     out = []
+    now = ts(engine.now())
     for cid in ids:
         try:
             v = show(engine, cid, user)
@@ -156,16 +163,17 @@ def expected(engine, user: str) -> list[dict[str, Any]]:
         live = [s for s in v["slas"] if s["kind"] == "sla" and s["status"] in ("running", "breached")]
         out.append({"id": cid, **v["inbox"], "assignee": v["assignee"],
                     "due_at": min((s["due_at"] for s in live if s["due_at"]), default=None),
-                    "overdue": any(s["status"] == "breached" for s in live), "updated_at": v["updated_at"]})
-    # the documented order: assigned to me first, then the nearest deadline (none last), oldest change, id
-    out.sort(key=lambda r: (r["assignee"] != user, r["due_at"] is None, r["due_at"] or "", r["updated_at"], r["id"]))
+                    "overdue": any(s["status"] == "breached" or s["due_at"] < now for s in live if s["due_at"]),
+                    "updated_at": v["updated_at"], "created_at": v["created_at"]})
+    # the documented order: assigned to me first, then the nearest deadline (none last), oldest case, id
+    out.sort(key=lambda r: (r["assignee"] != user, r["due_at"] is None, r["due_at"] or "", r["created_at"], r["id"]))
     return out
 
 
-def actual(engine, user: str) -> list[dict[str, Any]]:
+def actual(engine, user: str, limit: int | None = None) -> list[dict[str, Any]]:
     keys = ("id", "group", "group_label_zh", "ready", "needs_input", "signoff", "assignee", "due_at", "overdue",
-            "updated_at")
-    return [{k: r[k] for k in keys} for r in inbox(engine, user)]
+            "updated_at", "created_at")
+    return [{k: r[k] for k in keys} for r in inbox(engine, user, limit)]
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -176,5 +184,10 @@ def test_inbox_agrees_with_show_for_every_case(engine, clock, plans):
         cid, steps = _open(engine, plan, next(_numbers))
         _walk(engine, cid, steps, plan)
         clock.advance(hours=plan["hours"])
+        if plan["sweep"]:
+            sweep(engine, engine.now())             # breaches (and their on_breach actions) move the order
     for user in USERS:
-        assert actual(engine, user) == expected(engine, user), user
+        want = expected(engine, user)
+        assert actual(engine, user) == want, user
+        for limit in (1, 3):
+            assert actual(engine, user, limit) == want[:limit], (user, limit)

@@ -13,7 +13,8 @@ from caseflow.values import show_datetime
 
 @cli.command()
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many rows (the most urgent).")
-@click.option("--explain", is_flag=True, help="Print the database's plan for the inbox query instead.")
+@click.option("--explain", is_flag=True,
+              help="Print the database's plan for the inbox query (with --limit: for its first page) instead.")
 @pass_app
 def inbox(app: App, limit: int | None, explain: bool) -> None:
     """The cases waiting for you, most urgent first.
@@ -30,7 +31,7 @@ def inbox(app: App, limit: int | None, explain: bool) -> None:
     """
     from caseflow.views import inbox as view
     if explain:
-        for line in view.explain(app.engine, app.user):
+        for line in view.explain(app.engine, app.user, limit):
             click.echo(line)
         return
     rows = view.inbox(app.engine, app.user, limit)

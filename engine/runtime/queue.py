@@ -5,7 +5,7 @@ A case is in the queue of
 - every role that may give the sign-off it waits for: the next role of a sequential chain,
   every unsigned role of an `order: any` one (assigned or not: sign-offs are the signers');
 - while nobody holds it: every role of a to-do event from its state (`inbox: true`, not a
-  timer's, not a sign-off) — or `@person` when a guard `actor == FIELD` reserves the event
+  timer's, not a sign-off) — or `~person` when a guard `actor == FIELD` reserves the event
   for the person FIELD names — unless a *stable* guard already rules the event out — the same
   tests `caseflow show` makes (views/cases.py `_missing`): with no field missing and no event
   input required every guard counts; with fields missing only guards over fields already
@@ -19,6 +19,14 @@ chart (`days_since`, `working_days_since`, `person_attr`). Other guards are take
 here, so the stored queues are a superset of what `show` offers; the inbox describes each
 row with `show`'s code and drops the rare rest (a guard of time, a signer who already
 signed in another role, a person the transition excludes).
+
+Each row also carries the inbox's order: the case's nearest pending SLA deadline (`due_at`,
+the earliest of its running or breached SLA clocks, NULL when none; what `show` lists) and
+its `created_at`. The database keeps them (revision 0010_queue_order's row triggers): a new
+queue row takes them from `timers` and `cases`, and any write of a timer's due_at, status or
+kind rewrites its case's rows — in the writing statement, whichever code writes it (a step's
+last statement on PostgreSQL, the sweep, assignment, `migrate run`, import). The runtime
+writes nothing more for them.
 """
 
 from __future__ import annotations
@@ -46,7 +54,13 @@ _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)   # `now` for stable guards, which nev
 
 
 def assignee_queue(user: str) -> str:
+    """The queue of the cases assigned to `user` (and only those: the inbox lists it first)."""
     return f"@{user}"
+
+
+def person_queue(user: str) -> str:
+    """The queue of the unassigned cases an event is reserved for `user` in (a guard `actor == FIELD`)."""
+    return f"~{user}"
 
 
 def eligible_signers(t: Transition, given: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -91,6 +105,50 @@ def _todo(d: Definition, state: str) -> tuple[tuple[_ToDo, ...], bool]:
     return _TODO[key]
 
 
+_QUOTED = re.compile(r"""['"]([A-Za-z_]\w*)['"]""")
+_READS: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def reads_of(d: Definition, state: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(fields whose being given, fields whose values) decide what `show` says of the events from `state`:
+    the fields its transitions require, and every field their guards name — as a variable, or quoted
+    as a function's argument (`is_set('f')`). The rest of a case's data cannot change it. (`show` gives
+    no event inputs, so a guard that reads a required input is never evaluated: its fields do not count.)"""
+    key = (d.sha256, state)
+    if key not in _READS:
+        ts = [t for t in d.transitions_from(state) if not t.system]
+        names: set[str] = set()
+        for t in ts:
+            needed = {f"input.{i}" for i in t.input_required}
+            for g in t.guards:
+                if not needed & g.expr.names:
+                    names |= g.expr.names | set(_QUOTED.findall(g.expr.text))
+        _READS[key] = (tuple(sorted({f for t in ts for f in t.requires})), tuple(sorted(names & set(d.fields))))
+    return _READS[key]
+
+
+_ROLES: dict[str, frozenset[str]] = {}
+
+
+def queue_roles(d: Definition) -> frozenset[str]:
+    """Every role a queue of a case of `d` can be (what `queues` can return but @users), cached per definition."""
+    if d.sha256 not in _ROLES:
+        found: set[str] = set()
+        for state, st in d.states.items():
+            if st.final:
+                continue
+            signing = d.signoff_transition(state)
+            if signing is not None and signing.signoffs is not None:
+                found.update(signing.signoffs.roles)
+            todo, assignable = _todo(d, state)
+            for x in todo:
+                found.update(x.t.roles)
+            if assignable:
+                found.update(d.assign_roles)
+        _ROLES[d.sha256] = frozenset(found)
+    return _ROLES[d.sha256]
+
+
 def queues(d: Definition, state: str, data: Mapping[str, Any], signoffs: Sequence[Mapping[str, Any]],
            assignee: str | None) -> frozenset[str]:
     """Every queue (role id, or @user) a case of `d` in this state with this data is in."""
@@ -109,7 +167,7 @@ def queues(d: Definition, state: str, data: Mapping[str, Any], signoffs: Sequenc
             for x in todo:
                 if _open_to_roles(x, data, lazy):
                     person = data.get(x.pinned) if x.pinned else None
-                    out.update([assignee_queue(person)] if isinstance(person, str) and person else x.t.roles)
+                    out.update([person_queue(person)] if isinstance(person, str) and person else x.t.roles)
             if assignable:
                 out.update(d.assign_roles)
     return frozenset(out)
@@ -193,4 +251,5 @@ def refresh(conn: Connection, d: Definition, case_id: str, before: frozenset[str
         conn.execute(INSERT_QUEUE, rows(d, case_id, after))
 
 
-__all__ = ["queues", "store_new", "refresh", "eligible_signers", "assignee_queue", "stable", "INSERT_QUEUE"]
+__all__ = ["queues", "queue_roles", "reads_of", "store_new", "refresh", "eligible_signers", "assignee_queue",
+           "person_queue", "stable", "INSERT_QUEUE"]

@@ -157,6 +157,11 @@ class Backend:
         """Names of the triggers in force on this schema (present, and enabled)."""
         raise NotImplementedError
 
+    def row_trigger_ddl(self, name: str, table: str, event: str, body: str) -> tuple[list[str], list[str]]:
+        """(create, drop) statements of an AFTER `event` FOR EACH ROW trigger running the SQL `body` (SQLite's)."""
+        return ([f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW BEGIN {body}; END"],
+                [f"DROP TRIGGER {name}"])
+
     def write_grants(self, conn: Connection, tables: tuple[str, ...]) -> list[tuple[str, str, str]]:
         """(grantee, table, privilege) of UPDATE/DELETE/TRUNCATE grants on `tables` to anyone but the owner."""
         return []
@@ -338,6 +343,11 @@ class PostgresBackend(Backend):
 
     def append_only_triggers(self, table: str) -> list[str]:
         return [f"{table}_append_only", f"{table}_no_truncate"]
+
+    def row_trigger_ddl(self, name: str, table: str, event: str, body: str) -> tuple[list[str], list[str]]:
+        return ([f"CREATE FUNCTION {name}() RETURNS trigger AS $$ BEGIN {body}; RETURN NULL; END $$ LANGUAGE plpgsql",
+                 f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW EXECUTE FUNCTION {name}()"],
+                [f"DROP TRIGGER {name} ON {table}", f"DROP FUNCTION {name}()"])
 
     def enabled_triggers(self, conn: Connection) -> set[str]:
         rows = conn.execute(sa.text(

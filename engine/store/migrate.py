@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from caseflow.store.database import Store
 
-HEAD = "0009_case_queue"
+HEAD = "0010_queue_order"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 

@@ -46,14 +46,18 @@ cases = sa.Table(
     sa.Index("ix_cases_next_signoff", "next_signoff_role"),
 )
 
-# The work queues each open case is in (runtime/queue.py): a role id, or "@user" for its assignee.
-# Written with the case on every write; the inbox reads it through ix_case_queue_queue only.
+# The work queues each open case is in (runtime/queue.py): a role id, or "@user" for its assignee, with
+# the inbox's order: the case's nearest running/breached SLA deadline (NULL: none) and its created_at.
+# Written with the case on every write (due_at on every write that touches a clock); the inbox reads
+# it through ix_case_queue_order only, the first rows of each queue in inbox order.
 case_queue = sa.Table(
     "case_queue", metadata,
     sa.Column("case_id", sa.String(32), primary_key=True),
     sa.Column("queue", sa.String(80), primary_key=True),
     sa.Column("workflow", sa.String(64), nullable=False),
-    sa.Index("ix_case_queue_queue", "queue", "workflow", "case_id"),
+    sa.Column("due_at", sa.String(32), nullable=True),
+    sa.Column("created_at", sa.String(32), nullable=True),
+    sa.Index("ix_case_queue_order", "queue", "workflow", "due_at", "created_at", "case_id"),
 )
 
 audit = sa.Table(
