@@ -239,7 +239,7 @@ def test_a_unique_value_longer_than_its_key_column_is_refused_on_both_backends(r
 
 
 def test_an_unknown_user_id_of_any_length_is_one_refusal_on_both_backends(run, store):
-    expect(run("--as", "u" * 70, "list"), 1, f"error: unknown user {'u' * 70!r}: not in org.yaml\n")
+    expect(run("--as", "u" * 70, "list"), 1, f"error: unknown user {'u' * 64!r}… (70 characters): not in org.yaml\n")
     assert len(_reasons(store)) == 1
 
 
