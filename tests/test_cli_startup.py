@@ -1,12 +1,17 @@
-"""Start-up: a command imports only its own module (cli/main.py `LAZY`), and the table is complete."""
+"""Start-up: a command imports only its own module (cli/main.py `LAZY`), and the table is complete;
+`show` reads a case without importing the write side (runtime/actions.py and what only writes need)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 
-from caseflow.catalog import SHIPPED
+from caseflow.catalog import SHIPPED, Catalog
+from caseflow.runtime.engine import Engine
+from caseflow.store.database import Store
+from tests.helpers import open_complaint, refund_to_signing
 
 REGISTERED = """
 import importlib, json
@@ -59,3 +64,37 @@ def test_show_imports_neither_the_verifier_nor_the_other_commands(tmp_path):
     code, modules = done.stderr.strip().splitlines()[-1].split(" ", 1)
     assert code == "4"
     assert modules == "['caseflow.cli.app', 'caseflow.cli.main', 'caseflow.cli.opening', 'caseflow.cli.read']"
+
+
+# What only a write needs: `show` must not pay for them at start-up (issue #18's cold start)
+WRITE_SIDE = ("caseflow.runtime.actions", "caseflow.runtime.assignment", "caseflow.runtime.queue",
+              "caseflow.sla.clocks", "caseflow.audit.unmask")
+LOADED = ("import sys\nfrom caseflow.cli.main import main\n"
+          "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
+          f"print(code, [m for m in {WRITE_SIDE!r} if m in sys.modules], file=sys.stderr)")
+
+
+def _loaded_by(url: str, *args: str) -> tuple[str, str, str]:
+    done = _python(LOADED, "--db", url, "--workflows", str(SHIPPED), *args)
+    code, modules = done.stderr.strip().splitlines()[-1].split(" ", 1)
+    return code, modules, done.stdout
+
+
+def test_show_of_cases_with_clocks_and_a_pending_sign_off_imports_nothing_of_the_write_side(tmp_path):
+    assert all(importlib.util.find_spec(m) for m in WRITE_SIDE)      # the names are modules that exist
+    url = f"sqlite:///{tmp_path / 'cf.db'}"
+    store = Store(url)
+    store.migrate()
+    engine = Engine(store, Catalog.load(SHIPPED))
+    complaint, refund = open_complaint(engine), refund_to_signing(engine)
+    store.dispose()
+    code, modules, out = _loaded_by(url, "--as", "wang.fang", "show", complaint)
+    assert (code, modules) == ("0", "[]")
+    assert complaint in out and "(forward_2wh): " in out          # its clocks, read from the timers
+    code, modules, out = _loaded_by(url, "--as", "lin.xiao", "show", refund)
+    assert (code, modules) == ("0", "[]")
+    assert refund in out and "sign-off" in out
+    code, modules, _ = _loaded_by(url, "--as", "wang.fang", "history", complaint)
+    assert (code, modules) == ("0", "[]")
+    code, modules, _ = _loaded_by(url, "--as", "lin.xiao", "advance", refund, "nothing")
+    assert code == "1" and "caseflow.runtime.actions" not in modules  # refused before planning a write

@@ -24,6 +24,7 @@ from caseflow.definition.kinds import KINDS
 from caseflow.definition.model import Action, Definition, Person, Transition
 from caseflow.errors import InvalidData, RoleNotAllowed, SignoffRefused, TransitionRefused, WrongState
 from caseflow.runtime import assignment, queue
+from caseflow.runtime.turns import eligible_signers, pending_signoff_role
 from caseflow.sla import clocks as sla
 from caseflow.store import driver_sql
 from caseflow.store.backend import backend_of
@@ -293,21 +294,6 @@ class _Run:
 
 # -- sign-offs ------------------------------------------------------------------------------
 
-def pending_signoff_role(d: Definition, state: str, given: list[dict[str, Any]]) -> str | None:
-    """The role whose sign-off a case in `state` waits for (stored as cases.next_signoff_role), or None."""
-    t = d.signoff_transition(state)
-    if t is None or t.signoffs is None or len(given) >= len(t.signoffs.roles):
-        return None
-    return next_signer_role(t, given)
-
-
-def next_signer_role(t: Transition, given: list[dict[str, Any]]) -> str:
-    assert t.signoffs is not None
-    done = [s["role"] for s in given]
-    remaining = [r for r in t.signoffs.roles if r not in done] or list(t.signoffs.roles)
-    return remaining[0]
-
-
 def plan_signature(engine: Engine, snap: Snapshot, person: Person, reject: bool,
                    note: str | None, now: datetime) -> tuple[Change, str]:
     d, org = snap.definition, engine.catalog.org
@@ -317,7 +303,7 @@ def plan_signature(engine: Engine, snap: Snapshot, person: Person, reject: bool,
         raise WrongState(snap.id, what, snap.state, f"nothing to sign in {d.label(snap.state)}")
     so, given = t.signoffs, snap.signoffs
     remaining = [r for r in so.roles if r not in [s["role"] for s in given]]
-    eligible = queue.eligible_signers(t, given)
+    eligible = eligible_signers(t, given)
     role = next((r for r in eligible if r in person.roles), None)
     if role is None:
         wanted = " or ".join(org.role_label(r) for r in eligible)

@@ -33,6 +33,7 @@ from caseflow.definition.evaluate import stamp
 from caseflow.definition.model import Definition, Person, Transition
 from caseflow.errors import AssignmentRefused, NotAssignee, StaleCase, UsageError
 from caseflow.runtime import queue
+from caseflow.runtime.turns import assignee_problem
 from caseflow.sla import clocks as sla
 from caseflow.store.tables import cases, definitions
 from caseflow.values import parse_datetime
@@ -49,15 +50,6 @@ _ASSIGN = (cases.update()
 
 
 # -- the rule transitions check -------------------------------------------------------------
-
-def assignee_problem(snap: Snapshot, t: Transition, user: str) -> str | None:
-    """Why `user` may not fire an `assignee_only` transition now (None: they may)."""
-    if not t.assignee_only or snap.assignee == user:
-        return None
-    if snap.assignee is None:
-        return f"only the case's assignee may do this and it has none: claim it first (caseflow claim {snap.id})"
-    return f"only the assignee {snap.assignee} may do this"
-
 
 def check_assignee(snap: Snapshot, t: Transition, user: str) -> None:
     why = assignee_problem(snap, t, user)

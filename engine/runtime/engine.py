@@ -49,10 +49,10 @@ from caseflow.errors import (
     WrongState,
 )
 from caseflow.masking import mask_text
-from caseflow.runtime import actions as case_actions
-from caseflow.runtime import assignment, identity, safeguards
+from caseflow.runtime import identity, safeguards
 from caseflow.runtime.machine import machine_for
 from caseflow.runtime.snapshot import Change, Snapshot, new_case_id
+from caseflow.runtime.turns import next_signer_role
 from caseflow.store import driver_sql
 from caseflow.store.database import Store
 from caseflow.store.tables import definitions
@@ -171,6 +171,7 @@ class Engine:
             now = self.now()
             safeguards.check_not_future(definition, initial, definition.fields, now, "", f"open {workflow}",
                                         definition.initial)
+            from caseflow.runtime import actions as case_actions  # the write side: reads never import it
             with self.store.action() as conn, self.store.write(conn) as tx, driver_sql.opening(tx):
                 case_id = case_actions.open_case(self, tx, definition, initial, person, now, note, None,
                                                  one_write=True)
@@ -268,7 +269,7 @@ class Engine:
         if t.system:
             raise RoleNotAllowed(snap.id, t.event, snap.state, f"{d.event_label(t.event)} is fired by timers only")
         if t.signoffs and not signing:
-            nxt = case_actions.next_signer_role(t, snap.signoffs)
+            nxt = next_signer_role(t, snap.signoffs)
             raise RoleNotAllowed(snap.id, t.event, snap.state,
                                  f"needs sign-offs; next: {self.catalog.org.role_label(nxt)} "
                                  f"(use: caseflow sign {snap.id})", allowed_roles=(nxt,))
@@ -278,7 +279,8 @@ class Engine:
                                  f"{person.id} has none of the roles allowed: {allowed}",
                                  allowed_roles=tuple(sorted(t.roles)))
         if t.assignee_only:
-            assignment.check_assignee(snap, t, person.id)
+            from caseflow.runtime.assignment import check_assignee
+            check_assignee(snap, t, person.id)
         fields, inputs = split_sets(d, t, sets)
         safeguards.check_not_future(d, fields, d.fields, now, snap.id, t.event, snap.state)
         safeguards.check_not_future(d, inputs, t.inputs, now, snap.id, t.event, snap.state)
@@ -312,6 +314,7 @@ class Engine:
         """Commit a planned change; `conn`: the action's connection its snapshot was read on."""
         if self.before_write:
             self.before_write(change.snap)
+        from caseflow.runtime import actions as case_actions
         with self.store.write(conn) as tx:
             case_actions.commit(self, tx, change, now, note, kind)
 
@@ -334,7 +337,8 @@ class Engine:
                                            "the sign-offs in the case row are not the ones its audit log records; "
                                            "nothing was signed (run caseflow audit verify)")
                 safeguards.check_not_before(snap, "reject" if reject else "sign", now)
-                change, kind = case_actions.plan_signature(self, snap, person, reject, note, now)
+                from caseflow.runtime.actions import plan_signature
+                change, kind = plan_signature(self, snap, person, reject, note, now)
                 self.write(change, now, note, kind, conn=conn)
         return {"id": case_id, "workflow": snap.workflow, "state": change.dest,
                 "signoffs": change.signoffs, "fired": kind == "transition"}

@@ -43,6 +43,7 @@ from sqlalchemy.engine import Connection
 from caseflow.definition.evaluate import missing_fields, scope
 from caseflow.definition.expressions import ExpressionError
 from caseflow.definition.model import Definition, Guard, Transition
+from caseflow.runtime.turns import eligible_signers
 from caseflow.store.tables import case_queue
 
 INSERT_QUEUE = case_queue.insert()          # built once; bulk import batches these rows
@@ -61,14 +62,6 @@ def assignee_queue(user: str) -> str:
 def person_queue(user: str) -> str:
     """The queue of the unassigned cases an event is reserved for `user` in (a guard `actor == FIELD`)."""
     return f"~{user}"
-
-
-def eligible_signers(t: Transition, given: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The roles that may sign now: the next one (sequential) or every unsigned one (`order: any`)."""
-    assert t.signoffs is not None
-    done = {s["role"] for s in given}
-    remaining = [r for r in t.signoffs.roles if r not in done]
-    return remaining[:1] if t.signoffs.order == "sequential" else remaining
 
 
 def stable(guard: Guard) -> bool:

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from caseflow.definition.model import Person
-from caseflow.runtime.queue import eligible_signers
+from caseflow.runtime.turns import eligible_signers
 
 if TYPE_CHECKING:
     from caseflow.runtime.engine import Engine
