@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import chinese_calendar.constants as _cc
-
 _US_PER_HOUR: Final = 3_600_000_000
 _US_PER_MINUTE: Final = 60_000_000
 # Years of plain Mon–Fri kept past the covered data; far beyond any SLA horizon.
@@ -101,6 +99,7 @@ class BusinessCalendar:
 
     def _build_table(self, holidays: set[date], workdays: set[date], complete: set[int]) -> None:
         """Fold base data and overrides into one flag per day, plus working-day ordinals."""
+        import chinese_calendar.constants as _cc  # only when a calendar is built, not when one is unpickled
         first_year = min(_cc.holidays).year
         last_year = max(_cc.holidays).year
         for year in sorted(complete):
