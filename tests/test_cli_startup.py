@@ -90,6 +90,8 @@ def test_show_of_cases_with_clocks_and_a_pending_sign_off_imports_nothing_of_the
     engine = Engine(store, Catalog.load(SHIPPED))
     complaint, refund = open_complaint(engine), refund_to_signing(engine)
     store.dispose()
+    for user, case in (("wang.fang", complaint), ("lin.xiao", refund)):   # a fresh process caches the compiled
+        _loaded_by(url, "--as", user, "show", case)   # workflows (in-process, a test's own kind turns the cache off)
     code, modules, out = _loaded_by(url, "--as", "wang.fang", "show", complaint)
     assert (code, modules) == ("0", "[]")
     assert complaint in out and "(forward_2wh): " in out          # its clocks, read from the timers
