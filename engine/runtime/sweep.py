@@ -152,8 +152,10 @@ def _due_page(engine: Engine, now_s: str, cursor: tuple[str, int] | None,
 _WINDOW = 16     # ids a claim chooses from: few enough that the planner always probes the primary key
 # The claim goes by primary key only: with a `next_at` condition PostgreSQL may scan every due row
 # through that index for each claim (quadratic); whether the row is still due is checked after.
+# `status || ''` keeps SQLite from choosing ix_timers_status_case instead, which walks every running
+# timer of the database for each claim (the sweep's time then grew with the number of cases).
 _CLAIM = {name: b.skip_locked(sa.select(timers).where(b.one_of(timers.c.id, "ids"),
-                                                     timers.c.status.in_((RUNNING, *rejudge.JUDGED)))
+                                                     timers.c.status.concat("").in_((RUNNING, *rejudge.JUDGED)))
                                .order_by(timers.c.next_at, timers.c.id).limit(1))
           for name, b in BACKENDS.items()}
 _CLAIM_PROVISIONAL = {name: b.skip_locked(sa.select(timers).where(
