@@ -196,6 +196,13 @@ def pending_write(conn: Connection, values: dict[str, Any], case_id: str) -> Ite
     """Hold the versioned UPDATE of `case_id` until the step's end (`finish_write`) or until any other
     statement runs on `conn` (`flush_pending`, a `before_execute` listener of every Store's engine),
     so that the case row is still written — and locked — before anything else the step writes."""
+    with _holding(conn, values):
+        yield
+
+
+@contextmanager
+def _holding(conn: Connection, values: dict[str, Any]) -> Iterator[None]:
+    """`values` held on `conn` (an empty dict: nothing but the BEGIN), with an empty list of waiting writes."""
     _PENDING[conn] = values
     _LATER[conn] = []
     try:
@@ -203,6 +210,10 @@ def pending_write(conn: Connection, values: dict[str, Any], case_id: str) -> Ite
     finally:
         _PENDING.pop(conn, None)
         _LATER.pop(conn, None)
+
+
+def _queue_params(queues: tuple[str, str, frozenset[str]]) -> dict[str, Any]:
+    return {"q_after": sorted(queues[2]), "q_workflow": queues[1]}
 
 
 def flush_pending(conn: Connection, *_: Any) -> None:
@@ -234,7 +245,7 @@ def finish_write(conn: Connection, case_id: str, rows: list[dict[str, Any]], hea
         # PostgreSQL, the UPDATE went (the step ran other statements): the rest in one statement
         params = sql.row_params({"case_id": case_id, "audit_seq": head[0], "audit_hash": head[1]}, rows)
         if queues is not None:
-            params |= {"q_after": sorted(queues[2]), "q_workflow": queues[1]}
+            params |= _queue_params(queues)
         run(conn, sql.log_head_and(len(rows), _grouped(waiting, params), queues is not None), params)
         return
     for text, p in waiting:              # (no audit rows: each on its own)
@@ -242,7 +253,7 @@ def finish_write(conn: Connection, case_id: str, rows: list[dict[str, Any]], hea
     if values is not None:
         values = {**values, "audit_seq": head[0], "audit_hash": head[1]}
         if queues is not None and sql.one_statement and rows:
-            params = sql.row_params(values, rows) | {"q_after": sorted(queues[2]), "q_workflow": queues[1]}
+            params = sql.row_params(values, rows) | _queue_params(queues)
             if not run(conn, sql.update_queues_and_log(len(rows)), params).rowcount:
                 raise StaleCase(case_id)
             return
@@ -258,13 +269,8 @@ def finish_write(conn: Connection, case_id: str, rows: list[dict[str, Any]], hea
 def opening(conn: Connection) -> Iterator[None]:
     """`Engine.open` on its action connection: the new case's writes nothing in it reads back wait for
     `finish_open`; the first other statement (a unique key's claim, an action) sends BEGIN first."""
-    _PENDING[conn] = {}
-    _LATER[conn] = []
-    try:
+    with _holding(conn, {}):
         yield
-    finally:
-        _PENDING.pop(conn, None)
-        _LATER.pop(conn, None)
 
 
 def finish_open(conn: Connection, case: dict[str, Any], rows: list[dict[str, Any]],
