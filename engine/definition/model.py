@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -161,13 +162,27 @@ class Definition:
     summary: tuple[str, ...] = ()                # fields an inbox row shows
 
     def transitions_from(self, state: str) -> list[Transition]:
-        return [t for t in self.transitions if state in t.sources]
+        return list(self._from.get(state, ()))
 
     def candidates(self, event: str, state: str) -> list[Transition]:
-        return [t for t in self.transitions if t.event == event and state in t.sources]
+        return [t for t in self._from.get(state, ()) if t.event == event]
 
     def signoff_transition(self, state: str) -> Transition | None:
-        return next((t for t in self.transitions_from(state) if t.signoffs), None)
+        return self._signing.get(state)
+
+    @cached_property
+    def _from(self) -> dict[str, tuple[Transition, ...]]:
+        """The transitions out of each state, in definition order (built on first use: a step asks often)."""
+        found: dict[str, list[Transition]] = {}
+        for t in self.transitions:
+            for s in dict.fromkeys(t.sources):
+                found.setdefault(s, []).append(t)
+        return {s: tuple(ts) for s, ts in found.items()}
+
+    @cached_property
+    def _signing(self) -> dict[str, Transition]:
+        """Each state's first transition that needs sign-offs."""
+        return {s: next(t for t in ts if t.signoffs) for s, ts in self._from.items() if any(t.signoffs for t in ts)}
 
     def label(self, state: str) -> str:
         s = self.states.get(state)

@@ -63,7 +63,7 @@ def open_case(engine: Engine, conn: Connection, d: Definition, data: dict[str, A
         engine.register(conn, d, now)
     case_id = new_case_id(d.workflow)
     _claim_keys(conn, d, case_id, {}, data, opening=True)
-    if not one_write:
+    if not one_write and not driver_sql.in_step(conn):
         queue.store_new(conn, d, case_id, d.initial, data, [], None)
     entries = [Entry("open", "open", None, d.initial, actor, sorted(person.roles) if person else [],
                      _changes({}, data), note)]
@@ -80,6 +80,9 @@ def open_case(engine: Engine, conn: Connection, d: Definition, data: dict[str, A
             "next_signoff_role": pending_signoff_role(d, d.initial, []), "audit_seq": seq, "audit_hash": last}
     if one_write:
         driver_sql.finish_open(conn, case, rows, (d.workflow, queue.queues(d, d.initial, data, [], None)))
+        return case_id
+    if driver_sql.in_step(conn):       # a linked case opened by a step: the driver's prebuilt statements
+        driver_sql.insert_case(conn, case, rows, (d.workflow, queue.queues(d, d.initial, data, [], None)))
         return case_id
     conn.execute(INSERT_CASE, case)
     conn.execute(audit.INSERT, rows)
@@ -218,12 +221,23 @@ def _period(now: datetime, d: Definition, period: str | None) -> str:
 SHARED = "*"   # decision counters are shared by table name across workflows (a person's offences add up)
 
 
+# The upsert of a shared counter as driver SQL (both databases know ON CONFLICT … RETURNING): building
+# it with SQLAlchemy Core on every decision cost more than the rest of the step.
+_BUMP = ('INSERT INTO decision_counts (workflow, decision, "key", period, count) '
+         'VALUES (:workflow, :decision, :key, :period, 1) ON CONFLICT (workflow, decision, "key", period) '
+         'DO UPDATE SET count = decision_counts.count + 1 RETURNING count')
+
+
 def _bump(conn: Connection, d: Definition, name: str, key: str, period: str) -> int:
     """Increment and return a shared counter atomically (an upsert: safe under concurrency)."""
+    params = {"workflow": SHARED, "decision": name, "key": key, "period": period}
+    if not isinstance(conn, Connection):         # bulk import's batched writes
+        stmt = backend_of(conn).increment(decision_counts, ["workflow", "decision", "key", "period"], "count",
+                                          **params)
+        return int(conn.execute(stmt).scalar_one())
+    driver_sql.flush_pending(conn)
     backend_of(conn).more_statements(conn)       # PostgreSQL: BEGIN before the first of several statements
-    stmt = backend_of(conn).increment(decision_counts, ["workflow", "decision", "key", "period"], "count",
-                                      workflow=SHARED, decision=name, key=key, period=period)
-    return int(conn.execute(stmt).scalar_one())
+    return int(driver_sql.run(conn, driver_sql.rendered(conn, _BUMP), params).fetchone()[0])
 
 
 def _claim_keys(conn: Connection, d: Definition, case_id: str, before: dict[str, Any],
@@ -254,6 +268,8 @@ def _claim_keys(conn: Connection, d: Definition, case_id: str, before: dict[str,
 def run_actions(engine: Engine, conn: Connection, d: Definition, case_id: str, todo: Sequence[Action],
                  data: dict[str, Any], inputs: dict[str, Any], input_schemas: Mapping[str, Any], actor: str,
                  now: datetime, depth: int = 0) -> list[Entry]:
+    if not todo:                          # most steps run no action: no activation to build
+        return []
     act, ctx = engine.scope(d, data, now, actor, inputs, input_schemas)
     run = _Run(engine, conn, d, case_id, actor, now, act, ctx)
     for a in todo:

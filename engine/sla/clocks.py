@@ -154,18 +154,26 @@ def on_transition(conn: Connection, definition: Definition, calendar: BusinessCa
     The rows are locked first (PostgreSQL), so a sweeper firing one of them
     right now finishes before we decide, and we see what it did.
     """
-    step = _Step(conn, definition, calendar, case_id, event, source, dest, data, now, person_attr)
-    final = definition.states[dest].final
-    moving = [c for c in definition.clocks
-              if final or any(step.hit(t) for t in (c.start, c.stop, c.pause, _resume(c), c.restart))]
+    moving = _moving(definition, event, source, dest)
     if not moving:                               # most transitions touch no clock: no query at all
         return []
+    step = _Step(conn, definition, calendar, case_id, event, source, dest, data, now, person_attr)
     found = _case_timers(conn, case_id) if source is not None else ()   # a new case has none
     rows = {r.name: r for r in found}
     entries: list[Entry] = []
     for clock in moving:
         entries += step.run(clock, rows.get(clock.name))
     return entries
+
+
+@lru_cache(maxsize=4096)
+def _moving(definition: Definition, event: str, source: str | None, dest: str) -> tuple[Clock, ...]:
+    """The clocks a move starts, stops, pauses, resumes or restarts (every clock when it ends the case):
+    a function of the definition and the move only, so worked out once per move."""
+    final = definition.states[dest].final
+    return tuple(c for c in definition.clocks
+                 if final or any(t.matches(event, source, dest)  # type: ignore[arg-type, unused-ignore]
+                                 for t in (c.start, c.stop, c.pause, _resume(c), c.restart)))
 
 
 def touches(definition: Definition, event: str, source: str | None, dest: str) -> bool:

@@ -155,7 +155,7 @@ def later(conn: Any, text: str, params: dict[str, Any]) -> None:
         waiting.append((text, params))
         return
     flush_pending(conn)
-    run(conn, render(sql.style, text), params)
+    run(conn, _rendered(sql.style, text), params)
 
 
 def _grouped(waiting: list[tuple[str, dict[str, Any]]], params: dict[str, Any]) -> tuple[tuple[str, int], ...]:
@@ -168,6 +168,16 @@ def _grouped(waiting: list[tuple[str, dict[str, Any]]], params: dict[str, Any]) 
         for j, p in enumerate(rows):
             params.update({f"d{i}_{j}_{k}": v for k, v in p.items()})
     return tuple((key.split("\0", 1)[-1], len(rows)) for key, rows in groups.items())
+
+
+def rendered(conn: Connection, text: str) -> str:
+    """SQL written with `:name` parameters, in the style of `conn`'s driver (rendered once per text)."""
+    return _rendered(sql_of(conn).style, text)
+
+
+@lru_cache(maxsize=128)
+def _rendered(style: str, text: str) -> str:
+    return render(style, text)
 
 
 @lru_cache(maxsize=64)
@@ -296,6 +306,20 @@ def finish_open(conn: Connection, case: dict[str, Any], rows: list[dict[str, Any
         insert_audit(conn, rows)
 
 
+def insert_case(conn: Connection, case: dict[str, Any], rows: list[dict[str, Any]],
+                queues: tuple[str, frozenset[str]]) -> None:
+    """A new case opened inside another case's step (a linked case): its work queues (workflow, queues),
+    its row and its audit rows, after the step's held UPDATE, on the driver."""
+    flush_pending(conn)
+    sql = sql_of(conn)
+    if queues[1]:
+        run(conn, sql.insert_queue, [{"case_id": case["id"], "queue": q, "workflow": queues[0]}
+                                     for q in sorted(queues[1])], many=True)
+    run(conn, sql.insert_case, {f"c_{k}": case.get(k) for k in CASE_COLUMNS})
+    if rows:
+        insert_audit(conn, rows)
+
+
 def set_queues(conn: Connection, case_id: str, workflow: str, found: frozenset[str]) -> None:
     """Rewrite a case's work queues (inside the write's transaction)."""
     sql = sql_of(conn)
@@ -307,4 +331,5 @@ def set_queues(conn: Connection, case_id: str, workflow: str, found: frozenset[s
 
 __all__ = ["CaseRow", "DialectSQL", "sql_of", "run", "read_case", "insert_audit", "update_and_log", "log_and_head",
            "pending_write", "flush_pending", "finish_write", "set_queues", "later", "in_step", "case_timers",
-           "render", "TimerRow", "opening", "finish_open"]
+           "render", "rendered", "TimerRow", "opening", "finish_open",
+           "insert_case"]
