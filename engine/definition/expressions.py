@@ -191,20 +191,31 @@ class Compiled:
         return (Compiled, (self.text, None, self.names, self.env))
 
     def evaluate(self, activation: Mapping[str, Any], ctx: EvalContext) -> Any:
-        """Evaluate and return a plain Python value; raise ExpressionError on any error."""
-        missing = sorted(n for n in self.names if n not in activation)
+        """Evaluate and return a plain Python value; raise ExpressionError on any error.
+
+        The program is given only the variables it mentions (`names`): the binding converts every
+        value it is given, and a whole case's activation cost three times the evaluation. Should
+        that fail, the whole activation decides, as it always did (the outcome and the message are
+        the whole activation's)."""
         program = self.program
         if program is None:                         # unpickled: recompile the checked text once
             program = self.env._env.compile(self.text)  # type: ignore[union-attr]
             object.__setattr__(self, "program", program)
         token = _ctx.set(ctx)
         try:
-            result = program.eval(data=activation)
-        except Exception as exc:  # the binding raises for unconvertible inputs
-            raise ExpressionError(str(exc).splitlines()[0]) from None
+            try:
+                result = program.eval(data={n: activation[n] for n in self.names if n in activation})
+            except Exception:  # noqa: BLE001 - decided again below on the whole activation
+                result = None
+            if result is None or result.type() == T.ERROR:
+                try:
+                    result = program.eval(data=activation)
+                except Exception as exc:  # the binding raises for unconvertible inputs
+                    raise ExpressionError(str(exc).splitlines()[0]) from None
         finally:
             _ctx.reset(token)
         if result.type() == T.ERROR:
+            missing = sorted(n for n in self.names if n not in activation)
             if missing:
                 raise ExpressionError(f"field {missing[0]} is not set")
             raise ExpressionError(str(result.value()).splitlines()[0])
