@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -89,6 +90,17 @@ def from_fen(fen: int) -> Decimal:
 
 def parse_datetime(text: str, tz: ZoneInfo | None = None) -> datetime:
     """ISO 8601 → aware UTC; a time without offset is read in `tz` (the workflow's zone)."""
+    if isinstance(text, str):                  # a step reads the same stored times many times
+        return _parse_text(text, tz)
+    return _parse_datetime(text, tz)
+
+
+@lru_cache(maxsize=512)
+def _parse_text(text: str, tz: ZoneInfo | None) -> datetime:
+    return _parse_datetime(text, tz)
+
+
+def _parse_datetime(text: str, tz: ZoneInfo | None) -> datetime:
     try:
         value = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
     except ValueError:
@@ -100,6 +112,7 @@ def parse_datetime(text: str, tz: ZoneInfo | None = None) -> datetime:
     return value.astimezone(UTC)
 
 
+@lru_cache(maxsize=64)
 def format_datetime(value: datetime) -> str:
     """The one stored time format: UTC, milliseconds, `Z` (`2025-03-03T02:00:00.000Z`).
 
@@ -114,6 +127,17 @@ def sortable_time(value: object, fallback: str | None = None) -> str | None:
 
     `value` is a stored ISO 8601 time; when it is missing or unreadable, `fallback` is used instead.
     """
+    if isinstance(value, str | None) and isinstance(fallback, str | None):
+        return _sortable(value, fallback)
+    return _sortable_time(value, fallback)
+
+
+@lru_cache(maxsize=256)
+def _sortable(value: str | None, fallback: str | None) -> str | None:
+    return _sortable_time(value, fallback)
+
+
+def _sortable_time(value: object, fallback: str | None = None) -> str | None:
     for text in (value, fallback):
         if isinstance(text, str) and text:
             try:

@@ -63,7 +63,11 @@ def real_stamp() -> str:
 
 
 def canonical(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+    return _CANONICAL(value)
+
+
+# json.dumps with these options, its encoder built once (dumps builds one per call)
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str).encode
 
 
 def row_hash(row: dict[str, Any], keys: tuple[str, ...] = HASHED) -> str:

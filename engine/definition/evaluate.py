@@ -7,6 +7,7 @@ refusal can always explain itself and never leaves anything behind.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import lru_cache
@@ -217,10 +218,83 @@ def schema_problem(definition: Definition, data: Mapping[str, Any],
         return _first_problem(_validator(definition, None), present, ())
     for name, value in present.items():
         if before.get(name) != value:
+            quick = _quick_check(definition, name)
+            if quick is not None and quick(value):
+                continue                        # surely valid: jsonschema would find nothing
             problem = _first_problem(_validator(definition, name), value, (name,))
             if problem:
                 return problem
     return None
+
+
+# A field schema of these keywords only is checked by a plain function first (most are `type`, `enum`,
+# `format`, and labels); only a value it does not accept goes to jsonschema, which has the last word and
+# writes the message. The function accepts nothing jsonschema would refuse.
+_ANNOTATIONS = {"label_zh", "title", "description", "default", "examples", "$comment", "deprecated",
+                "readOnly", "writeOnly"}
+_QUICK_KEYWORDS = {"type", "enum", "const", "format", "maxLength", "minLength", "pattern", "minimum", "maximum",
+                   "exclusiveMinimum", "exclusiveMaximum"}
+_TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+}
+_quick: dict[tuple[str, str], Callable[[Any], bool] | None] = {}
+
+
+def _quick_check(definition: Definition, field: str) -> Callable[[Any], bool] | None:
+    key = (definition.sha256, field)
+    if key not in _quick:
+        schema = definition.data_schema.get("properties", {}).get(field)
+        _quick[key] = _quick_of(schema, _validator(definition, field).format_checker) \
+            if isinstance(schema, Mapping) else None
+    return _quick[key]
+
+
+def _quick_of(schema: Mapping[str, Any], checker: Any) -> Callable[[Any], bool] | None:
+    """A check that accepts a value only if every keyword of `schema` surely does; None if `schema` has
+    a keyword it does not know."""
+    if any(k not in _QUICK_KEYWORDS and k not in _ANNOTATIONS and not k.startswith("x-") for k in schema):
+        return None
+    kinds = schema.get("type")
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    if kinds is not None and (not isinstance(kinds, list) or any(k not in _TYPES for k in kinds)):
+        return None
+    tests: list[Callable[[Any], bool]] = []
+    if kinds is not None:
+        tests.append(lambda v: any(_TYPES[k](v) for k in kinds))
+    if "enum" in schema or "const" in schema:
+        allowed = list(schema["enum"]) if "enum" in schema else [schema["const"]]
+        if not all(type(e) in (str, int, float, bool, type(None)) for e in allowed):
+            return None
+        tests.append(lambda v: any(type(v) is type(e) and v == e for e in allowed))
+    if "format" in schema:
+        fmt = schema["format"]
+        tests.append(lambda v: checker is None or checker.conforms(v, fmt))
+    lengths: tuple[tuple[str, Callable[[Any, Any], bool]], ...] = (
+        ("maxLength", lambda v, n: len(v) <= n), ("minLength", lambda v, n: len(v) >= n))
+    for word, holds in lengths:
+        if word in schema:
+            tests.append(_bounded(_TYPES["string"], holds, schema[word]))
+    if "pattern" in schema:
+        rx = re.compile(schema["pattern"])
+        tests.append(lambda v: not isinstance(v, str) or rx.search(v) is not None)
+    bounds: tuple[tuple[str, Callable[[Any, Any], bool]], ...] = (
+        ("minimum", lambda v, n: v >= n), ("maximum", lambda v, n: v <= n),
+        ("exclusiveMinimum", lambda v, n: v > n), ("exclusiveMaximum", lambda v, n: v < n))
+    for word, holds in bounds:
+        if word in schema:
+            tests.append(_bounded(_TYPES["number"], holds, schema[word]))
+    return lambda v: all(t(v) for t in tests)
+
+
+def _bounded(applies: Callable[[Any], bool], holds: Callable[[Any, Any], bool], bound: Any) -> Callable[[Any], bool]:
+    """A bound keyword: it holds, or the value is not of the kind it applies to (jsonschema ignores those)."""
+    return lambda v: not applies(v) or holds(v, bound)
 
 
 @lru_cache(maxsize=64)

@@ -349,4 +349,7 @@ def plan_signature(engine: Engine, snap: Snapshot, person: Person, reject: bool,
 
 
 def _dump(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return _DUMP(value)
+
+
+_DUMP = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode     # json.dumps's, built once
