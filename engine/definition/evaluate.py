@@ -215,12 +215,13 @@ def schema_problem(definition: Definition, data: Mapping[str, Any],
         names = ", ".join(repr(name) for name in missing)
         return f"{names} {'is a required property' if len(missing) == 1 else 'are required properties'}"
     if before is None or not _is_simple(definition):
+        if _is_simple(definition) and all(_surely_valid(definition, k, v) for k, v in present.items()):
+            return None                         # (a new case's data: every field surely valid)
         return _first_problem(_validator(definition, None), present, ())
     for name, value in present.items():
         if before.get(name) != value:
-            quick = _quick_check(definition, name)
-            if quick is not None and quick(value):
-                continue                        # surely valid: jsonschema would find nothing
+            if _surely_valid(definition, name, value):
+                continue                        # jsonschema would find nothing
             problem = _first_problem(_validator(definition, name), value, (name,))
             if problem:
                 return problem
@@ -244,6 +245,11 @@ _TYPES: dict[str, Callable[[Any], bool]] = {
     "object": lambda v: isinstance(v, dict),
 }
 _quick: dict[tuple[str, str], Callable[[Any], bool] | None] = {}
+
+
+def _surely_valid(definition: Definition, field: str, value: Any) -> bool:
+    quick = _quick_check(definition, field)
+    return quick is not None and quick(value)
 
 
 def _quick_check(definition: Definition, field: str) -> Callable[[Any], bool] | None:
