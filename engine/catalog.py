@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from caseflow.definition import cache, kinds, lint
 from caseflow.definition.model import Definition, Org, sha256_of
 from caseflow.errors import DefinitionError, DefinitionErrors, NotFound
 from caseflow.files import read_workflow_text as read_text
+from caseflow.records import field, record
 from caseflow.sla.calendar import BusinessCalendar
 
 SHIPPED = Path(__file__).resolve().parent / "workflows"      # package data: travels inside the wheel
@@ -62,7 +62,7 @@ class LazyDefinitions(Mapping[str, Definition]):
         return sha256_of(read_text(path, _display(path))) if path else None
 
 
-@dataclass
+@record
 class Catalog:
     directory: Path
     org: Org

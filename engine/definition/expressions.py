@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextvars
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -23,13 +22,14 @@ from cel_expr_python import cel
 
 from caseflow import values
 from caseflow.definition.cel_errors import ExpressionError, ExpressionTypeError, _tname, compile_error
+from caseflow.records import field, record
 
 MAX_EXPR_CHARS = 2000
 
 T = cel.Type
 
 
-@dataclass
+@record
 class EvalContext:
     """What the built-in functions need that CEL cannot pass them."""
 
@@ -178,7 +178,7 @@ def _names_in(text: str, variables: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(t for t in tokens if t in variables)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Compiled:
     """A checked expression. Its CEL program is rebuilt on first use after unpickling (definition cache)."""
 

@@ -1,7 +1,7 @@
 """The compiled, immutable shape of a workflow definition and of the organisation.
 
 Built once per definition version by `definition.py`; the runtime only reads
-it. Keeping these as frozen dataclasses (as SpiffWorkflow keeps specs apart
+it. Keeping these as frozen records (as SpiffWorkflow keeps specs apart
 from instances) means a case can never change the rules it runs under.
 """
 
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from caseflow.definition.expressions import Compiled, Environment
+from caseflow.records import field, record
 
 
 def sha256_of(text: str) -> str:
@@ -22,13 +22,13 @@ def sha256_of(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Guard:
     expr: Compiled
     message: str | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Action:
     kind: str                      # escalate | notify | fire | spawn
     value: str                     # text, role, event or workflow id
@@ -37,7 +37,7 @@ class Action:
     spawn_data: Mapping[str, Compiled] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Signoffs:
     roles: tuple[str, ...]
     order: str                     # sequential | any
@@ -45,7 +45,7 @@ class Signoffs:
     reject_to: str | None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Transition:
     index: int
     event: str
@@ -68,7 +68,7 @@ class Transition:
     inbox: bool = True             # a to-do for whoever may fire it (false: fired on request, e.g. a purchase)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class State:
     id: str
     label_zh: str
@@ -77,7 +77,7 @@ class State:
     on_enter: tuple[Action, ...]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Trigger:
     """A moment in a case's life: entering/leaving states, or events."""
 
@@ -95,7 +95,7 @@ class Trigger:
         return not (self.enter or self.leave or self.event)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Duration:
     amount: int
     unit: str                      # minutes hours days weeks months years
@@ -105,7 +105,7 @@ class Duration:
         return f"{self.amount} {'working ' if self.working else ''}{self.unit}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Clock:
     name: str
     label_zh: str
@@ -123,7 +123,7 @@ class Clock:
     actions: tuple[Action, ...]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Decision:
     name: str
     label_zh: str
@@ -133,7 +133,7 @@ class Decision:
     rules: tuple[tuple[Compiled, Mapping[str, Any]], ...]
 
 
-@dataclass(frozen=True, eq=False)
+@record(frozen=True, eq=False)
 class Definition:
     """One version of one workflow, identified by the sha256 of its text."""
 
@@ -196,7 +196,7 @@ class Definition:
         return {k: v["x-pii"] for k, v in self.fields.items() if "x-pii" in v}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Person:
     id: str
     name: str
@@ -204,7 +204,7 @@ class Person:
     attributes: Mapping[str, Any]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Role:
     id: str
     label_zh: str
@@ -214,7 +214,7 @@ class Role:
     can_migrate: bool = False        # `caseflow migrate run/revert`: move open cases to another version
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Org:
     people: Mapping[str, Person]
     roles: Mapping[str, Role]

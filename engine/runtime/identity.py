@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import getpass
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -21,6 +20,7 @@ import sqlalchemy as sa
 from caseflow.catalog import Catalog, org_version
 from caseflow.definition.evaluate import stamp
 from caseflow.errors import NotPermitted, StorageError
+from caseflow.records import record
 from caseflow.store import settings as db_settings
 from caseflow.store.database import Store
 
@@ -38,7 +38,7 @@ def os_user() -> str:
         return os.environ.get("USER") or os.environ.get("USERNAME") or f"uid:{os.getuid()}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Standing:
     """What the database says about itself, read once per Engine."""
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
 from caseflow.audit.chain import Entry
 from caseflow.definition.model import Definition, Transition
+from caseflow.records import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Snapshot:
     id: str
     workflow: str
@@ -39,7 +39,7 @@ class Snapshot:
                    getattr(row, "audit_hash", None))
 
 
-@dataclass
+@record
 class Change:
     """Everything one action will write, decided before the write transaction."""
 
@@ -52,6 +52,12 @@ class Change:
     inputs: dict[str, Any]
     actor: str
     role: str | None = None        # the one role a sign-off or rejection is given in
+
+    def __init__(self, snap: Snapshot, transition: Transition | None, dest: str, data: dict[str, Any],
+                 signoffs: list[dict[str, Any]], entries: list[Entry], inputs: dict[str, Any], actor: str,
+                 role: str | None = None) -> None:       # written out: one per action (records.py)
+        self.snap, self.transition, self.dest, self.data = snap, transition, dest, data
+        self.signoffs, self.entries, self.inputs, self.actor, self.role = signoffs, entries, inputs, actor, role
 
 
 def new_case_id(workflow: str) -> str:

@@ -16,12 +16,13 @@ from __future__ import annotations
 import difflib
 import re
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from caseflow.records import record
 
 _US_PER_HOUR: Final = 3_600_000_000
 _US_PER_MINUTE: Final = 60_000_000
@@ -36,7 +37,7 @@ _KEYS: Final = frozenset(
 from caseflow.errors import CalendarError  # noqa: E402  (one error hierarchy)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Deadline:
     """A computed deadline; `provisional` deadlines rely on estimated (Mon–Fri) days."""
 

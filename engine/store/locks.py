@@ -21,13 +21,13 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine as SAEngine
 
 from caseflow.errors import UsageError
+from caseflow.records import record
 
 DEFAULT_TIMEOUT = 30.0      # seconds; `--lock-timeout` / CASEFLOW_LOCK_TIMEOUT
 NOTICE_AFTER = 1.0          # seconds of waiting before the notice
@@ -35,12 +35,15 @@ ENV = "CASEFLOW_LOCK_TIMEOUT"
 NOTICE = "waiting for the database lock held by another process (another caseflow command?)…"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LockWait:
     """How long a writer waits for a lock, and whom it tells after a second."""
 
     timeout: float = DEFAULT_TIMEOUT
     notice: Callable[[], None] | None = None
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, notice: Callable[[], None] | None = None) -> None:
+        self.__dict__.update(timeout=timeout, notice=notice)     # written out: `LockWait()` per write
 
     @classmethod
     def parse(cls, text: str | None, notice: Callable[[], None] | None = None) -> LockWait:

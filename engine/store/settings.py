@@ -7,11 +7,10 @@ first time an Engine uses the database and then only by `caseflow org apply`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from caseflow.records import record
 from caseflow.store.tables import orgs, settings
 
 SIMULATION, LIVE = "simulation", "live"
@@ -20,7 +19,7 @@ _MODE = sa.select(settings.c.value).where(settings.c.key == "mode")
 _LAST_ORG = sa.select(orgs.c.id, orgs.c.sha256).order_by(orgs.c.id.desc()).limit(1)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class OrgVersion:
     id: int
     sha256: str
