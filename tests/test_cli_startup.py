@@ -83,10 +83,13 @@ LOADED = ("import sys\nfrom caseflow.cli.main import main\n"
           f"print(code, [m for m in {WRITE_SIDE!r} if m in sys.modules], file=sys.stderr)")
 
 
-def _loaded_by(url: str, *args: str) -> tuple[str, str, str]:
+def _loaded_by(url: str, *args: str, warm: bool = True) -> tuple[str, str, str]:
+    """Exit code, the WRITE_SIDE modules loaded, stdout; with `warm` (the workflows are cached, nothing
+    compiles), also that no dataclass but DATACLASSES_LEFT was made."""
     done = _python(LOADED, "--db", url, "--workflows", str(SHIPPED), *args)
     *_, made, last = done.stderr.strip().splitlines()
-    assert set(made.split()) <= DATACLASSES_LEFT, done.stderr     # no import-time code generation came back
+    if warm:
+        assert set(made.split()) <= DATACLASSES_LEFT, done.stderr    # no import-time code generation came back
     code, modules = last.split(" ", 1)
     return code, modules, done.stdout
 
@@ -100,7 +103,7 @@ def test_show_of_cases_with_clocks_and_a_pending_sign_off_imports_nothing_of_the
     complaint, refund = open_complaint(engine), refund_to_signing(engine)
     store.dispose()
     for user, case in (("wang.fang", complaint), ("lin.xiao", refund)):   # a fresh process caches the compiled
-        _loaded_by(url, "--as", user, "show", case)   # workflows (in-process, a test's own kind turns the cache off)
+        _loaded_by(url, "--as", user, "show", case, warm=False)   # workflows (in-process, a test's own kind turns the cache off)
     code, modules, out = _loaded_by(url, "--as", "wang.fang", "show", complaint)
     assert (code, modules) == ("0", "[]")
     assert complaint in out and "(forward_2wh): " in out          # its clocks, read from the timers
