@@ -151,6 +151,15 @@ def show_datetime(text: str | None, tz: ZoneInfo) -> str:
     """Stored UTC → the workflow's local time, for operators."""
     if not text:
         return ""
+    return _shown(text, tz) if isinstance(text, str) else _show(text, tz)
+
+
+@lru_cache(maxsize=256)
+def _shown(text: str, tz: ZoneInfo) -> str:
+    return _show(text, tz)
+
+
+def _show(text: str, tz: ZoneInfo) -> str:
     return parse_datetime(text).astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -31,6 +32,7 @@ RESTARTABLE: Final = LIVE + ("fired",)               # ended by itself, not by a
 
 # -- time helpers ---------------------------------------------------------------------------
 
+@lru_cache(maxsize=256)
 def ts(moment: datetime, *, up: bool = False) -> str:
     """Whole-second UTC text; `up` rounds a deadline up so it is never early."""
     moment = moment.astimezone(UTC)
