@@ -116,9 +116,12 @@ def test_a_sign_off_that_restarts_its_clock_reads_once_and_writes_in_few_stateme
     if store.backend.one_statement_write:
         assert sent == ["SELECT c.id,", "BEGIN", "WITH u", "WITH h", "COMMIT"], sent
     else:
+        # SQLite: the timers read needs nothing before it (BEGIN IMMEDIATE holds the write lock), so the case
+        # row is written once, with its chain head, first; the restart at the same instant changes nothing of
+        # the timer row, so it is not written (test_sla.py has a restart that moves it)
         assert [s for s in sent if s != "BEGIN IMMEDIATE"] == [
-            "SELECT c.id,", "UPDATE cases", "SELECT id,", "UPDATE timers", "UPDATE sla_windows", "INSERT INTO",
-            "INSERT INTO", "UPDATE cases", "DELETE FROM", "INSERT INTO", "COMMIT"], sent
+            "SELECT c.id,", "SELECT id,", "UPDATE cases", "UPDATE sla_windows", "INSERT INTO", "INSERT INTO",
+            "DELETE FROM", "INSERT INTO", "COMMIT"], sent
     with store.engine.connect() as conn:
         windows = conn.execute(sa.text("SELECT opened_by, outcome FROM sla_windows WHERE case_id = :c ORDER BY id"),
                                {"c": cid}).all()

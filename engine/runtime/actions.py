@@ -131,7 +131,7 @@ def commit(engine: Engine, conn: Connection, change: Change, now: datetime, note
         changed = dict(_changes(snap.data, data)) | ({"@input": change.inputs} if change.inputs else {})
     # The versioned UPDATE waits: a step that writes nothing else sends it with its audit rows (one
     # statement on PostgreSQL); any other statement first sends it (driver_sql.pending_write).
-    with driver_sql.pending_write(conn, _case_values(change, data, now), snap.id):
+    with driver_sql.pending_write(conn, _case_values(change, data, now), snap.id, snap.stored):
         if snap.assignee is not None and snap.assignee == actor and snap.work_started_at is None:
             entries.insert(0, assignment.start_work(conn, snap, actor, now))    # the assignee's first action
         _claim_keys(conn, d, snap.id, snap.data, data, final=d.states[change.dest].final,
@@ -150,13 +150,13 @@ def commit(engine: Engine, conn: Connection, change: Change, now: datetime, note
             entries += sla.on_transition(conn, d, engine.catalog.calendar_for(d), snap.id,
                                          event, snap.state, change.dest, data, now, engine.person_attr)
         # Its work queues, when they changed, are written with it (in the one statement on PostgreSQL);
-        # a fired event is more statements, so the held UPDATE goes first (with BEGIN on PostgreSQL):
+        # a fired event is more statements, so on PostgreSQL BEGIN goes first (driver_sql.more_statements):
         # a crash anywhere in the step leaves the case as it was or as it ends (tests/reliability/test_crash.py).
         now_in = queue.queues(d, change.dest, data, change.signoffs, snap.assignee)
         changed_queues = (None if now_in == queue.queues(d, snap.state, snap.data, snap.signoffs, snap.assignee)
                           else (snap.id, d.workflow, now_in))
         if any(e.kind == "fire" for e in entries):
-            driver_sql.flush_pending(conn)
+            driver_sql.more_statements(conn)
         rows, new_head = audit.chained(entries=entries, after=_head(conn, snap), **log)
         driver_sql.finish_write(conn, snap.id, rows, new_head, changed_queues)
     for fire in [e for e in entries if e.kind == "fire"]:

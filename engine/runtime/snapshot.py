@@ -8,7 +8,7 @@ from typing import Any
 
 from caseflow.audit.chain import Entry
 from caseflow.definition.model import Definition, Transition
-from caseflow.records import record
+from caseflow.records import field, record
 
 
 @record(frozen=True)
@@ -28,6 +28,8 @@ class Snapshot:
     work_started_at: str | None = None
     audit_seq: int | None = None           # the chain head read with the case (cases.audit_seq / audit_hash)
     audit_hash: str | None = None
+    # the case row as read: a step's UPDATE sets only the columns whose value it changes (store/driver_sql.py)
+    stored: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of_row(cls, row: Any, definition: Definition) -> Snapshot:
@@ -36,7 +38,7 @@ class Snapshot:
                    row.version, row.parent_case, row.created_at, row.updated_at,
                    getattr(row, "assignee", None), getattr(row, "assigned_at", None),
                    getattr(row, "work_started_at", None), getattr(row, "audit_seq", None),
-                   getattr(row, "audit_hash", None))
+                   getattr(row, "audit_hash", None), row)
 
 
 @record

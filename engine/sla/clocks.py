@@ -118,15 +118,21 @@ _TIMER_INSERT = (f"INSERT INTO timers ({', '.join(c.name for c in timers.c if c.
                  f"VALUES ({', '.join(':' + c.name for c in timers.c if c.name != 'id')})")
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=128)
 def _timer_update(columns: tuple[str, ...]) -> str:
     """UPDATE timers SET <columns> WHERE id = :timer_id, written once per set of columns."""
     return f"UPDATE timers SET {', '.join(f'{c} = :v_{c}' for c in columns)} WHERE id = :timer_id"
 
 
-def _update_timer(conn: Connection, timer_id: int, **values: Any) -> None:
-    params = {"timer_id": timer_id, **{f"v_{k}": v for k, v in values.items()}}
-    driver_sql.later(conn, _timer_update(tuple(sorted(values))), params)
+def _update_timer(conn: Connection, row: Any, **values: Any) -> None:
+    """Write the columns of timer `row` (as read, locked, in this step) whose value changes; none: no UPDATE.
+    A column named in an UPDATE costs its indexes (SQLite rewrites their entries) and, for due_at, status
+    and kind, the work-queue order trigger (migration 0010), changed or not."""
+    changed = {k: v for k, v in values.items() if getattr(row, k) != v}
+    if not changed:
+        return
+    params = {"timer_id": row.id, **{f"v_{k}": v for k, v in changed.items()}}
+    driver_sql.later(conn, _timer_update(tuple(sorted(changed))), params)
 
 
 def _insert_timer(conn: Connection, values: dict[str, Any]) -> None:
@@ -241,7 +247,7 @@ class _Step:
         if row is None:
             _insert_timer(self.conn, {"case_id": self.case_id, "name": clock.name, **values})
         else:
-            _update_timer(self.conn, row.id, **values)
+            _update_timer(self.conn, row, **values)
         if clock.kind == "sla":
             if row is not None:        # a restart ends the window before it
                 windows.close_window(self.conn, case_id=self.case_id, clock=clock.name, now_s=ts(self.now),
@@ -270,7 +276,7 @@ class _Step:
             note = f"{status}: {why}"
         # ended late on a provisional deadline: the sweeper judges it again once the calendar covers it
         again = ts(self.now) if status == "late" and row.provisional else None
-        _update_timer(self.conn, row.id, status=status, next_at=again, ended_at=ts(self.now))
+        _update_timer(self.conn, row, status=status, next_at=again, ended_at=ts(self.now))
         if clock.kind == "sla":
             windows.close_window(self.conn, case_id=self.case_id, clock=clock.name, now_s=ts(self.now),
                                  due_at=row.due_at, case_closed=not stopped)
@@ -278,7 +284,7 @@ class _Step:
 
     def pause(self, clock: Clock, row: Any) -> Entry:
         left = measure(clock, self.calendar, self.now, parse_datetime(row.due_at))
-        _update_timer(self.conn, row.id, status=PAUSED, due_at=None, next_at=None, paused_at=ts(self.now),
+        _update_timer(self.conn, row, status=PAUSED, due_at=None, next_at=None, paused_at=ts(self.now),
                       remaining_s=left)
         return self.entry(clock, f"paused with {human(left)} left", {"status": [RUNNING, PAUSED]})
 
@@ -288,7 +294,7 @@ class _Step:
         plan = Plan(clock, fresh.started, now, row.remaining_s, fresh.total,
                     advance(clock, self.calendar, now, row.remaining_s))
         values = schedule(plan, self.calendar, row.warned, self.now)
-        _update_timer(self.conn, row.id, status=RUNNING, paused_at=ts(now), **values)
+        _update_timer(self.conn, row, status=RUNNING, paused_at=ts(now), **values)
         if clock.kind == "sla":
             windows.reschedule(self.conn, case_id=self.case_id, clock=clock.name, due_at=values["due_at"])
         return self.entry(clock, f"resumed, due {self.show(values['due_at'])}",

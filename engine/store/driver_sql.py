@@ -36,6 +36,8 @@ from caseflow.store.backend import backend_of
 from caseflow.store.driver_text import (
     AUDIT_COLUMNS,
     CASE_COLUMNS,
+    HEAD,
+    UPDATED,
     CaseRow,
     DialectSQL,
     SignoffRow,
@@ -126,9 +128,18 @@ def log_and_head(conn: Connection, case_id: str, rows: list[dict[str, Any]], hea
     run(conn, sql.set_head, values)
 
 
-_PENDING: weakref.WeakKeyDictionary[Connection, dict[str, Any]] = weakref.WeakKeyDictionary()   # not sent yet
-# A step's writes that nothing in the step reads back (SLA clocks and windows): on PostgreSQL they wait
-# for the step's last statement and go in it (`log_head_and`); elsewhere they run at once.
+class _Held:
+    """A step's versioned UPDATE, not sent yet: its parameters and the columns it sets."""
+
+    __slots__ = ("values", "columns")
+
+    def __init__(self, values: dict[str, Any], columns: tuple[str, ...]) -> None:
+        self.values, self.columns = values, columns
+
+
+_PENDING: weakref.WeakKeyDictionary[Connection, _Held] = weakref.WeakKeyDictionary()   # not sent yet
+# A step's writes that nothing in the step reads back (SLA clocks and windows, the outbox): they wait for the
+# step's end (`finish_write`) and go after its case row — on PostgreSQL in its last statement.
 _LATER: weakref.WeakKeyDictionary[Connection, list[tuple[str, dict[str, Any]]]] = weakref.WeakKeyDictionary()
 def _step_list(conn: Any) -> list[tuple[str, dict[str, Any]]] | None:
     try:
@@ -143,19 +154,14 @@ def in_step(conn: Any) -> bool:
 
 
 def later(conn: Any, text: str, params: dict[str, Any]) -> None:
-    """A write of the step nothing in it reads back, SQL with `:name` parameters: in a step on PostgreSQL
-    it waits for the step's last statement; in a step elsewhere it runs now on the driver (after the
-    held UPDATE); outside a step (the sweeper, assignment, migration) through SQLAlchemy."""
+    """A write of the step nothing in it reads back, SQL with `:name` parameters: in a step it waits for the
+    step's end (`finish_write`, `finish_open`: after the case row; on PostgreSQL in the last statement);
+    outside a step (the sweeper, assignment, migration) it runs now, through SQLAlchemy."""
     waiting = _step_list(conn)
     if waiting is None:
         conn.execute(_text(text), params)
         return
-    sql = sql_of(conn)
-    if sql.one_statement:
-        waiting.append((text, params))
-        return
-    flush_pending(conn)
-    run(conn, _rendered(sql.style, text), params)
+    waiting.append((text, params))
 
 
 def _grouped(waiting: list[tuple[str, dict[str, Any]]], params: dict[str, Any]) -> tuple[tuple[str, int], ...]:
@@ -186,34 +192,50 @@ def _text(text: str) -> sa.TextClause:
 
 
 def case_timers(conn: Connection, case_id: str) -> list[TimerRow]:
-    """A step's read of the case's timers (locked where the database can), after the held UPDATE — on
-    PostgreSQL in the same statement as that UPDATE, if it is still held."""
+    """A step's read of the case's timers. PostgreSQL: locked, after the held UPDATE — in the same statement
+    as that UPDATE if it is still held. SQLite: the write lock is the transaction's since BEGIN IMMEDIATE,
+    so the read needs nothing sent before it and the UPDATE stays held."""
     sql = sql_of(conn)
-    values = _PENDING.get(conn) if _PENDING else None
-    if values and sql.one_statement:
+    held = _PENDING.get(conn) if _PENDING else None
+    if not sql.one_statement:
+        return [TimerRow._make(r) for r in run(conn, sql.case_timers, {"case_id": case_id}).fetchall()]
+    if held is not None and held.values:
         del _PENDING[conn]
         backend_of(conn).more_statements(conn)                  # BEGIN: the step's last statement follows
-        found = run(conn, sql.update_case_timers, values).fetchall()
+        found = run(conn, sql.update_case_timers, held.values).fetchall()
         if not found or not found[0][0]:
-            raise StaleCase(values["case_id"])
+            raise StaleCase(held.values["case_id"])
         return [TimerRow._make(r[1:]) for r in found if r[1] is not None]
     flush_pending(conn)
     return [TimerRow._make(r) for r in run(conn, sql.case_timers, {"case_id": case_id}).fetchall()]
 
 
+_ABSENT = object()
+
+
+def _columns(sql: DialectSQL, values: dict[str, Any], stored: Any) -> tuple[str, ...]:
+    """The columns the versioned UPDATE sets: where SQLite writes an index for each column named, those whose
+    value differs from the row as read (`stored`, at version `seen`: nothing changes them without a new
+    version); else all of them."""
+    if stored is None or not sql.sets_changed_only:
+        return UPDATED
+    return tuple(c for c in UPDATED if c == "version" or getattr(stored, c, _ABSENT) != values[c])
+
+
 @contextmanager
-def pending_write(conn: Connection, values: dict[str, Any], case_id: str) -> Iterator[None]:
+def pending_write(conn: Connection, values: dict[str, Any], case_id: str, stored: Any = None) -> Iterator[None]:
     """Hold the versioned UPDATE of `case_id` until the step's end (`finish_write`) or until any other
-    statement runs on `conn` (`flush_pending`, a `before_execute` listener of every Store's engine),
-    so that the case row is still written — and locked — before anything else the step writes."""
-    with _holding(conn, values):
+    statement runs on `conn` through SQLAlchemy (`flush_pending`, a `before_execute` listener of every
+    Store's engine), so that the case row is still written — and locked — before anything else the step
+    writes. `stored`: the case row the step read (Snapshot.stored), to set only the columns it changes."""
+    with _holding(conn, _Held(values, _columns(sql_of(conn), values, stored))):
         yield
 
 
 @contextmanager
-def _holding(conn: Connection, values: dict[str, Any]) -> Iterator[None]:
-    """`values` held on `conn` (an empty dict: nothing but the BEGIN), with an empty list of waiting writes."""
-    _PENDING[conn] = values
+def _holding(conn: Connection, held: _Held) -> Iterator[None]:
+    """`held` on `conn` (empty values: nothing but the BEGIN), with an empty list of waiting writes."""
+    _PENDING[conn] = held
     _LATER[conn] = []
     try:
         yield
@@ -229,30 +251,42 @@ def _queue_params(queues: tuple[str, str, frozenset[str]]) -> dict[str, Any]:
 def flush_pending(conn: Connection, *_: Any) -> None:
     """Send the held UPDATE (and, on PostgreSQL's autocommit action connection, BEGIN first); for an
     open (`opening`, nothing held) only the BEGIN."""
-    values = _PENDING.pop(conn, None) if _PENDING else None
-    if values is None:
+    held = _PENDING.pop(conn, None) if _PENDING else None
+    if held is None:
         return
     backend_of(conn).more_statements(conn)
-    if not values:
+    if not held.values:
         return
-    if run(conn, sql_of(conn).update_case_only, values).rowcount != 1:
-        raise StaleCase(values["case_id"])
+    sql = sql_of(conn)
+    text = sql.update_case_only if sql.one_statement else sql.update_case_set(held.columns)
+    if run(conn, text, held.values).rowcount != 1:
+        raise StaleCase(held.values["case_id"])
+
+
+def more_statements(conn: Connection) -> None:
+    """The step goes on after its last statement (a fired event): on PostgreSQL's autocommit connection,
+    BEGIN now (the held UPDATE stays held for that statement); SQLite's write is a transaction already."""
+    if _PENDING.get(conn) is not None:
+        backend_of(conn).more_statements(conn)
 
 
 def finish_write(conn: Connection, case_id: str, rows: list[dict[str, Any]], head: tuple[int, str],
                  queues: tuple[str, str, frozenset[str]] | None = None) -> None:
-    """The step's last statements: the held UPDATE with the new chain head and the audit rows (one statement
-    on PostgreSQL), or, if the UPDATE was sent already, the audit rows and the head. `queues`:
-    (case id, workflow, the case's work queues now) when the step changed them — written in the same
-    statement on PostgreSQL, else in the same transaction."""
+    """The step's last statements: the held UPDATE with the new chain head, the step's waiting writes, its
+    audit rows and, `queues` (case id, workflow, the case's work queues now) when the step changed them, its
+    work queues — in one statement on PostgreSQL where it can; if the UPDATE was sent already (the step ran
+    other statements), the rest with the head."""
+    sql = sql_of(conn)
+    if not sql.one_statement:
+        _finish_in_order(conn, sql, case_id, rows, head, queues)
+        return
     waiting = _LATER.get(conn) or []
     if waiting:
         flush_pending(conn)
         _LATER[conn] = []
-    values = _PENDING.pop(conn, None)
-    sql = sql_of(conn)
-    if values is None and sql.one_statement and rows:
-        # PostgreSQL, the UPDATE went (the step ran other statements): the rest in one statement
+    held = _PENDING.pop(conn, None)
+    if held is None and rows:
+        # the UPDATE went (the step ran other statements): the rest in one statement
         params = sql.row_params({"case_id": case_id, "audit_seq": head[0], "audit_hash": head[1]}, rows)
         if queues is not None:
             params |= _queue_params(queues)
@@ -260,9 +294,9 @@ def finish_write(conn: Connection, case_id: str, rows: list[dict[str, Any]], hea
         return
     for text, p in waiting:              # (no audit rows: each on its own)
         run(conn, render(sql.style, text), p)
-    if values is not None:
-        values = {**values, "audit_seq": head[0], "audit_hash": head[1]}
-        if queues is not None and sql.one_statement and rows:
+    if held is not None and held.values:
+        values = {**held.values, "audit_seq": head[0], "audit_hash": head[1]}
+        if queues is not None and rows:
             params = sql.row_params(values, rows) | _queue_params(queues)
             if not run(conn, sql.update_queues_and_log(len(rows)), params).rowcount:
                 raise StaleCase(case_id)
@@ -275,11 +309,35 @@ def finish_write(conn: Connection, case_id: str, rows: list[dict[str, Any]], hea
         set_queues(conn, *queues)
 
 
+def _finish_in_order(conn: Connection, sql: DialectSQL, case_id: str, rows: list[dict[str, Any]],
+                     head: tuple[int, str], queues: tuple[str, str, frozenset[str]] | None) -> None:
+    """Where each statement is its own (SQLite, inside the write transaction): the held UPDATE with the chain
+    head (its version check first, so a stale step fails as stale before anything else is tried), the waiting
+    writes in the order written, the audit rows, then (if the UPDATE went earlier) the head, and the queues."""
+    waiting = _LATER.get(conn) or []
+    _LATER[conn] = []
+    held = _PENDING.pop(conn, None)
+    pending = held is not None and bool(held.values)
+    if pending:
+        assert held is not None
+        values = {**held.values, "audit_seq": head[0], "audit_hash": head[1]}
+        if run(conn, sql.update_case_set(held.columns + HEAD), values).rowcount != 1:
+            raise StaleCase(case_id)
+    for text, p in waiting:
+        run(conn, render(sql.style, text), p)
+    if rows:
+        insert_audit(conn, rows)
+        if not pending:
+            run(conn, sql.set_head, {"case_id": case_id, "audit_seq": head[0], "audit_hash": head[1]})
+    if queues is not None:
+        set_queues(conn, *queues)
+
+
 @contextmanager
 def opening(conn: Connection) -> Iterator[None]:
     """`Engine.open` on its action connection: the new case's writes nothing in it reads back wait for
     `finish_open`; the first other statement (a unique key's claim, an action) sends BEGIN first."""
-    with _holding(conn, {}):
+    with _holding(conn, _Held({}, ())):
         yield
 
 
@@ -321,15 +379,15 @@ def insert_case(conn: Connection, case: dict[str, Any], rows: list[dict[str, Any
 
 
 def set_queues(conn: Connection, case_id: str, workflow: str, found: frozenset[str]) -> None:
-    """Rewrite a case's work queues (inside the write's transaction)."""
+    """Set a case's work queues to `found` (inside the write's transaction): the rows of queues it left
+    deleted, those of queues it joined inserted; the others — and their inbox order — untouched."""
     sql = sql_of(conn)
-    run(conn, sql.delete_queues, {"case_id": case_id})
-    if found:
-        run(conn, sql.insert_queue, [{"case_id": case_id, "queue": q, "workflow": workflow} for q in sorted(found)],
-            many=True)
+    kept = sorted(found)
+    run(conn, sql.drop_queues(len(kept)), {"case_id": case_id, **{f"q_{i}": q for i, q in enumerate(kept)}})
+    if kept:
+        run(conn, sql.add_queue, [{"case_id": case_id, "queue": q, "workflow": workflow} for q in kept], many=True)
 
 
 __all__ = ["CaseRow", "DialectSQL", "sql_of", "run", "read_case", "insert_audit", "update_and_log", "log_and_head",
-           "pending_write", "flush_pending", "finish_write", "set_queues", "later", "in_step", "case_timers",
-           "render", "rendered", "TimerRow", "opening", "finish_open",
-           "insert_case"]
+           "pending_write", "flush_pending", "more_statements", "finish_write", "set_queues", "later", "in_step",
+           "case_timers", "render", "rendered", "TimerRow", "opening", "finish_open", "insert_case"]

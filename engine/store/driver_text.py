@@ -74,9 +74,28 @@ class DialectSQL:
             f"SELECT (SELECT count(*) FROM u), {tcols} FROM (VALUES (1)) AS one (x) LEFT JOIN t ON TRUE")
         self.insert_case = (f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) "
                             f"VALUES ({', '.join(p('c_' + c) for c in CASE_COLUMNS)})")
-        self.delete_queues = f"DELETE FROM case_queue WHERE case_id = {p('case_id')}"
         self.insert_queue = (f"INSERT INTO case_queue (case_id, queue, workflow) "
                              f"VALUES ({p('case_id')}, {p('queue')}, {p('workflow')})")
+        self.add_queue = self.insert_queue + " ON CONFLICT DO NOTHING"
+        # SQLite maintains every index one of whose columns is in an UPDATE's SET list, whether or not the
+        # value changed (an index entry is deleted and inserted again, so its page is written): a step sets
+        # only the columns it changes. (PostgreSQL decides by value — any indexed column changed and every
+        # index gets a new entry — so its statements, composed per row count, keep one SET list.)
+        self.sets_changed_only = not self.one_statement
+
+    @lru_cache(maxsize=64)  # noqa: B019 - one instance per backend, kept for the process
+    def update_case_set(self, columns: tuple[str, ...]) -> str:
+        """The versioned UPDATE setting `columns` (parameters named by column; `case_id`, `seen`)."""
+        p = self.param
+        return (f"UPDATE cases SET {', '.join(f'{c} = {p(c)}' for c in columns)} "
+                f"WHERE id = {p('case_id')} AND version = {p('seen')}")
+
+    @lru_cache(maxsize=16)  # noqa: B019
+    def drop_queues(self, kept: int) -> str:
+        """DELETE a case's work-queue rows but the `kept` named `q_0` … (all of them if none is kept)."""
+        p = self.param
+        keep = f" AND queue NOT IN ({', '.join(p(f'q_{i}') for i in range(kept))})" if kept else ""
+        return f"DELETE FROM case_queue WHERE case_id = {p('case_id')}{keep}"
 
     def _values(self, n: int) -> str:
         types = {c.name: c.type.compile(self.dialect) for c in audit.c}

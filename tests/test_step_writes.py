@@ -1,0 +1,171 @@
+"""What a step writes (#18): only the case and timer columns it changes, only the work-queue rows that change,
+the case row once — with the same rows, chain and queues as a full rewrite would leave.
+
+SQLite maintains every index one of whose columns an UPDATE names, whether or not its value changed, and a
+timer UPDATE naming due_at, status or kind fires the work-queue order trigger (migration 0010): the SQL tests
+here guard those properties; the row tests say the rows are what they were before the change.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from typing import Any
+
+import sqlalchemy as sa
+
+from caseflow.audit.verify import verify
+from caseflow.catalog import Catalog
+from caseflow.errors import StaleCase
+from caseflow.runtime.engine import Engine
+from caseflow.store.database import Store
+
+from .conftest import Clock, audit_rows, case_row
+from .helpers import open_complaint, refund_to_signing
+
+_SET = re.compile(r"UPDATE (cases|timers) SET (.*?) WHERE", re.S)
+
+
+def _sent(store: Store, work: Any) -> list[str]:
+    seen: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    sa.event.listen(store.engine, "before_cursor_execute", note)
+    try:
+        work()
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", note)
+    return seen
+
+
+def _set_lists(sent: list[str], table: str) -> list[set[str]]:
+    """The columns each `UPDATE <table> SET …` names (also inside PostgreSQL's composite statements)."""
+    return [set(re.findall(r"(\w+) = ", m.group(2))) for s in sent for m in _SET.finditer(s) if m.group(1) == table]
+
+
+def _timer(store: Store, cid: str) -> dict[str, Any]:
+    with store.engine.connect() as conn:
+        return dict(conn.execute(sa.text("SELECT * FROM timers WHERE case_id = :c"), {"c": cid}).one()._mapping)
+
+
+def _windows(store: Store, cid: str) -> list[tuple[Any, ...]]:
+    with store.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(
+            "SELECT opened_by, opened_at, due_at, closed_at, outcome FROM sla_windows WHERE case_id = :c ORDER BY id"),
+            {"c": cid})]
+
+
+def test_a_sign_off_names_only_the_case_columns_it_changes(engine: Engine, store: Store, clock: Clock) -> None:
+    cid = refund_to_signing(engine)
+    before = case_row(store, cid)
+    clock.advance(hours=1)
+    sent = _sent(store, lambda: engine.sign(cid, "lin.xiao"))
+    after = case_row(store, cid)
+    # the row is what a full rewrite leaves: the sign-off recorded, the next signer named, the rest as it was
+    assert (after["state"], after["data"], after["received_at"]) == (before["state"], before["data"],
+                                                                     before["received_at"])
+    assert [s["by"] for s in json.loads(after["signoffs"])] == ["lin.xiao"]
+    assert after["next_signoff_role"] == "middle_manager" != before["next_signoff_role"]
+    assert after["version"] == before["version"] + 1 and after["updated_at"] > before["updated_at"]
+    last = audit_rows(store, cid)[-1]
+    assert (after["audit_seq"], after["audit_hash"]) == (last["seq"], last["hash"])
+    updates = _set_lists(sent, "cases")
+    if not store.backend.one_statement_write:
+        # SQLite: one UPDATE of the case row, with its chain head; state and received_at (three indexes) unnamed
+        assert updates == [{"signoffs", "version", "updated_at", "next_signoff_role", "audit_seq", "audit_hash"}]
+    assert verify(store).ok
+
+
+def test_a_restart_writes_only_the_timer_columns_that_move(engine: Engine, store: Store, clock: Clock) -> None:
+    """The refund's 每位签字人24小时 restarts on every signature: a later restart moves its start, deadline
+    and next look; its status (running) and kind stay, so neither is written (nor the queue-order trigger
+    fired by status, kind and due_at alone — due_at moves here); a restart at the same instant writes nothing."""
+    cid = refund_to_signing(engine)
+    first = _timer(store, cid)
+    clock.advance(hours=2)
+    sent = _sent(store, lambda: engine.sign(cid, "lin.xiao"))
+    moved = _timer(store, cid)
+    assert moved["status"] == "running" and moved["kind"] == "sla" and moved["warned"] == 0
+    assert moved["started_at"] == "2025-03-03T04:00:00.000Z" and moved["started_at"] > first["started_at"]
+    assert moved["due_at"] == "2025-03-04T04:00:00.000Z" and moved["next_at"] > first["next_at"]
+    assert {k: moved[k] for k in ("id", "name", "paused_at", "remaining_s", "ended_at", "provisional")} == \
+        {k: first[k] for k in ("id", "name", "paused_at", "remaining_s", "ended_at", "provisional")}
+    assert _set_lists(sent, "timers") == [{"started_at", "due_at", "next_at"}]
+    assert [(w[0], w[4]) for w in _windows(store, cid)] == [("start", "met"), ("restart", None)]
+    sent = _sent(store, lambda: engine.sign(cid, "gao.feng"))           # the same instant: nothing moves
+    assert _timer(store, cid) == moved
+    assert _set_lists(sent, "timers") == []
+    assert [(w[0], w[1], w[4]) for w in _windows(store, cid)] == [
+        ("start", "2025-03-03T02:00:00.000Z", "met"), ("restart", "2025-03-03T04:00:00.000Z", "met"),
+        ("restart", "2025-03-03T04:00:00.000Z", None)]
+    with store.engine.connect() as conn:
+        due = conn.execute(sa.text("SELECT queue, due_at FROM case_queue WHERE case_id = :c"), {"c": cid}).all()
+    assert [tuple(r) for r in due] == [("district_lead", moved["due_at"])]      # the inbox order follows it
+    assert verify(store).ok
+
+
+def test_a_step_that_changes_its_queues_rewrites_only_the_rows_that_change(engine: Engine, store: Store) -> None:
+    """assess moves a complaint from {cs_agent, cs_assistant} to {cs_agent, cs_supervisor}: cs_assistant's row
+    goes, cs_supervisor's comes (with the case's nearest deadline and its created_at, the inbox order), and
+    the cs_agent row is left alone — not deleted and inserted again (each insert runs the order trigger's
+    subqueries over the case's timers)."""
+    cid = open_complaint(engine)
+    with store.engine.begin() as conn:           # a log of the row changes, by row triggers of the test's own
+        conn.execute(sa.text("CREATE TABLE queue_log (id INTEGER PRIMARY KEY, op VARCHAR(8), queue VARCHAR(80))"
+                             if store.backend.name == "sqlite" else
+                             "CREATE TABLE queue_log (id SERIAL PRIMARY KEY, op VARCHAR(8), queue VARCHAR(80))"))
+        for op, row in (("insert", "NEW"), ("delete", "OLD")):
+            create, _ = store.backend.row_trigger_ddl(f"test_queue_{op}", "case_queue", op.upper(),
+                                                      f"INSERT INTO queue_log (op, queue) VALUES ('{op}', {row}.queue)")
+            for statement in create:
+                conn.execute(sa.text(statement))
+
+    def rows() -> dict[str, tuple[Any, ...]]:
+        with store.engine.connect() as conn:
+            return {r[0]: tuple(r[1:]) for r in conn.execute(sa.text(
+                "SELECT queue, due_at, created_at FROM case_queue WHERE case_id = :c"), {"c": cid})}
+
+    before = rows()
+    assert set(before) == {"cs_agent", "cs_assistant"}
+    engine.advance(cid, "assess", "wang.fang")
+    after = rows()
+    assert set(after) == {"cs_agent", "cs_supervisor"}
+    with store.engine.connect() as conn:
+        log = [tuple(r) for r in conn.execute(sa.text("SELECT op, queue FROM queue_log"))]
+        nearest = conn.execute(sa.text("SELECT MIN(due_at) FROM timers WHERE case_id = :c AND kind = 'sla' "
+                                       "AND status IN ('running', 'breached')"), {"c": cid}).scalar()
+    assert sorted(log) == [("delete", "cs_assistant"), ("insert", "cs_supervisor")]     # (PostgreSQL: one statement)
+    assert after["cs_agent"] == before["cs_agent"] == (nearest, case_row(store, cid)["created_at"])
+    assert after["cs_supervisor"] == (nearest, case_row(store, cid)["created_at"])
+
+
+def test_two_sign_offs_at_once_one_wins_and_its_clock_restarts_once(store: Store, shipped_catalog: Catalog,
+                                                                     clock: Clock) -> None:
+    """Both planned on the same version; the case row's version check decides before any timer, window or
+    log row of the loser is written (on SQLite the timers are read before that UPDATE is sent)."""
+    seed = Engine(store, shipped_catalog, clock)
+    cid = refund_to_signing(seed)
+    clock.advance(hours=1)
+    barrier = threading.Barrier(2, timeout=20)
+    results: dict[int, object] = {}
+
+    def worker(i: int) -> None:
+        eng = Engine(store, shipped_catalog, clock, before_write=lambda _snap: barrier.wait())
+        try:
+            results[i] = eng.sign(cid, "lin.xiao")
+        except StaleCase as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(type(r).__name__ for r in results.values()) == ["StaleCase", "dict"]
+    assert [(w[0], w[4]) for w in _windows(store, cid)] == [("start", "met"), ("restart", None)]
+    assert _timer(store, cid)["started_at"] == "2025-03-03T03:00:00.000Z"
+    assert [r["event"] for r in audit_rows(store, cid)].count("sign") == 1
+    assert verify(store).ok
