@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine as SAEngine
 from caseflow.errors import ConcurrentChange, LockTimeout, StorageError, UsageError
 from caseflow.store.backend import Backend, backend_for
 from caseflow.store.driver_sql import flush_pending
+from caseflow.store.held import Held
 from caseflow.store.locks import LockWait
 from caseflow.store.urls import refuse_in_memory, shown_url
 
@@ -55,6 +56,7 @@ class Store:
         self.engine = create_engine(self.url, readonly, self.wait)
         sa.event.listen(self.engine, "before_execute", flush_pending)     # see driver_sql.pending_write
         self._writer: SAEngine | None = None if readonly else self.engine
+        self._held = Held()
 
     @property
     def writer(self) -> SAEngine:
@@ -65,6 +67,7 @@ class Store:
         return self._writer
 
     def dispose(self) -> None:
+        self._held.close()
         self.engine.dispose()
         if self._writer is not None and self._writer is not self.engine:
             self._writer.dispose()
@@ -95,12 +98,19 @@ class Store:
     @contextmanager
     def action(self) -> Iterator[Connection]:
         """One connection for a whole action: the snapshot is read on it (no transaction of its own;
-        the versioned UPDATE is what makes the action safe), then `write(conn)` commits on it."""
+        the versioned UPDATE is what makes the action safe), then `write(conn)` commits on it.
+        The connection of the action just before, if it ended a moment ago, is used again (held.py)."""
+        conn = None
         try:
-            with self.writer.connect() as conn:        # an action writes: the writer's connection
-                yield conn.execution_options(**self.backend.action_options())
-        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            raise StorageError(f"database error: {_short(exc)}") from None
+            conn = self._held.take() or self.writer.connect()     # an action writes: the writer's connection
+            yield conn.execution_options(**self.backend.action_options())
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+                raise StorageError(f"database error: {_short(exc)}") from None
+            raise
+        self._held.keep(conn)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -14,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine as SAEngine
 
 IDLE_PING_S = 0.25     # a pooled connection idle longer than this (seconds) is pinged before use
+IDLE_SINCE = "idle_since"      # the pool record's info key: when the connection was last given back
 
 
 def ping_when_idle(engine: SAEngine) -> None:
@@ -22,11 +23,11 @@ def ping_when_idle(engine: SAEngine) -> None:
 
     @event.listens_for(engine, "checkin")
     def _checkin(_dbapi_conn: Any, record: Any) -> None:
-        record.info["idle_since"] = time.monotonic()
+        record.info[IDLE_SINCE] = time.monotonic()
 
     @event.listens_for(engine, "checkout")
     def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-        since = record.info.get("idle_since")
+        since = record.info.get(IDLE_SINCE)
         if since is None or time.monotonic() - since < IDLE_PING_S:
             return
         try:
@@ -38,4 +39,4 @@ def ping_when_idle(engine: SAEngine) -> None:
             raise sa.exc.DisconnectionError("the pooled connection was lost while idle") from None
 
 
-__all__ = ["IDLE_PING_S", "ping_when_idle"]
+__all__ = ["IDLE_PING_S", "IDLE_SINCE", "ping_when_idle"]
