@@ -53,7 +53,7 @@ from caseflow.runtime import identity, safeguards
 from caseflow.runtime.machine import machine_for
 from caseflow.runtime.snapshot import Change, Snapshot, new_case_id
 from caseflow.runtime.turns import next_signer_role
-from caseflow.store import driver_sql
+from caseflow.store import driver_sql, reads
 from caseflow.store.database import Store
 from caseflow.store.tables import definitions
 from caseflow.values import ValueProblem
@@ -106,8 +106,7 @@ class Engine:
 
     def definition_of(self, conn: Connection, sha: str) -> Definition:
         def load(s: str) -> tuple[str, str]:
-            row = conn.execute(sa.select(definitions.c.text, definitions.c.path)
-                               .where(definitions.c.sha256 == s)).one()
+            row = reads.definition_text(conn, s)
             if sha256_of(row.text) != s:      # an edited old version must not run old cases
                 raise EvidenceMismatch("", "load", "", f"the stored text of definition version {s[:12]} "
                                        f"does not hash to its key: it was edited in the database "

@@ -14,13 +14,12 @@ from functools import lru_cache
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from caseflow.definition.model import Clock, Definition
 from caseflow.errors import CalendarError
 from caseflow.sla.calendar import BusinessCalendar, Deadline
-from caseflow.store.tables import timers
+from caseflow.store import reads
 from caseflow.values import add_months, format_datetime, parse_datetime
 
 RUNNING: Final = "running"
@@ -95,7 +94,7 @@ def clocks(conn: Connection, definition: Definition, calendar: BusinessCalendar 
     """
     by_name = {c.name: c for c in definition.clocks}
     out = []
-    for r in conn.execute(sa.select(timers).where(timers.c.case_id == case_id).order_by(timers.c.id)):
+    for r in reads.case_timers(conn, case_id):      # driver SQL: no Core compile per process
         clock = by_name.get(r.name)
         due = parse_datetime(r.due_at) if r.due_at else None
         overdue = r.status == RUNNING and due is not None and ts(now) > r.due_at

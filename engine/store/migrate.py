@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from caseflow.store import reads
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -36,7 +38,8 @@ def current(store: Store) -> str | None:
             conn = conn.execution_options(**store.backend.read_options())
             if not sa.inspect(conn).has_table("alembic_version"):
                 return None
-            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+            row = reads.first(conn, reads.REVISION)        # driver SQL: no Core compile per process
+            return row[0] if row else None
     except sa.exc.OperationalError:
         if store.readonly and store.backend.creates_on_open:
             return None         # a read-only open of a file that is not there yet: the writer creates it

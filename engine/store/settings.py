@@ -11,12 +11,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from caseflow.records import record
+from caseflow.store import reads
 from caseflow.store.tables import orgs, settings
 
 SIMULATION, LIVE = "simulation", "live"
 
-_MODE = sa.select(settings.c.value).where(settings.c.key == "mode")
-_LAST_ORG = sa.select(orgs.c.id, orgs.c.sha256).order_by(orgs.c.id.desc()).limit(1)
 
 
 @record(frozen=True)
@@ -32,7 +31,8 @@ class OrgVersion:
 
 
 def mode(conn: Connection) -> str | None:
-    return conn.execute(_MODE).scalar()
+    row = reads.first(conn, reads.MODE)            # driver SQL: read by every command (store/reads.py)
+    return row[0] if row else None
 
 
 def record_mode(conn: Connection, simulation: bool, at: str) -> None:
@@ -41,8 +41,8 @@ def record_mode(conn: Connection, simulation: bool, at: str) -> None:
 
 def org_in_force(conn: Connection) -> tuple[int, str] | None:
     """(id, sha256) of the org version in force, or None before the first use."""
-    row = conn.execute(_LAST_ORG).first()
-    return (row.id, row.sha256) if row else None
+    row = reads.first(conn, reads.LAST_ORG)
+    return (row[0], row[1]) if row else None
 
 
 def org_version(conn: Connection, version_id: int | None = None) -> OrgVersion | None:
