@@ -66,16 +66,22 @@ def test_show_imports_neither_the_verifier_nor_the_other_commands(tmp_path):
     assert modules == "['caseflow.cli.app', 'caseflow.cli.main', 'caseflow.cli.opening', 'caseflow.cli.read']"
 
 
-# What only a write needs, and what only compiling a workflow or calendar needs (the cache has them
-# compiled): `show` must not pay for them at start-up (issue #18's cold start)
+# What only a write needs, what only compiling a workflow or calendar needs (the cache has them
+# compiled), and what only a did-you-mean needs: `show` must not pay for them at start-up (issue #18)
 WRITE_SIDE = ("caseflow.runtime.actions", "caseflow.runtime.assignment", "caseflow.runtime.queue",
               "caseflow.sla.clocks", "caseflow.audit.unmask",
-              "caseflow.definition.compile", "chinese_calendar")
+              "caseflow.definition.compile", "chinese_calendar", "difflib")
 # The classes `show` loads are `caseflow.records` records, whose methods are not compiled at import;
 # these two are still dataclasses (runtime/machine.py and audit/chain.py are the lead's files)
 DATACLASSES_LEFT = {"caseflow.audit.chain.Entry", "caseflow.runtime.machine._Context"}
-LOADED = ("import sys\nfrom caseflow.cli.main import main\n"
+# Each Core statement compiles once per process on first use: `show`'s reads are driver SQL (store/reads.py)
+LOADED = ("import sys\nfrom sqlalchemy.sql.elements import ClauseElement\n"
+          "compiled, first_use = [], ClauseElement._compile_w_cache\n"
+          "def counted(self, *a, **k):\n    compiled.append(str(self)[:60])\n    return first_use(self, *a, **k)\n"
+          "ClauseElement._compile_w_cache = counted\n"
+          "from caseflow.cli.main import main\n"
           "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
+          "print(len(compiled), compiled, file=sys.stderr)\n"
           "made = sorted(f'{m}.{k}' for m, mod in list(sys.modules.items()) if m.startswith('caseflow')\n"
           "              for k, v in vars(mod).items() if isinstance(v, type) and v.__module__ == m\n"
           "              and '__dataclass_fields__' in vars(v))\n"
@@ -83,15 +89,15 @@ LOADED = ("import sys\nfrom caseflow.cli.main import main\n"
           f"print(code, [m for m in {WRITE_SIDE!r} if m in sys.modules], file=sys.stderr)")
 
 
-def _loaded_by(url: str, *args: str, warm: bool = True) -> tuple[str, str, str]:
-    """Exit code, the WRITE_SIDE modules loaded, stdout; with `warm` (the workflows are cached, nothing
-    compiles), also that no dataclass but DATACLASSES_LEFT was made."""
+def _loaded_by(url: str, *args: str, warm: bool = True) -> tuple[str, str, str, int]:
+    """Exit code, the WRITE_SIDE modules loaded, stdout, how many Core statements were compiled; with
+    `warm` (the workflows are cached, nothing compiles), also that no dataclass but DATACLASSES_LEFT was made."""
     done = _python(LOADED, "--db", url, "--workflows", str(SHIPPED), *args)
-    *_, made, last = done.stderr.strip().splitlines()
+    *_, core, made, last = done.stderr.strip().splitlines()
     if warm:
         assert set(made.split()) <= DATACLASSES_LEFT, done.stderr    # no import-time code generation came back
     code, modules = last.split(" ", 1)
-    return code, modules, done.stdout
+    return code, modules, done.stdout, int(core.split(" ", 1)[0])
 
 
 def test_show_of_cases_with_clocks_and_a_pending_sign_off_imports_nothing_of_the_write_side(tmp_path):
@@ -104,13 +110,13 @@ def test_show_of_cases_with_clocks_and_a_pending_sign_off_imports_nothing_of_the
     store.dispose()
     for user, case in (("wang.fang", complaint), ("lin.xiao", refund)):   # a fresh process caches the compiled
         _loaded_by(url, "--as", user, "show", case, warm=False)   # workflows (in-process, a test's own kind turns the cache off)
-    code, modules, out = _loaded_by(url, "--as", "wang.fang", "show", complaint)
-    assert (code, modules) == ("0", "[]")
+    code, modules, out, core = _loaded_by(url, "--as", "wang.fang", "show", complaint)
+    assert (code, modules, core) == ("0", "[]", 0)
     assert complaint in out and "(forward_2wh): " in out          # its clocks, read from the timers
-    code, modules, out = _loaded_by(url, "--as", "lin.xiao", "show", refund)
-    assert (code, modules) == ("0", "[]")
+    code, modules, out, core = _loaded_by(url, "--as", "lin.xiao", "show", refund)
+    assert (code, modules, core) == ("0", "[]", 0)
     assert refund in out and "sign-off" in out
-    code, modules, _ = _loaded_by(url, "--as", "wang.fang", "history", complaint)
+    code, modules, _, _ = _loaded_by(url, "--as", "wang.fang", "history", complaint)
     assert (code, modules) == ("0", "[]")
-    code, modules, _ = _loaded_by(url, "--as", "lin.xiao", "advance", refund, "nothing")
+    code, modules, _, _ = _loaded_by(url, "--as", "lin.xiao", "advance", refund, "nothing")
     assert code == "1" and "caseflow.runtime.actions" not in modules  # refused before planning a write

@@ -7,7 +7,6 @@ text into an `ExpressionError` ("unknown field 'amout' (did you mean 'amount'?)"
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -143,6 +142,7 @@ def _syntax_error(msg: str, line: int, col: int, here: str) -> ExpressionError:
 
 
 def _unknown_name(name: str, line: int, col: int, here: str, variables: Mapping[str, Any]) -> ExpressionError:
+    from difflib import get_close_matches  # only for an error (not at start-up: issue #18)
     # CEL points at the '.' of a selection or the '(' of a call: point at the name instead.
     pattern = r"(?<![\w.])" + r"\s*\.\s*".join(map(re.escape, name.split("."))) + r"\b"
     found = [m for m in re.finditer(pattern, here) if m.start() < col]
@@ -153,7 +153,7 @@ def _unknown_name(name: str, line: int, col: int, here: str, variables: Mapping[
         member = here[:start - 1].rstrip().endswith(".")
         known = sorted(SIGNATURES)
         alt = _SYNONYMS.get(name, "") or ""
-        close = [alt] if alt else difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        close = [alt] if alt else get_close_matches(name, known, n=1, cutoff=0.6)
         if name in _SYNONYMS and not alt:
             hint = f"CEL has no {name}(); available: " + ", ".join(known)
         elif close:
@@ -176,7 +176,8 @@ def _unknown_name(name: str, line: int, col: int, here: str, variables: Mapping[
 
 
 def _did_you_mean(name: str, known: list[str], prefix: str = "", cutoff: float = 0.6) -> str | None:
-    close = difflib.get_close_matches(name, known, n=1, cutoff=cutoff)
+    from difflib import get_close_matches
+    close = get_close_matches(name, known, n=1, cutoff=cutoff)
     return f"did you mean '{prefix}{close[0]}'?" if close else None
 
 

@@ -8,7 +8,6 @@ the nearest known name.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,7 +26,8 @@ BUILTIN_EVENTS = frozenset({"open", "sign", "reject", "assign", "claim", "releas
 
 def closest(name: str, known: Iterable[str]) -> str | None:
     """The known name a typo most likely meant, if any is close."""
-    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
+    from difflib import get_close_matches  # only for a typo (not at start-up: issue #18)
+    close = get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
     return close[0] if close else None
 
 

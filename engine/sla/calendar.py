@@ -13,7 +13,6 @@ and must be recomputed when the calendar is reloaded.
 
 from __future__ import annotations
 
-import difflib
 import re
 from bisect import bisect_left, bisect_right
 from datetime import UTC, date, datetime, time, timedelta
@@ -79,7 +78,8 @@ class BusinessCalendar:
             raise CalendarError("entry must be a mapping")
         for key in config:
             if key not in _KEYS:
-                close = difflib.get_close_matches(str(key), sorted(_KEYS), n=1)
+                from difflib import get_close_matches  # only for a typo (not at start-up)
+                close = get_close_matches(str(key), sorted(_KEYS), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise CalendarError(f"unknown key {key!r}{hint}")
         if config.get("source", "chinese-calendar") != "chinese-calendar":
