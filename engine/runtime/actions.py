@@ -152,9 +152,11 @@ def commit(engine: Engine, conn: Connection, change: Change, now: datetime, note
         # Its work queues, when they changed, are written with it (in the one statement on PostgreSQL);
         # a fired event is more statements, so on PostgreSQL BEGIN goes first (driver_sql.more_statements):
         # a crash anywhere in the step leaves the case as it was or as it ends (tests/reliability/test_crash.py).
-        now_in = queue.queues(d, change.dest, data, change.signoffs, snap.assignee)
-        changed_queues = (None if now_in == queue.queues(d, snap.state, snap.data, snap.signoffs, snap.assignee)
-                          else (snap.id, d.workflow, now_in))
+        changed_queues = None
+        if not queue.same_queues(d, snap.state, change.dest, snap.data, data, snap.signoffs, change.signoffs):
+            now_in = queue.queues(d, change.dest, data, change.signoffs, snap.assignee)
+            if now_in != queue.queues(d, snap.state, snap.data, snap.signoffs, snap.assignee):
+                changed_queues = (snap.id, d.workflow, now_in)
         if any(e.kind == "fire" for e in entries):
             driver_sql.more_statements(conn)
         rows, new_head = audit.chained(entries=entries, after=_head(conn, snap), **log)

@@ -142,6 +142,29 @@ def queue_roles(d: Definition) -> frozenset[str]:
     return _ROLES[d.sha256]
 
 
+def same_queues(d: Definition, state: str, dest: str, before: Mapping[str, Any], after: Mapping[str, Any],
+                signoffs: Sequence[Mapping[str, Any]], now_signed: Sequence[Mapping[str, Any]]) -> bool:
+    """Surely the same queues after a step (no need to work them out twice): it stays in its state with
+    the same sign-offs, and changes none of the fields the state's to-dos depend on."""
+    return state == dest and signoffs == now_signed and all(before.get(f) == after.get(f)
+                                                            for f in _depends_on(d, state))
+
+
+_DEPENDS: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def _depends_on(d: Definition, state: str) -> tuple[str, ...]:
+    """The fields `queues` reads in `state`: its to-dos' required fields, the fields their stable guards
+    read, and the fields that pin a to-do to a person."""
+    key = (d.sha256, state)
+    if key not in _DEPENDS:
+        todo, _ = _todo(d, state)
+        found = {f for x in todo for f in x.t.requires} | {f for x in todo for r in x.reads for f in r} \
+            | {x.pinned for x in todo if x.pinned}
+        _DEPENDS[key] = tuple(sorted(found))
+    return _DEPENDS[key]
+
+
 def queues(d: Definition, state: str, data: Mapping[str, Any], signoffs: Sequence[Mapping[str, Any]],
            assignee: str | None) -> frozenset[str]:
     """Every queue (role id, or @user) a case of `d` in this state with this data is in."""
@@ -244,5 +267,5 @@ def refresh(conn: Connection, d: Definition, case_id: str, before: frozenset[str
         conn.execute(INSERT_QUEUE, rows(d, case_id, after))
 
 
-__all__ = ["queues", "queue_roles", "reads_of", "store_new", "refresh", "eligible_signers", "assignee_queue",
-           "person_queue", "stable", "INSERT_QUEUE"]
+__all__ = ["queues", "same_queues", "queue_roles", "reads_of", "store_new", "refresh", "eligible_signers",
+           "assignee_queue", "person_queue", "stable", "INSERT_QUEUE"]
