@@ -102,3 +102,20 @@ def test_dispose_closes_the_kept_connection(engine: Engine, store: Store) -> Non
     assert store.engine.pool.checkedout() == 1          # kept for the next action
     store.dispose()
     assert store.engine.pool.checkedout() == 0
+
+
+def test_disposing_the_engine_closes_the_kept_connection_too(engine: Engine, store: Store, db_url: str,
+                                                             tmp_path: Any) -> None:
+    """As before connections were kept: after `store.engine.dispose()` no connection is left open, so on
+    SQLite the WAL is checkpointed and a copy of the database file alone has every case."""
+    cid = open_refund(engine)
+    assert store._held._conn is not None
+    store.engine.dispose()
+    assert store._held._conn is None
+    if db_url.startswith("sqlite"):
+        import shutil
+        import sqlite3
+        copy = tmp_path / "copy.db"
+        shutil.copy(db_url.removeprefix("sqlite:///"), copy)
+        with sqlite3.connect(copy) as conn:
+            assert conn.execute("SELECT count(*) FROM cases WHERE id = ?", (cid,)).fetchone() == (1,)

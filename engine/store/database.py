@@ -57,6 +57,7 @@ class Store:
         sa.event.listen(self.engine, "before_execute", flush_pending)     # see driver_sql.pending_write
         self._writer: SAEngine | None = None if readonly else self.engine
         self._held = Held()
+        sa.event.listen(self.engine, "engine_disposed", self._disposed)
 
     @property
     def writer(self) -> SAEngine:
@@ -64,7 +65,11 @@ class Store:
         if self._writer is None:
             self._writer = create_engine(self.url, False, self.wait)
             sa.event.listen(self._writer, "before_execute", flush_pending)
+            sa.event.listen(self._writer, "engine_disposed", self._disposed)
         return self._writer
+
+    def _disposed(self, _engine: SAEngine) -> None:
+        self._held.drop()
 
     def dispose(self) -> None:
         self._held.close()

@@ -9,7 +9,8 @@ that long is given back instead, and the next action checks one out as before).
 
 Only the main thread keeps one: a worker thread's connection goes back to the pool at once, so
 threads never hold connections the pool might need. Nothing is kept in a transaction, broken or
-invalidated; an action that fails closes its connection. `Store.dispose` closes the kept one.
+invalidated; an action that fails closes its connection. `Store.dispose` closes the kept one, and so
+does `engine.dispose()` on the store's engine (as it closes the pool's).
 """
 
 from __future__ import annotations
@@ -61,6 +62,14 @@ class Held:
         conn, self._conn = self._conn, None
         if conn is not None:
             self._give_back(conn)
+
+    def drop(self) -> None:
+        """The engine was disposed (`engine.dispose()`): close the kept connection for good, as the pool
+        closed its own — on SQLite the last connection to close checkpoints the WAL into the file."""
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed:
+            conn.invalidate()
+            conn.close()
 
 
 __all__ = ["Held"]
