@@ -169,3 +169,47 @@ def test_two_sign_offs_at_once_one_wins_and_its_clock_restarts_once(store: Store
     assert _timer(store, cid)["started_at"] == "2025-03-03T03:00:00.000Z"
     assert [r["event"] for r in audit_rows(store, cid)].count("sign") == 1
     assert verify(store).ok
+
+
+def test_a_sweep_between_a_steps_timer_read_and_its_write_is_not_lost(engine: Engine, store: Store, clock: Clock,
+                                                                     monkeypatch: Any) -> None:
+    """A sweep gives the 50% warning of 每位签字人24小时 (warned 1, next_at moved) right after a sign-off read its
+    timers and before it writes. The restart must leave the row as if the sweep had come first: warned back
+    to 0 and the fresh schedule. On PostgreSQL the step read the timers unlocked, so its one write finds them
+    moved and the step runs again with them locked; on SQLite (and with the timers locked) the sweep cannot
+    get in: it waits, or as here gives up."""
+    from caseflow.store import driver_sql
+    cid = refund_to_signing(engine)
+    clock.advance(hours=13)                                     # past the 50% warning (12 h)
+    fresh = _timer(store, cid)
+    other = sa.create_engine(store.url, connect_args={"timeout": 0.2} if store.backend.name == "sqlite" else {})
+    read = driver_sql.case_timers
+    swept: list[bool] = []
+
+    def read_then_sweep(conn: Any, case_id: str) -> Any:
+        found = read(conn, case_id)
+        if not swept:
+            try:
+                with other.begin() as c:
+                    if store.backend.name == "postgresql":
+                        c.execute(sa.text("SET LOCAL lock_timeout = '500ms'"))
+                    c.execute(sa.text("UPDATE timers SET warned = 1, next_at = due_at WHERE case_id = :c"),
+                              {"c": case_id})
+                swept.append(True)
+            except sa.exc.OperationalError:
+                swept.append(False)                         # the timers are locked (or SQLite's write lock)
+        return found
+
+    monkeypatch.setattr(driver_sql, "case_timers", read_then_sweep)
+    try:
+        engine.sign(cid, "lin.xiao")
+    finally:
+        other.dispose()
+    assert swept == [store.backend.name == "postgresql"]
+    after = _timer(store, cid)
+    assert after["started_at"] == "2025-03-03T15:00:00.000Z" > fresh["started_at"]
+    assert (after["status"], after["warned"]) == ("running", 0)
+    assert after["due_at"] == "2025-03-04T15:00:00.000Z" and after["next_at"] == "2025-03-04T03:00:00.000Z"
+    assert [(w[0], w[4]) for w in _windows(store, cid)] == [("start", "met"), ("restart", None)]
+    assert [r["event"] for r in audit_rows(store, cid)].count("sign") == 1
+    assert verify(store).ok

@@ -314,8 +314,12 @@ class Engine:
         if self.before_write:
             self.before_write(change.snap)
         from caseflow.runtime import actions as case_actions
-        with self.store.write(conn) as tx:
-            case_actions.commit(self, tx, change, now, note, kind)
+        try:
+            with self.store.write(conn) as tx:
+                case_actions.commit(self, tx, change, now, note, kind)
+        except driver_sql.ClocksMoved:   # PostgreSQL: a sweep moved its clocks since it read them; nothing written
+            with self.store.write(conn) as tx, driver_sql.clocks_locked(tx):
+                case_actions.commit(self, tx, change, now, note, kind)
 
     # -- sign -------------------------------------------------------------------------------
     def sign(self, case_id: str, actor: str | None, reject: bool = False,

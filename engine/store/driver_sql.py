@@ -1,29 +1,16 @@
-"""The hot path's SQL, rendered once per dialect and run on the pooled DB-API cursor.
+"""What an Engine step holds until its end, and the statements it ends with (store/driver_run.py runs them).
 
-An action's few statements — read the case, the versioned UPDATE, the audit
-INSERT — cost more in SQLAlchemy Core's per-execute machinery (statement cache
-keys, execution context, result objects) than in the database. Here they are
-plain SQL text per dialect, built once from the table definitions, and run on
-the DB-API connection SQLAlchemy pools for the caller's `Connection`, inside
-whatever transaction that connection is in. SQLAlchemy stays the layer for
-engines, pools, dialects, tables and migrations:
-
-- driver errors are raised as SQLAlchemy's own exception classes
-  (`sa.exc.IntegrityError`, `OperationalError`, …), a lost connection is
-  invalidated, so `Store.write` maps them exactly as before;
-- `before_cursor_execute` / `after_cursor_execute` listeners (statement
-  counters, the reliability tests' hook points) are called when there are any.
-
-On PostgreSQL the whole write of a plain step is one statement
-(`update_and_log`): `WITH u AS (UPDATE cases … WHERE id = … AND version = …
-RETURNING id) INSERT INTO audit … SELECT … WHERE EXISTS (SELECT 1 FROM u)` —
-a stale snapshot updates nothing and so inserts nothing.
+The versioned UPDATE of the case waits (`pending_write`) until the step's end or until any other
+statement runs on the connection through SQLAlchemy (`flush_pending`); the step's writes nothing in
+it reads back wait too (`later`): on PostgreSQL the whole step is then one statement in autocommit
+where it can be (`finish_write`: with its clocks, `update_checked`), on SQLite one transaction in
+which the case row is written once, first. An open (`opening`, `finish_open`) likewise.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
@@ -33,99 +20,29 @@ from sqlalchemy.engine import Connection
 
 from caseflow.errors import StaleCase
 from caseflow.store.backend import backend_of
+from caseflow.store.driver_run import (
+    insert_audit,
+    log_and_head,
+    outside_transaction,
+    read_case,
+    read_case_signoffs,
+    rendered,
+    run,
+    set_queues,
+    sql_of,
+    update_and_log,
+)
 from caseflow.store.driver_text import (
-    AUDIT_COLUMNS,
     CASE_COLUMNS,
     HEAD,
+    MOVED_MARK,
+    STALE_MARK,
     UPDATED,
     CaseRow,
     DialectSQL,
-    SignoffRow,
     TimerRow,
     render,
 )
-
-_BY_BACKEND: dict[str, DialectSQL] = {}
-
-
-def sql_of(conn: Connection) -> DialectSQL:
-    backend = backend_of(conn)
-    found = _BY_BACKEND.get(backend.name)
-    if found is None:
-        found = _BY_BACKEND[backend.name] = DialectSQL(backend, conn.dialect)
-    return found
-
-
-def run(conn: Connection, statement: str, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
-        many: bool = False) -> Any:
-    """Run pre-rendered SQL on the connection's DB-API cursor, in its transaction; returns the cursor."""
-    cursor = conn.connection.cursor()      # the pooled DB-API connection checked out for `conn`
-    dispatch = conn.dispatch
-    if dispatch.before_cursor_execute:
-        for fn in dispatch.before_cursor_execute:
-            fn(conn, cursor, statement, params, None, many)
-    try:
-        if many:
-            cursor.executemany(statement, params)  # type: ignore[arg-type]
-        elif params is None:
-            cursor.execute(statement)
-        else:
-            cursor.execute(statement, params)
-    except conn.dialect.loaded_dbapi.Error as exc:
-        # SQLAlchemy's own handling: its exception classes, handle_error events, and on a lost
-        # connection the connection (and the pool's older ones) invalidated.
-        conn._handle_dbapi_exception(exc, statement, params, cursor, None)
-    if dispatch.after_cursor_execute:
-        for fn in dispatch.after_cursor_execute:
-            fn(conn, cursor, statement, params, None, many)
-    return cursor
-
-
-def read_case(conn: Connection, case_id: str) -> CaseRow | None:
-    row = run(conn, sql_of(conn).select_case, {"case_id": case_id}).fetchone()
-    return None if row is None else CaseRow._make(row)
-
-
-def read_case_signoffs(conn: Connection, case_id: str) -> tuple[CaseRow | None, list[SignoffRow]]:
-    """The case and its sign-off evidence (audit.signoffs_of's rows), one statement."""
-    found = run(conn, sql_of(conn).select_case_signoffs, {"case_id": case_id}).fetchall()
-    if not found:
-        return None, []
-    n = len(CASE_COLUMNS)
-    return CaseRow._make(found[0][:n]), [SignoffRow._make(r[n:]) for r in found if r[n] is not None]
-
-
-def insert_audit(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    params = [{c: r.get(c) for c in AUDIT_COLUMNS} for r in rows]
-    run(conn, sql_of(conn).insert_audit, params if len(params) > 1 else params[0], many=len(params) > 1)
-
-
-def update_and_log(conn: Connection, values: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
-    """The versioned UPDATE plus its audit rows; False if the case was not at version `seen` (nothing written).
-
-    PostgreSQL: one statement. SQLite (no data-modifying CTEs): the UPDATE, then the INSERT.
-    """
-    sql = sql_of(conn)
-    if sql.one_statement and rows:
-        return bool(run(conn, sql.update_and_log(len(rows)), sql.row_params(values, rows)).rowcount)
-    if run(conn, sql.update_case, values).rowcount != 1:
-        return False
-    if rows:
-        insert_audit(conn, rows)
-    return True
-
-
-def log_and_head(conn: Connection, case_id: str, rows: list[dict[str, Any]], head: tuple[int, str]) -> None:
-    """Audit rows plus the new chain head on the case row (one statement where a CTE can write)."""
-    if not rows:
-        return
-    sql = sql_of(conn)
-    values = {"case_id": case_id, "audit_seq": head[0], "audit_hash": head[1]}
-    if sql.one_statement:
-        run(conn, sql.log_and_head(len(rows)), sql.row_params(values, rows))
-        return
-    insert_audit(conn, rows)
-    run(conn, sql.set_head, values)
 
 
 class _Held:
@@ -137,7 +54,16 @@ class _Held:
         self.values, self.columns = values, columns
 
 
+class ClocksMoved(Exception):
+    """PostgreSQL: the timers a step read unlocked changed before its write (a sweep); nothing was written,
+    and the step runs again reading them locked (`clocks_locked`). Never leaves the engine."""
+
+
 _PENDING: weakref.WeakKeyDictionary[Connection, _Held] = weakref.WeakKeyDictionary()   # not sent yet
+# PostgreSQL: the timers a step read unlocked — their rows' texts joined (what `update_checked` compares) and
+# the rows — while its held UPDATE waits; connections whose steps read them locked (`clocks_locked`).
+_SEEN: weakref.WeakKeyDictionary[Connection, tuple[str | None, list[TimerRow]]] = weakref.WeakKeyDictionary()
+_LOCKED: weakref.WeakKeyDictionary[Connection, bool] = weakref.WeakKeyDictionary()
 # A step's writes that nothing in the step reads back (SLA clocks and windows, the outbox): they wait for the
 # step's end (`finish_write`) and go after its case row — on PostgreSQL in its last statement.
 _LATER: weakref.WeakKeyDictionary[Connection, list[tuple[str, dict[str, Any]]]] = weakref.WeakKeyDictionary()
@@ -176,38 +102,53 @@ def _grouped(waiting: list[tuple[str, dict[str, Any]]], params: dict[str, Any]) 
     return tuple((key.split("\0", 1)[-1], len(rows)) for key, rows in groups.items())
 
 
-def rendered(conn: Connection, text: str) -> str:
-    """SQL written with `:name` parameters, in the style of `conn`'s driver (rendered once per text)."""
-    return _rendered(sql_of(conn).style, text)
-
-
-@lru_cache(maxsize=128)
-def _rendered(style: str, text: str) -> str:
-    return render(style, text)
-
-
 @lru_cache(maxsize=64)
 def _text(text: str) -> sa.TextClause:
     return sa.text(text)
 
 
 def case_timers(conn: Connection, case_id: str) -> list[TimerRow]:
-    """A step's read of the case's timers. PostgreSQL: locked, after the held UPDATE — in the same statement
-    as that UPDATE if it is still held. SQLite: the write lock is the transaction's since BEGIN IMMEDIATE,
-    so the read needs nothing sent before it and the UPDATE stays held."""
+    """A step's read of the case's timers.
+
+    SQLite: the write lock is the transaction's since BEGIN IMMEDIATE, so the read needs nothing sent
+    before it and the UPDATE stays held. PostgreSQL, a step still outside any transaction (nothing sent
+    but its reads): unlocked, and its one write checks under lock that they did not move (`finish_write`,
+    `update_checked`), so the step is read, read, write. Else locked, after the held UPDATE (the case row
+    is locked first) — in the same statement as that UPDATE if it is still held."""
     sql = sql_of(conn)
     held = _PENDING.get(conn) if _PENDING else None
     if not sql.one_statement:
         return [TimerRow._make(r) for r in run(conn, sql.case_timers, {"case_id": case_id}).fetchall()]
     if held is not None and held.values:
+        if conn not in _LOCKED and outside_transaction(conn):
+            found = run(conn, sql.case_timers_seen, {"case_id": case_id}).fetchall()
+            rows = [TimerRow._make(r[:-1]) for r in found]
+            _SEEN[conn] = ("|".join(r[-1] for r in found) if found else None, rows)
+            return rows
         del _PENDING[conn]
         backend_of(conn).more_statements(conn)                  # BEGIN: the step's last statement follows
-        found = run(conn, sql.update_case_timers, held.values).fetchall()
-        if not found or not found[0][0]:
-            raise StaleCase(held.values["case_id"])
-        return [TimerRow._make(r[1:]) for r in found if r[1] is not None]
+        return _update_and_lock(conn, sql, held.values)
     flush_pending(conn)
     return [TimerRow._make(r) for r in run(conn, sql.case_timers, {"case_id": case_id}).fetchall()]
+
+
+def _update_and_lock(conn: Connection, sql: DialectSQL, values: dict[str, Any]) -> list[TimerRow]:
+    """PostgreSQL: the held UPDATE and the case's timers locked, one statement; StaleCase if not at `seen`."""
+    found = run(conn, sql.update_case_timers, values).fetchall()
+    if not found or not found[0][0]:
+        raise StaleCase(values["case_id"])
+    locked = sorted((r for r in found if r[1] is not None), key=lambda r: r[1])      # r[1]: the timer's id
+    return [TimerRow._make(r[1:]) for r in locked]
+
+
+@contextmanager
+def clocks_locked(conn: Connection) -> Iterator[None]:
+    """Steps on `conn` read their timers locked (the run again after ClocksMoved)."""
+    _LOCKED[conn] = True
+    try:
+        yield
+    finally:
+        _LOCKED.pop(conn, None)
 
 
 _ABSENT = object()
@@ -242,6 +183,7 @@ def _holding(conn: Connection, held: _Held) -> Iterator[None]:
     finally:
         _PENDING.pop(conn, None)
         _LATER.pop(conn, None)
+        _SEEN.pop(conn, None)
 
 
 def _queue_params(queues: tuple[str, str, frozenset[str]]) -> dict[str, Any]:
@@ -258,6 +200,11 @@ def flush_pending(conn: Connection, *_: Any) -> None:
     if not held.values:
         return
     sql = sql_of(conn)
+    seen = _SEEN.pop(conn, None) if _SEEN else None
+    if seen is not None:            # its timers were read unlocked: now locked, and they must be those rows
+        if _update_and_lock(conn, sql, held.values) != seen[1]:
+            raise ClocksMoved(held.values["case_id"])
+        return
     text = sql.update_case_only if sql.one_statement else sql.update_case_set(held.columns)
     if run(conn, text, held.values).rowcount != 1:
         raise StaleCase(held.values["case_id"])
@@ -279,6 +226,11 @@ def finish_write(conn: Connection, case_id: str, rows: list[dict[str, Any]], hea
     sql = sql_of(conn)
     if not sql.one_statement:
         _finish_in_order(conn, sql, case_id, rows, head, queues)
+        return
+    held = _PENDING.get(conn)
+    seen = _SEEN.get(conn) if _SEEN else None
+    if seen is not None and held is not None and held.values and rows:
+        _finish_checked(conn, sql, held, seen[0], rows, head, queues)
         return
     waiting = _LATER.get(conn) or []
     if waiting:
@@ -307,6 +259,31 @@ def finish_write(conn: Connection, case_id: str, rows: list[dict[str, Any]], hea
         log_and_head(conn, case_id, rows, head)
     if queues is not None:
         set_queues(conn, *queues)
+
+
+def _finish_checked(conn: Connection, sql: DialectSQL, held: _Held, seen: str | None, rows: list[dict[str, Any]],
+                    head: tuple[int, str], queues: tuple[str, str, frozenset[str]] | None) -> None:
+    """PostgreSQL, the step read its timers unlocked: its whole write in one statement that checks, under
+    lock, the case's version and that the timers are still `seen` (`update_checked`)."""
+    case_id = held.values["case_id"]
+    waiting = _LATER.get(conn) or []
+    _LATER[conn] = []
+    del _PENDING[conn]
+    _SEEN.pop(conn, None)
+    params = sql.row_params({**held.values, "audit_seq": head[0], "audit_hash": head[1]}, rows)
+    params["timers_seen"] = seen
+    if queues is not None:
+        params |= _queue_params(queues)
+    statement = sql.update_checked(len(rows), _grouped(waiting, params), queues is not None)
+    try:
+        run(conn, statement, params)
+    except sa.exc.DataError as exc:
+        found = str(exc.orig)
+        if STALE_MARK in found:
+            raise StaleCase(case_id) from None
+        if MOVED_MARK in found:
+            raise ClocksMoved(case_id) from None
+        raise
 
 
 def _finish_in_order(conn: Connection, sql: DialectSQL, case_id: str, rows: list[dict[str, Any]],
@@ -378,16 +355,7 @@ def insert_case(conn: Connection, case: dict[str, Any], rows: list[dict[str, Any
         insert_audit(conn, rows)
 
 
-def set_queues(conn: Connection, case_id: str, workflow: str, found: frozenset[str]) -> None:
-    """Set a case's work queues to `found` (inside the write's transaction): the rows of queues it left
-    deleted, those of queues it joined inserted; the others — and their inbox order — untouched."""
-    sql = sql_of(conn)
-    kept = sorted(found)
-    run(conn, sql.drop_queues(len(kept)), {"case_id": case_id, **{f"q_{i}": q for i, q in enumerate(kept)}})
-    if kept:
-        run(conn, sql.add_queue, [{"case_id": case_id, "queue": q, "workflow": workflow} for q in kept], many=True)
-
-
-__all__ = ["CaseRow", "DialectSQL", "sql_of", "run", "read_case", "insert_audit", "update_and_log", "log_and_head",
-           "pending_write", "flush_pending", "more_statements", "finish_write", "set_queues", "later", "in_step",
-           "case_timers", "render", "rendered", "TimerRow", "opening", "finish_open", "insert_case"]
+__all__ = ["CaseRow", "DialectSQL", "sql_of", "run", "read_case", "read_case_signoffs", "insert_audit",
+           "update_and_log", "log_and_head", "pending_write", "flush_pending", "more_statements", "finish_write",
+           "set_queues", "later", "in_step", "case_timers", "clocks_locked", "ClocksMoved", "render", "rendered",
+           "TimerRow", "opening", "finish_open", "insert_case"]

@@ -34,6 +34,9 @@ SIGNOFF_COLUMNS = ("kind", "actor", "roles", "effective_at", "case_version", "ch
 SignoffRow = namedtuple("SignoffRow", SIGNOFF_COLUMNS)   # type: ignore[misc]  # what audit.signoffs_of reads
 TIMER_COLUMNS = tuple(c.name for c in timers.c)
 TimerRow = namedtuple("TimerRow", TIMER_COLUMNS)   # type: ignore[misc]  # what sla/clocks.py's _Step reads
+# What the checked write (`update_checked`) makes PostgreSQL raise, as the text of a failed integer cast.
+STALE_MARK = "caseflow: the case moved"
+MOVED_MARK = "caseflow: its clocks moved"
 # The versioned UPDATE sets these (and the chain head); `received_at` is recomputed on every step.
 UPDATED = ("state", "data", "signoffs", "version", "updated_at", "next_signoff_role", "received_at")
 HEAD = ("audit_seq", "audit_hash")
@@ -72,6 +75,11 @@ class DialectSQL:
             f"t AS (SELECT {', '.join(TIMER_COLUMNS)} FROM timers WHERE case_id = {p('case_id')} "
             f"AND EXISTS (SELECT 1 FROM u) FOR UPDATE) "
             f"SELECT (SELECT count(*) FROM u), {tcols} FROM (VALUES (1)) AS one (x) LEFT JOIN t ON TRUE")
+        # PostgreSQL, a step still outside any transaction: the timers unlocked, each with its row as text;
+        # the step's one write then checks under lock that they are still these rows (`update_checked`)
+        self.timer_text = f"CAST(ROW({', '.join(TIMER_COLUMNS)}) AS TEXT)"
+        self.case_timers_seen = (f"SELECT {', '.join(TIMER_COLUMNS)}, {self.timer_text} FROM timers "
+                                 f"WHERE case_id = {p('case_id')} ORDER BY id")
         self.insert_case = (f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) "
                             f"VALUES ({', '.join(p('c_' + c) for c in CASE_COLUMNS)})")
         self.insert_queue = (f"INSERT INTO case_queue (case_id, queue, workflow) "
@@ -151,16 +159,44 @@ class DialectSQL:
         head, the step's waiting writes (`later`: (text, rows) each, see `_later`) and, if
         `queues`, the case's work queues set to `q_after`."""
         cols = ", ".join(AUDIT_COLUMNS)
-        p = self.param
         ctes = [f"h AS ({self.set_head})"]
         ctes += self._later(later)
         if queues:
-            ctes += [f"qd AS (DELETE FROM case_queue WHERE case_id = {p('case_id')} "
-                     f"AND queue <> ALL(CAST({p('q_after')} AS VARCHAR(80)[])))",
-                     f"qi AS (INSERT INTO case_queue (case_id, queue, workflow) SELECT {p('case_id')}, q, "
-                     f"{p('q_workflow')} FROM unnest(CAST({p('q_after')} AS VARCHAR(80)[])) AS q "
-                     f"ON CONFLICT DO NOTHING)"]
+            ctes += self._queue_ctes()
         return f"WITH {', '.join(ctes)} INSERT INTO audit ({cols}) VALUES {self._values(n)}"
+
+    @lru_cache(maxsize=64)  # noqa: B019
+    def update_checked(self, n: int, later: tuple[tuple[str, int], ...], queues: bool) -> str:
+        """PostgreSQL, a step that read its timers unlocked (`case_timers_seen`), its whole write in one
+        statement: the versioned UPDATE with the chain head (locking the case row first, as every step does),
+        then the case's timers locked and compared with the rows read (`timers_seen`: their texts joined by
+        '|' in id order); the waiting writes (`later`), the work queues if `queues`, and `n` audit rows.
+        A stale version or moved timers make the statement fail, so nothing of it is written: an integer
+        cast of STALE_MARK or MOVED_MARK (data-modifying CTEs that nothing reads run after the main query,
+        whose one-time filter evaluates the check first)."""
+        cols = ", ".join(AUDIT_COLUMNS)
+        p = self.param
+        ctes = [f"u AS ({self.update_case} RETURNING id)",
+                f"t AS (SELECT id, {self.timer_text} AS r FROM timers WHERE case_id = {p('case_id')} "
+                f"AND EXISTS (SELECT 1 FROM u) FOR UPDATE)",
+                f"chk AS (SELECT CAST(CASE WHEN NOT EXISTS (SELECT 1 FROM u) THEN '{STALE_MARK}' "
+                f"WHEN (SELECT string_agg(r, '|' ORDER BY id) FROM t) IS NOT DISTINCT FROM "
+                f"CAST({p('timers_seen')} AS TEXT) THEN '1' ELSE '{MOVED_MARK}' END AS INTEGER) AS ok)"]
+        ctes += self._later(later)
+        if queues:
+            ctes += self._queue_ctes()
+        return (f"WITH {', '.join(ctes)} INSERT INTO audit ({cols}) SELECT {cols} FROM (VALUES {self._values(n)}) "
+                f"AS v ({cols}) WHERE (SELECT ok FROM chk) = 1")
+
+    def _queue_ctes(self) -> list[str]:
+        """The case's work queues set to the array `q_after`: rows not in it deleted, the others inserted
+        unless present (disjoint sets: the order the CTEs run in cannot matter)."""
+        p = self.param
+        return [f"qd AS (DELETE FROM case_queue WHERE case_id = {p('case_id')} "
+                f"AND queue <> ALL(CAST({p('q_after')} AS VARCHAR(80)[])))",
+                f"qi AS (INSERT INTO case_queue (case_id, queue, workflow) SELECT {p('case_id')}, q, "
+                f"{p('q_workflow')} FROM unnest(CAST({p('q_after')} AS VARCHAR(80)[])) AS q "
+                f"ON CONFLICT DO NOTHING)"]
 
     @lru_cache(maxsize=64)  # noqa: B019
     def open_and_log(self, n: int, later: tuple[tuple[str, int], ...], queues: bool) -> str:
@@ -184,5 +220,5 @@ class DialectSQL:
         return params
 
 
-__all__ = ["CASE_COLUMNS", "AUDIT_COLUMNS", "CaseRow", "SIGNOFF_KINDS", "SIGNOFF_COLUMNS", "SignoffRow",
-           "TIMER_COLUMNS", "TimerRow", "DialectSQL", "render"]
+__all__ = ["STALE_MARK", "MOVED_MARK", "CASE_COLUMNS", "AUDIT_COLUMNS", "CaseRow", "SIGNOFF_KINDS", "SIGNOFF_COLUMNS",
+           "SignoffRow", "TIMER_COLUMNS", "TimerRow", "DialectSQL", "render"]

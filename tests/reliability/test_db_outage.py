@@ -81,13 +81,13 @@ APPLY = ["apply", "--set", "refund_amount=20000.00"]
 
 # `explain` writes only the case row and its audit rows: on PostgreSQL that write is one statement in
 # autocommit (`WITH u AS (UPDATE cases …) INSERT INTO audit …`, store/driver_sql.py) — that statement is its
-# commit. `apply` starts an SLA clock, so its write is BEGIN, the versioned UPDATE with the locked read of the
-# case's timers (`WITH u AS (UPDATE cases …), t AS (SELECT … FROM timers … FOR UPDATE) SELECT …`), then the
-# audit rows with the chain head and the clock's rows (`WITH h AS (UPDATE cases SET audit_seq …), d0 AS
-# (INSERT INTO timers …), … INSERT INTO audit …`), COMMIT.
+# commit. `apply` starts an SLA clock: it reads the case's timers (unlocked, `SELECT id, case_id, …`), then
+# writes everything in one statement that locks the case row and the timers and checks they did not move
+# (`WITH u AS (UPDATE cases …), t AS (SELECT … FROM timers … FOR UPDATE), chk AS (…), d0 AS (INSERT INTO
+# timers …), … INSERT INTO audit …`, `update_checked`) — again its own commit.
 @pytest.mark.parametrize("step,point", [(EXPLAIN, "begin"), (EXPLAIN, "sql WITH u AS"), (APPLY, "begin"),
-                                        (APPLY, "sql BEGIN"), (APPLY, "sql WITH u AS"),
-                                        (APPLY, "sql WITH h AS"), (APPLY, "before commit")])
+                                        (APPLY, "sql SELECT id, case_id"), (APPLY, "sql WITH u AS"),
+                                        (APPLY, "before commit")])
 def test_server_stopped_in_the_middle_of_advance_leaves_the_case_as_it_was(outage, own_pg, launcher, tmp_path,
                                                                           step, point):
     store, engine, run = outage
