@@ -9,7 +9,7 @@ clocks. Any exception rolls all of it back together.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -272,10 +272,9 @@ def run_actions(engine: Engine, conn: Connection, d: Definition, case_id: str, t
                  now: datetime, depth: int = 0) -> list[Entry]:
     if not todo:                          # most steps run no action: no activation to build
         return []
-    act, ctx = engine.scope(d, data, now, actor, inputs, input_schemas)
-    run = _Run(engine, conn, d, case_id, actor, now, act, ctx)
+    run = _Run(engine, conn, d, case_id, actor, now, lambda: engine.scope(d, data, now, actor, inputs, input_schemas))
     for a in todo:
-        if holds(a.when, act, ctx):
+        if a.when is None or holds(a.when, *run.scope()):
             KINDS[a.kind].run(a, run)
     return run.entries
 
@@ -284,13 +283,20 @@ class _Run:
     """The runtime's side of the action-kind seam (definition/kinds.py `ActionRun`), inside one transaction."""
 
     def __init__(self, engine: Engine, conn: Connection, d: Definition, case_id: str, actor: str,
-                 now: datetime, act: dict[str, Any], ctx: EvalContext) -> None:
+                 now: datetime, build: Callable[[], tuple[dict[str, Any], EvalContext]]) -> None:
         self.engine, self.conn, self.definition, self.case_id = engine, conn, d, case_id
-        self.actor, self.now, self.act, self.ctx = actor, now, act, ctx
+        self.actor, self.now, self._build = actor, now, build
+        self._scope: tuple[dict[str, Any], EvalContext] | None = None
         self.entries: list[Entry] = []
 
+    def scope(self) -> tuple[dict[str, Any], EvalContext]:
+        """What the actions' expressions see, built when the first one is evaluated."""
+        if self._scope is None:
+            self._scope = self._build()
+        return self._scope
+
     def evaluate(self, expr: Compiled) -> Any:
-        return expr.evaluate(self.act, self.ctx)
+        return expr.evaluate(*self.scope())
 
     def record(self, kind: str, event: str, changes: dict[str, Any], note: str | None) -> None:
         self.entries.append(Entry(kind, event, None, None, self.actor, [], changes, note))

@@ -31,6 +31,8 @@ from caseflow.runtime import safeguards
 from caseflow.runtime.engine import Engine
 from caseflow.runtime.queue import INSERT_QUEUE
 from caseflow.sla.clocks import INSERT_TIMER
+from caseflow.sla.windows import INSERT_WINDOW
+from caseflow.store.driver_sql import flush_pending, run
 from caseflow.values import ValueProblem, check_text
 
 FORMATS = (".csv", ".jsonl")
@@ -205,6 +207,7 @@ class BatchedWrites:
     A refused row's held rows are dropped, and its SAVEPOINT (if any) rolled back."""
 
     BATCHED = (case_actions.INSERT_CASE, case_actions.INSERT_OUTBOX, INSERT_TIMER, audit.INSERT, INSERT_QUEUE)
+    BATCHED_TEXT = frozenset({INSERT_WINDOW})        # SQL text an opening sends (driver_sql.later)
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -218,7 +221,8 @@ class BatchedWrites:
         self._marks = {k: len(rows) for k, (_, rows) in self._held.items()}
 
     def execute(self, stmt: Any, params: Any = None) -> Any:
-        if any(stmt is b for b in self.BATCHED) and params is not None:
+        if params is not None and (any(stmt is b for b in self.BATCHED)
+                                   or (isinstance(stmt, sa.TextClause) and stmt.text in self.BATCHED_TEXT)):
             for p in params if isinstance(params, list) else [params]:
                 key = (id(stmt), tuple(sorted(p)))
                 self._held.setdefault(key, (stmt, []))[1].append(p)
@@ -235,7 +239,7 @@ class BatchedWrites:
         for key, (stmt, rows) in self._held.items():
             cut = self._marks.get(key, 0)
             if cut:
-                self.conn.execute(stmt, rows[:cut])
+                self._send(stmt, rows[:cut])
             mine[key] = rows[cut:]
         for key, rows in mine.items():
             self._held[key] = (self._held[key][0], rows)
@@ -244,9 +248,18 @@ class BatchedWrites:
     def flush(self) -> None:
         for stmt, rows in self._held.values():
             if rows:
-                self.conn.execute(stmt, rows)
+                self._send(stmt, rows)
         self._held = {}
         self._marks = {}
+
+    def _send(self, stmt: Any, rows: list[dict[str, Any]]) -> None:
+        """One executemany of the held rows on the driver: the statement compiled once per set of columns
+        (Core's executemany costs more per row than SQLite takes to insert it)."""
+        keys = tuple(sorted(rows[0]))
+        sql, order = _compiled(stmt, keys, self.dialect)
+        flush_pending(self.conn)                     # (the before_execute listener Core would have run)
+        params: Any = [tuple(r[k] for k in order) for r in rows] if order else rows
+        run(self.conn, sql, params, many=True)
 
     def end_row(self) -> None:
         if self._savepoint is not None:
@@ -259,6 +272,22 @@ class BatchedWrites:
         if self._savepoint is not None:
             self._savepoint.rollback()
             self._savepoint = None
+
+
+_COMPILED: dict[tuple[int, tuple[str, ...], str], tuple[str, tuple[str, ...] | None]] = {}
+
+
+def _compiled(stmt: Any, keys: tuple[str, ...], dialect: sa.Dialect) -> tuple[str, tuple[str, ...] | None]:
+    """(SQL in the driver's parameter style, the parameter order for a positional style, else None)."""
+    key = (id(stmt), keys, dialect.name)
+    if key not in _COMPILED:
+        if isinstance(stmt, sa.TextClause):
+            compiled = stmt.compile(dialect=dialect)
+        else:
+            compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
+        order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+        _COMPILED[key] = (str(compiled), order)
+    return _COMPILED[key]
 
 
 def _check_row_text(row: Row) -> None:

@@ -90,9 +90,22 @@ class Plan:
 
 
 def plan_fresh(clock: Clock, calendar: BusinessCalendar | None, tz: ZoneInfo, start: datetime) -> Plan:
+    """A clock started at `start` (a pure function of its arguments: the cases of one import batch, and
+    the steps of one second, start their clocks at the same moment and share the working-time sums)."""
+    key = (id(clock), id(calendar), tz, start)
+    hit = _FRESH.get(key)
+    if hit is not None and hit[0] is clock and hit[1] is calendar:
+        return hit[2]
     due = deadline(clock, calendar, tz, start)
     total = measure(clock, calendar, start, due.at)
-    return Plan(clock, start, start, total, total, due)
+    plan = Plan(clock, start, start, total, total, due)
+    if len(_FRESH) >= 512:
+        _FRESH.clear()
+    _FRESH[key] = (clock, calendar, plan)      # (the clock and calendar kept, so their ids stay theirs)
+    return plan
+
+
+_FRESH: dict[tuple[int, int, ZoneInfo, datetime], tuple[Clock, BusinessCalendar | None, Plan]] = {}
 
 
 def plan_of(clock: Clock, calendar: BusinessCalendar | None, tz: ZoneInfo, row: Any) -> Plan:
@@ -231,6 +244,8 @@ class _Step:
         return []
 
     def allowed(self, clock: Clock) -> bool:
+        if clock.when is None:
+            return True                         # (no activation to build)
         working = self.calendar.working_days_between if self.calendar else None
         return holds(clock.when, *scope(self.d, self.data, self.now, "system", working_days=working,
                                         person_attr=self.person_attr))

@@ -52,7 +52,7 @@ def overdue_clause(now_s: str) -> sa.ColumnElement[bool]:
 # step's last statement (store/driver_sql.py `later`), so nothing here reads a window back.
 _THE_OPEN = ("(SELECT MAX(id) FROM sla_windows WHERE case_id = :w_case AND clock = :w_clock "
              "AND outcome IS NULL)")
-_INSERT = ("INSERT INTO sla_windows (case_id, workflow, clock, opened_at, opened_by, due_at) "
+INSERT_WINDOW = _INSERT = ("INSERT INTO sla_windows (case_id, workflow, clock, opened_at, opened_by, due_at) "
            "VALUES (:case_id, :workflow, :clock, :opened_at, :opened_by, :due_at)")
 # The outcome of a window ending now: breached if a sweep recorded it, late after its deadline (the clock's,
 # else the window's own), else met — or cancelled when the case closed with the clock still running.
