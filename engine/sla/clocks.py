@@ -119,9 +119,20 @@ def plan_of(clock: Clock, calendar: BusinessCalendar | None, tz: ZoneInfo, row: 
 
 
 def schedule(plan: Plan, calendar: BusinessCalendar | None, warned: int, now: datetime) -> dict[str, Any]:
-    """The row values that put a plan on the sweeper's list."""
-    return {"due_at": ts(plan.due.at, up=True), "next_at": ts(plan.next_at(calendar, warned, now), up=True),
-            "provisional": plan.due.provisional}
+    """The row values that put a plan on the sweeper's list (a fresh dict each call; worked out once per
+    plan, calendar, warnings given and moment, like `plan_fresh`)."""
+    key = (id(plan), id(calendar), warned, now)
+    hit = _SCHEDULED.get(key)
+    if hit is None or hit[0] is not plan or hit[1] is not calendar:
+        values = {"due_at": ts(plan.due.at, up=True), "next_at": ts(plan.next_at(calendar, warned, now), up=True),
+                  "provisional": plan.due.provisional}
+        if len(_SCHEDULED) >= 512:
+            _SCHEDULED.clear()
+        hit = _SCHEDULED[key] = (plan, calendar, values)
+    return dict(hit[2])
+
+
+_SCHEDULED: dict[tuple[int, int, int, datetime], tuple[Plan, BusinessCalendar | None, dict[str, Any]]] = {}
 
 
 # -- transitions ----------------------------------------------------------------------------
