@@ -55,10 +55,9 @@ def test_a_connection_kept_past_the_moment_goes_back_as_idle_since_it_was_kept(e
     assert record.info[IDLE_SINCE] < time.monotonic() - IDLE_PING_S    # not "given back just now"
 
 
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)      # a server that drops a connection
 def test_a_connection_lost_while_kept_is_replaced_without_an_error(engine: Engine, store: Store,
                                                                   db_url: str) -> None:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("a server that drops a connection: PostgreSQL only (the SQLite case is the test above)")
     cid = open_refund(engine)
     kept = store._held._conn
     assert kept is not None

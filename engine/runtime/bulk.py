@@ -274,12 +274,12 @@ class BatchedWrites:
             self._savepoint = None
 
 
-_COMPILED: dict[tuple[int, tuple[str, ...], str], tuple[str, tuple[str, ...] | None]] = {}
+_COMPILED: dict[tuple[int, tuple[str, ...], type], tuple[str, tuple[str, ...] | None]] = {}
 
 
 def _compiled(stmt: Any, keys: tuple[str, ...], dialect: sa.Dialect) -> tuple[str, tuple[str, ...] | None]:
     """(SQL in the driver's parameter style, the parameter order for a positional style, else None)."""
-    key = (id(stmt), keys, dialect.name)
+    key = (id(stmt), keys, type(dialect))
     if key not in _COMPILED:
         if isinstance(stmt, sa.TextClause):
             compiled = stmt.compile(dialect=dialect)
