@@ -70,9 +70,12 @@ def canonical(value: Any) -> str:
 _CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str).encode
 
 
-def row_hash(row: dict[str, Any], keys: tuple[str, ...] = HASHED) -> str:
-    keys = keys + tuple(k for k in OPTIONAL if row.get(k) is not None)
-    return hashlib.sha256(canonical([row.get(k) for k in keys]).encode("utf-8")).hexdigest()
+def row_hash(row: dict[str, Any], keys: tuple[str, ...] = HASHED, complete: bool = False) -> str:
+    """`complete`: `keys` already names the OPTIONAL columns the row has (`chained` works them out once)."""
+    if not complete:
+        keys = keys + tuple(k for k in OPTIONAL if row.get(k) is not None)
+    return hashlib.sha256(_CANONICAL([row[k] for k in keys] if complete else [row.get(k) for k in keys])
+                          .encode("utf-8")).hexdigest()
 
 
 # Built once: constructing a SELECT costs more than running it on an indexed table.
@@ -103,6 +106,8 @@ def chained(*, case_id: str, workflow: str, definition: str, entries: list[Entry
         check_note(e.note)
     key = audit_key()
     seq, prev = after
+    os_user = _clip(os_user)
+    keys = HASHED + tuple(k for k, v in zip(OPTIONAL, (org, os_user, version)) if v is not None)
     rows = []
     for e in entries:
         seq += 1
@@ -110,8 +115,8 @@ def chained(*, case_id: str, workflow: str, definition: str, entries: list[Entry
                "kind": e.kind, "event": e.event, "from_state": e.from_state, "to_state": e.to_state,
                "actor": e.actor, "roles": canonical(sorted(e.roles)), "changes": canonical(e.changes),
                "note": e.note, "effective_at": effective_at, "recorded_at": recorded_at,
-               "prev_hash": prev, "org": org, "os_user": _clip(os_user), "case_version": version}
-        row["hash"] = prev = digest = row_hash(row)
+               "prev_hash": prev, "org": org, "os_user": os_user, "case_version": version}
+        row["hash"] = prev = digest = row_hash(row, keys=keys, complete=True)
         row["mac"] = mac(key, digest)
         rows.append(row)
     return rows, (seq, prev)
