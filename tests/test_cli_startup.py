@@ -74,6 +74,8 @@ WRITE_SIDE = ("caseflow.runtime.actions", "caseflow.runtime.assignment", "casefl
 # The classes `show` loads are `caseflow.records` records, whose methods are not compiled at import;
 # these two are still dataclasses (runtime/machine.py and audit/chain.py are the lead's files)
 DATACLASSES_LEFT = {"caseflow.audit.chain.Entry", "caseflow.runtime.machine._Context"}
+# The tables only writes and other commands use, built on first use (store/tables.py `_later`)
+LATER_TABLES = {"case_queue", "outbox", "case_keys", "decision_counts", "checkpoints", "migration_runs"}
 # Each Core statement compiles once per process on first use: `show`'s reads are driver SQL (store/reads.py)
 LOADED = ("import sys\nfrom sqlalchemy.sql.elements import ClauseElement\n"
           "compiled, first_use = [], ClauseElement._compile_w_cache\n"
@@ -86,16 +88,20 @@ LOADED = ("import sys\nfrom sqlalchemy.sql.elements import ClauseElement\n"
           "              for k, v in vars(mod).items() if isinstance(v, type) and v.__module__ == m\n"
           "              and '__dataclass_fields__' in vars(v))\n"
           "print(' '.join(made), file=sys.stderr)\n"
+          "tables = sys.modules.get('caseflow.store.tables')\n"
+          "print(' '.join(sorted(vars(tables)['_metadata'].tables)) if tables else '', file=sys.stderr)\n"
           f"print(code, [m for m in {WRITE_SIDE!r} if m in sys.modules], file=sys.stderr)")
 
 
 def _loaded_by(url: str, *args: str, warm: bool = True) -> tuple[str, str, str, int]:
     """Exit code, the WRITE_SIDE modules loaded, stdout, how many Core statements were compiled; with
-    `warm` (the workflows are cached, nothing compiles), also that no dataclass but DATACLASSES_LEFT was made."""
+    `warm` (the workflows are cached, nothing compiles), also that no dataclass but DATACLASSES_LEFT was made
+    and none of LATER_TABLES built."""
     done = _python(LOADED, "--db", url, "--workflows", str(SHIPPED), *args)
-    *_, core, made, last = done.stderr.strip().splitlines()
+    *_, core, made, built, last = done.stderr.strip().splitlines()
     if warm:
         assert set(made.split()) <= DATACLASSES_LEFT, done.stderr    # no import-time code generation came back
+        assert not set(built.split()) & LATER_TABLES, built           # nor a table the command does not use
     code, modules = last.split(" ", 1)
     return code, modules, done.stdout, int(core.split(" ", 1)[0])
 
@@ -120,3 +126,20 @@ def test_show_of_cases_with_clocks_and_a_pending_sign_off_imports_nothing_of_the
     assert (code, modules) == ("0", "[]")
     code, modules, _, _ = _loaded_by(url, "--as", "lin.xiao", "advance", refund, "nothing")
     assert code == "1" and "caseflow.runtime.actions" not in modules  # refused before planning a write
+
+
+def test_a_table_left_for_later_is_built_on_first_use_and_metadata_has_every_table():
+    script = ("import json\nfrom caseflow.store import tables\n"
+              "before = sorted(vars(tables)['_metadata'].tables)\n"
+              "from caseflow.store.tables import outbox\n"
+              "after = sorted(vars(tables)['_metadata'].tables)\n"
+              "everything = sorted(tables.metadata.tables)\n"
+              "print(json.dumps([before, after, everything, outbox is tables.outbox, len(outbox.c)]))")
+    done = _python(script)
+    assert done.returncode == 0, done.stderr
+    before, after, everything, same, columns = json.loads(done.stdout)
+    assert not set(before) & LATER_TABLES and set(after) - set(before) == {"outbox"}
+    assert set(everything) == set(before) | LATER_TABLES and len(everything) == 14
+    assert same and columns == 6
+    done = _python("from caseflow.store import tables\ntables.nothing")
+    assert "module 'caseflow.store.tables' has no attribute 'nothing'" in done.stderr

@@ -1,17 +1,59 @@
 """The tables (SQLAlchemy Core): definitions, cases, case_queue, audit, attempts, timers, SLA windows, outbox,
 keys, counters, checkpoints, settings (simulation or live), orgs (the org chart versions) and migration runs.
 
-Migrations (store/migrations/) create them; the runtime reads and writes them through Core.
+Migrations (store/migrations/) create them; the runtime reads and writes them through Core. The
+tables a read never touches (`@_later`: case_queue, outbox, case_keys, decision_counts, checkpoints,
+migration_runs) are built on first use, so `caseflow show` does not pay for them; `metadata` has
+every table.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import sqlalchemy as sa
 
-metadata = sa.MetaData()
+_metadata = sa.MetaData()      # complete (every table built) as `metadata`, see __getattr__
+_LATER: dict[str, Callable[[], sa.Table]] = {}
+_building = threading.Lock()
+
+
+def _later(build: Callable[[], sa.Table]) -> Callable[[], sa.Table]:
+    """A table that reads such as `caseflow show` never touch: built on first use, not at import
+    (a Table costs ~50 µs a column at every CLI start, issue #18)."""
+    _LATER[build.__name__.removeprefix("_")] = build
+    return build
+
+
+def __getattr__(name: str) -> sa.Table | sa.MetaData:
+    with _building:
+        if name == "metadata":              # migrations, create_all: every table
+            for later in list(_LATER):
+                globals()[later] = _LATER.pop(later)()
+            globals()["metadata"] = _metadata
+            return _metadata
+        if name in globals():                # built by another thread meanwhile
+            return globals()[name]
+        build = _LATER.pop(name, None)
+        if build is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        table = globals()[name] = build()
+        return table
+
+
+if TYPE_CHECKING:
+    metadata: sa.MetaData
+    case_queue: sa.Table
+    outbox: sa.Table
+    case_keys: sa.Table
+    decision_counts: sa.Table
+    checkpoints: sa.Table
+    migration_runs: sa.Table
 
 definitions = sa.Table(
-    "definitions", metadata,
+    "definitions", _metadata,
     sa.Column("sha256", sa.String(64), primary_key=True),
     sa.Column("workflow", sa.String(64), nullable=False, index=True),
     sa.Column("text", sa.Text, nullable=False),
@@ -20,7 +62,7 @@ definitions = sa.Table(
 )
 
 cases = sa.Table(
-    "cases", metadata,
+    "cases", _metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("workflow", sa.String(64), nullable=False),
     sa.Column("definition", sa.String(64), sa.ForeignKey("definitions.sha256"), nullable=False),
@@ -50,18 +92,23 @@ cases = sa.Table(
 # the inbox's order: the case's nearest running/breached SLA deadline (NULL: none) and its created_at.
 # Written with the case on every write (due_at on every write that touches a clock); the inbox reads
 # it through ix_case_queue_order only, the first rows of each queue in inbox order.
-case_queue = sa.Table(
-    "case_queue", metadata,
-    sa.Column("case_id", sa.String(32), primary_key=True),
-    sa.Column("queue", sa.String(80), primary_key=True),
-    sa.Column("workflow", sa.String(64), nullable=False),
-    sa.Column("due_at", sa.String(32), nullable=True),
-    sa.Column("created_at", sa.String(32), nullable=True),
-    sa.Index("ix_case_queue_order", "queue", "workflow", "due_at", "created_at", "case_id"),
-)
+
+
+@_later
+def _case_queue() -> sa.Table:
+    return sa.Table(
+        "case_queue", _metadata,
+        sa.Column("case_id", sa.String(32), primary_key=True),
+        sa.Column("queue", sa.String(80), primary_key=True),
+        sa.Column("workflow", sa.String(64), nullable=False),
+        sa.Column("due_at", sa.String(32), nullable=True),
+        sa.Column("created_at", sa.String(32), nullable=True),
+        sa.Index("ix_case_queue_order", "queue", "workflow", "due_at", "created_at", "case_id"),
+    )
+
 
 audit = sa.Table(
-    "audit", metadata,
+    "audit", _metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("case_id", sa.String(32), nullable=False),
     sa.Column("seq", sa.Integer, nullable=False),
@@ -90,7 +137,7 @@ audit = sa.Table(
 )
 
 attempts = sa.Table(
-    "attempts", metadata,
+    "attempts", _metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("case_id", sa.String(64), nullable=True),
     sa.Column("workflow", sa.String(64), nullable=True),
@@ -107,7 +154,7 @@ attempts = sa.Table(
 )
 
 timers = sa.Table(
-    "timers", metadata,
+    "timers", _metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("case_id", sa.String(32), nullable=False, index=True),
     sa.Column("name", sa.String(64), nullable=False),
@@ -128,7 +175,7 @@ timers = sa.Table(
 )
 
 sla_windows = sa.Table(
-    "sla_windows", metadata,                                    # one row per start/restart of an SLA clock
+    "sla_windows", _metadata,                                   # one row per start/restart of an SLA clock
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("case_id", sa.String(32), nullable=False),
     sa.Column("workflow", sa.String(64), nullable=False),
@@ -143,52 +190,64 @@ sla_windows = sa.Table(
     sa.Index("ix_sla_windows_workflow_opened", "workflow", "opened_at"),
 )
 
-outbox = sa.Table(
-    "outbox", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("case_id", sa.String(32), nullable=False, index=True),
-    sa.Column("role", sa.String(64), nullable=False),
-    sa.Column("message", sa.Text, nullable=False),
-    sa.Column("created_at", sa.String(32), nullable=False),
-    sa.Column("delivered_at", sa.String(32), nullable=True),
-)
 
-case_keys = sa.Table(
-    "case_keys", metadata,
-    sa.Column("workflow", sa.String(64), primary_key=True),
-    sa.Column("field", sa.String(64), primary_key=True),
-    sa.Column("value", sa.String(512), primary_key=True),
-    sa.Column("case_id", sa.String(32), nullable=False),
-)
+@_later
+def _outbox() -> sa.Table:
+    return sa.Table(
+        "outbox", _metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("case_id", sa.String(32), nullable=False, index=True),
+        sa.Column("role", sa.String(64), nullable=False),
+        sa.Column("message", sa.Text, nullable=False),
+        sa.Column("created_at", sa.String(32), nullable=False),
+        sa.Column("delivered_at", sa.String(32), nullable=True),
+    )
 
-decision_counts = sa.Table(
-    "decision_counts", metadata,
-    sa.Column("workflow", sa.String(64), primary_key=True),
-    sa.Column("decision", sa.String(64), primary_key=True),
-    sa.Column("key", sa.String(512), primary_key=True),
-    sa.Column("period", sa.String(16), primary_key=True),
-    sa.Column("count", sa.Integer, nullable=False),
-)
 
-checkpoints = sa.Table(
-    "checkpoints", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("created_at", sa.String(32), nullable=False),
-    sa.Column("actor", sa.String(64), nullable=False),
-    sa.Column("heads", sa.Text, nullable=False),                # {case_id: [seq, hash]}
-    sa.Column("digest", sa.String(64), nullable=False),
-    sa.Column("mac", sa.String(64), nullable=True),
-)
+@_later
+def _case_keys() -> sa.Table:
+    return sa.Table(
+        "case_keys", _metadata,
+        sa.Column("workflow", sa.String(64), primary_key=True),
+        sa.Column("field", sa.String(64), primary_key=True),
+        sa.Column("value", sa.String(512), primary_key=True),
+        sa.Column("case_id", sa.String(32), nullable=False),
+    )
+
+
+@_later
+def _decision_counts() -> sa.Table:
+    return sa.Table(
+        "decision_counts", _metadata,
+        sa.Column("workflow", sa.String(64), primary_key=True),
+        sa.Column("decision", sa.String(64), primary_key=True),
+        sa.Column("key", sa.String(512), primary_key=True),
+        sa.Column("period", sa.String(16), primary_key=True),
+        sa.Column("count", sa.Integer, nullable=False),
+    )
+
+
+@_later
+def _checkpoints() -> sa.Table:
+    return sa.Table(
+        "checkpoints", _metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("created_at", sa.String(32), nullable=False),
+        sa.Column("actor", sa.String(64), nullable=False),
+        sa.Column("heads", sa.Text, nullable=False),                # {case_id: [seq, hash]}
+        sa.Column("digest", sa.String(64), nullable=False),
+        sa.Column("mac", sa.String(64), nullable=True),
+    )
 
 settings = sa.Table(
-    "settings", metadata,                                       # append-only: mode (simulation | live)
+    "settings", _metadata,                                      # append-only: mode (simulation | live)
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("created_at", sa.String(32), nullable=False),
 )
 
 orgs = sa.Table(
-    "orgs", metadata,                                           # append-only: the last row is in force
+    "orgs", _metadata,                                          # append-only: the last row is in force
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("sha256", sa.String(64), nullable=False, index=True),
     sa.Column("org_text", sa.Text, nullable=False),
@@ -199,21 +258,24 @@ orgs = sa.Table(
     sa.Column("note", sa.Text, nullable=True),
 )
 
-migration_runs = sa.Table(
-    "migration_runs", metadata,                                 # one row per dry run, run or revert of a plan
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("kind", sa.String(16), nullable=False),           # dry-run | run | revert
-    sa.Column("workflow", sa.String(64), nullable=False),
-    sa.Column("from_sha", sa.String(64), nullable=False),
-    sa.Column("to_sha", sa.String(64), nullable=False),
-    sa.Column("plan_sha", sa.String(64), nullable=False),
-    sa.Column("plan_text", sa.Text, nullable=False),
-    sa.Column("reverts", sa.Integer, nullable=True),            # the run a revert undoes
-    sa.Column("actor", sa.String(64), nullable=False),
-    sa.Column("os_user", sa.String(64), nullable=True),
-    sa.Column("started_at", sa.String(32), nullable=False),
-    sa.Column("finished_at", sa.String(32), nullable=True),     # NULL while running (or if the runner died)
-    sa.Column("counts", sa.Text, nullable=False, server_default="{}"),
-    sa.Column("verdicts", sa.Text, nullable=False, server_default="[]"),
-    sa.Index("ix_migration_runs_workflow", "workflow", "id"),
-)
+
+@_later
+def _migration_runs() -> sa.Table:
+    return sa.Table(
+        "migration_runs", _metadata,                                # one row per dry run, run or revert of a plan
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("kind", sa.String(16), nullable=False),           # dry-run | run | revert
+        sa.Column("workflow", sa.String(64), nullable=False),
+        sa.Column("from_sha", sa.String(64), nullable=False),
+        sa.Column("to_sha", sa.String(64), nullable=False),
+        sa.Column("plan_sha", sa.String(64), nullable=False),
+        sa.Column("plan_text", sa.Text, nullable=False),
+        sa.Column("reverts", sa.Integer, nullable=True),            # the run a revert undoes
+        sa.Column("actor", sa.String(64), nullable=False),
+        sa.Column("os_user", sa.String(64), nullable=True),
+        sa.Column("started_at", sa.String(32), nullable=False),
+        sa.Column("finished_at", sa.String(32), nullable=True),     # NULL while running (or if the runner died)
+        sa.Column("counts", sa.Text, nullable=False, server_default="{}"),
+        sa.Column("verdicts", sa.Text, nullable=False, server_default="[]"),
+        sa.Index("ix_migration_runs_workflow", "workflow", "id"),
+    )
