@@ -149,7 +149,15 @@ class Environment:
 
     def __init__(self, variables: Mapping[str, cel.Type]) -> None:
         self.variables = dict(variables)
-        self._env = cel.NewEnv(variables=self.variables, functions=_functions())
+        self._cel: Any = None
+
+    @property
+    def _env(self) -> Any:
+        """The CEL environment, made on first use: an unpickled definition (definition/cache.py) that
+        `caseflow show` evaluates nothing of does not pay ~1 ms for it."""
+        if self._cel is None:
+            self._cel = cel.NewEnv(variables=self.variables, functions=_functions())
+        return self._cel
 
 
     def compile(self, text: str, *, want: cel.Type | None = None) -> Compiled:
