@@ -1,4 +1,4 @@
-"""The few reads a command makes on its way to a case, as driver SQL (run by `driver_sql.run`).
+"""The few reads a command makes on its way to a case, as driver SQL (run by `driver_run.run`).
 
 Each SQLAlchemy Core statement is compiled once per process on first use, and a CLI command is a
 new process: `caseflow show` compiled five selects (about 3 ms of its cold start, issue #18) to
@@ -16,8 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from caseflow.store import driver_sql
 from caseflow.store.backend import backend_of
+from caseflow.store.driver_run import run
 from caseflow.store.driver_text import TIMER_COLUMNS, TimerRow
 
 MODE = "SELECT value FROM settings WHERE key = 'mode'"
@@ -30,13 +30,13 @@ _TIMERS = f"SELECT {', '.join(TIMER_COLUMNS)} FROM timers WHERE case_id = {{}} O
 
 def first(conn: Connection, statement: str) -> tuple[Any, ...] | None:
     """The first row of a statement without parameters."""
-    return driver_sql.run(conn, statement, None).fetchone()
+    return run(conn, statement, None).fetchone()
 
 
 def definition_text(conn: Connection, sha: str) -> StoredDefinition:
     """The text and path of the stored definition version `sha`; `NoResultFound` (as Core's `.one()`)."""
     statement = _DEFINITION.format(backend_of(conn).param_style.format("sha"))
-    row = driver_sql.run(conn, statement, {"sha": sha}).fetchone()
+    row = run(conn, statement, {"sha": sha}).fetchone()
     if row is None:
         raise sa.exc.NoResultFound("No row was found when one was required")
     return StoredDefinition._make(row)
@@ -45,7 +45,7 @@ def definition_text(conn: Connection, sha: str) -> StoredDefinition:
 def case_timers(conn: Connection, case_id: str) -> list[Any]:
     """The case's timers (every column, as `TimerRow`s), in the order they were started."""
     statement = _TIMERS.format(backend_of(conn).param_style.format("case_id"))
-    return [TimerRow._make(r) for r in driver_sql.run(conn, statement, {"case_id": case_id}).fetchall()]
+    return [TimerRow._make(r) for r in run(conn, statement, {"case_id": case_id}).fetchall()]
 
 
 __all__ = ["MODE", "LAST_ORG", "REVISION", "StoredDefinition", "first", "definition_text", "case_timers"]
