@@ -67,10 +67,11 @@ def test_show_imports_neither_the_verifier_nor_the_other_commands(tmp_path):
 
 
 # What only a write needs, what only compiling a workflow or calendar needs (the cache has them
-# compiled), and what only a did-you-mean needs: `show` must not pay for them at start-up (issue #18)
+# compiled), what only a did-you-mean needs, and the state machine (only a guard to check needs it):
+# `show` must not pay for them at start-up (issue #18)
 WRITE_SIDE = ("caseflow.runtime.actions", "caseflow.runtime.assignment", "caseflow.runtime.queue",
               "caseflow.sla.clocks", "caseflow.audit.unmask",
-              "caseflow.definition.compile", "chinese_calendar", "difflib")
+              "caseflow.definition.compile", "chinese_calendar", "difflib", "caseflow.runtime.machine", "transitions")
 # The classes `show` loads are `caseflow.records` records, whose methods are not compiled at import;
 # these two are still dataclasses (runtime/machine.py and audit/chain.py are the lead's files)
 DATACLASSES_LEFT = {"caseflow.audit.chain.Entry", "caseflow.runtime.machine._Context"}

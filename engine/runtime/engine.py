@@ -50,7 +50,6 @@ from caseflow.errors import (
 )
 from caseflow.masking import mask_text
 from caseflow.runtime import identity, safeguards
-from caseflow.runtime.machine import machine_for
 from caseflow.runtime.snapshot import Change, Snapshot, new_case_id
 from caseflow.runtime.turns import next_signer_role
 from caseflow.store import driver_sql, reads
@@ -288,6 +287,7 @@ class Engine:
     def decide(self, snap: Snapshot, t: Transition, data: dict[str, Any], inputs: dict[str, Any],
                actor: str, now: datetime, *, reject: bool = False) -> Change:
         """Check requires and guards, apply effects, validate: the part shared by people and timers."""
+        from caseflow.runtime.machine import machine_for  # a step's; a read (`show`) does not load transitions
         d = snap.definition
         safeguards.check_not_by(snap, t, data, actor)
         if not reject:
