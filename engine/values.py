@@ -127,17 +127,6 @@ def sortable_time(value: object, fallback: str | None = None) -> str | None:
 
     `value` is a stored ISO 8601 time; when it is missing or unreadable, `fallback` is used instead.
     """
-    if isinstance(value, str | None) and isinstance(fallback, str | None):
-        return _sortable(value, fallback)
-    return _sortable_time(value, fallback)
-
-
-@lru_cache(maxsize=256)
-def _sortable(value: str | None, fallback: str | None) -> str | None:
-    return _sortable_time(value, fallback)
-
-
-def _sortable_time(value: object, fallback: str | None = None) -> str | None:
     for text in (value, fallback):
         if isinstance(text, str) and text:
             try:
@@ -151,15 +140,6 @@ def show_datetime(text: str | None, tz: ZoneInfo) -> str:
     """Stored UTC → the workflow's local time, for operators."""
     if not text:
         return ""
-    return _shown(text, tz) if isinstance(text, str) else _show(text, tz)
-
-
-@lru_cache(maxsize=256)
-def _shown(text: str, tz: ZoneInfo) -> str:
-    return _show(text, tz)
-
-
-def _show(text: str, tz: ZoneInfo) -> str:
     return parse_datetime(text).astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
+from caseflow.catalog import Catalog
+from caseflow.errors import StaleCase
 from caseflow.runtime.engine import Engine
+from caseflow.store.database import Store
 
 REFUND = {"order_no": "D2025-0310", "customer_name": "王建国", "contract_amount": "80000.00",
           "amount_paid": "20000.00"}
@@ -38,3 +43,24 @@ COMPLAINT = {"form_no": "TS-2025-001", "customer_name": "张三", "phone": "1381
 
 def open_complaint(engine: Engine, **extra: str) -> str:
     return engine.open("complaint", "wang.fang", {**COMPLAINT, **extra})["id"]
+
+
+def race_two(store: Store, catalog: Catalog, clock: Any, act: Callable[[Engine], Any]) -> list[Any]:
+    """Two engines run `act` at once, both held at the write until both have planned (the same version):
+    each one's result, or the StaleCase it got."""
+    barrier = threading.Barrier(2, timeout=20)
+    results: dict[int, object] = {}
+
+    def worker(i: int) -> None:
+        eng = Engine(store, catalog, clock, before_write=lambda _snap: barrier.wait())
+        try:
+            results[i] = act(eng)
+        except StaleCase as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return list(results.values())

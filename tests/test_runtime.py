@@ -17,7 +17,7 @@ from caseflow.runtime.engine import Engine
 from caseflow.store.locks import NOTICE
 
 from .conftest import snapshot
-from .helpers import open_refund, refund_to_signing
+from .helpers import open_refund, race_two, refund_to_signing
 
 
 def refused(run, store, cid, *args, code, message):
@@ -233,25 +233,10 @@ def test_case_keeps_running_under_the_version_it_was_opened_with(tmp_path, store
 
 
 def test_two_writers_on_the_same_case_one_wins_the_other_is_stale(store, shipped_catalog, clock):
-    import threading
     seed = Engine(store, shipped_catalog, clock)
     cid = open_refund(seed)
-    barrier = threading.Barrier(2, timeout=20)
-    results: dict[int, object] = {}
-
-    def worker(i: int) -> None:
-        eng = Engine(store, shipped_catalog, clock, before_write=lambda _snap: barrier.wait())
-        try:
-            results[i] = eng.advance(cid, "start_before_work", "wang.fang")
-        except StaleCase as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    stale = [r for r in results.values() if isinstance(r, StaleCase)]
+    results = race_two(store, shipped_catalog, clock, lambda eng: eng.advance(cid, "start_before_work", "wang.fang"))
+    stale = [r for r in results if isinstance(r, StaleCase)]
     assert len(stale) == 1 and str(stale[0]) == f"case {cid} was changed by someone else; retry"
     history = seed.read_case(cid)
     assert history.state == "terminating" and history.version == 2

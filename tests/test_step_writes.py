@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from typing import Any
 
 import sqlalchemy as sa
 
 from caseflow.audit.verify import verify
 from caseflow.catalog import Catalog
-from caseflow.errors import StaleCase
 from caseflow.runtime.engine import Engine
 from caseflow.store.database import Store
 
 from .conftest import Clock, audit_rows, case_row
-from .helpers import open_complaint, refund_to_signing
+from .helpers import open_complaint, race_two, refund_to_signing
 
 _SET = re.compile(r"UPDATE (cases|timers) SET (.*?) WHERE", re.S)
 
@@ -149,22 +147,8 @@ def test_two_sign_offs_at_once_one_wins_and_its_clock_restarts_once(store: Store
     seed = Engine(store, shipped_catalog, clock)
     cid = refund_to_signing(seed)
     clock.advance(hours=1)
-    barrier = threading.Barrier(2, timeout=20)
-    results: dict[int, object] = {}
-
-    def worker(i: int) -> None:
-        eng = Engine(store, shipped_catalog, clock, before_write=lambda _snap: barrier.wait())
-        try:
-            results[i] = eng.sign(cid, "lin.xiao")
-        except StaleCase as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert sorted(type(r).__name__ for r in results.values()) == ["StaleCase", "dict"]
+    results = race_two(store, shipped_catalog, clock, lambda eng: eng.sign(cid, "lin.xiao"))
+    assert sorted(type(r).__name__ for r in results) == ["StaleCase", "dict"]
     assert [(w[0], w[4]) for w in _windows(store, cid)] == [("start", "met"), ("restart", None)]
     assert _timer(store, cid)["started_at"] == "2025-03-03T03:00:00.000Z"
     assert [r["event"] for r in audit_rows(store, cid)].count("sign") == 1

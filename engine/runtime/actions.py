@@ -28,7 +28,7 @@ from caseflow.runtime.turns import eligible_signers, pending_signoff_role
 from caseflow.sla import clocks as sla
 from caseflow.store import driver_sql
 from caseflow.store.backend import backend_of
-from caseflow.store.tables import case_keys, cases, decision_counts, outbox
+from caseflow.store.tables import case_keys, cases, outbox
 from caseflow.values import sortable_time
 
 if TYPE_CHECKING:
@@ -233,10 +233,6 @@ _BUMP = ('INSERT INTO decision_counts (workflow, decision, "key", period, count)
 def _bump(conn: Connection, d: Definition, name: str, key: str, period: str) -> int:
     """Increment and return a shared counter atomically (an upsert: safe under concurrency)."""
     params = {"workflow": SHARED, "decision": name, "key": key, "period": period}
-    if not isinstance(conn, Connection):         # bulk import's batched writes
-        stmt = backend_of(conn).increment(decision_counts, ["workflow", "decision", "key", "period"], "count",
-                                          **params)
-        return int(conn.execute(stmt).scalar_one())
     driver_sql.flush_pending(conn)
     backend_of(conn).more_statements(conn)       # PostgreSQL: BEGIN before the first of several statements
     return int(driver_sql.run(conn, driver_sql.rendered(conn, _BUMP), params).fetchone()[0])

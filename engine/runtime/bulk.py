@@ -274,20 +274,21 @@ class BatchedWrites:
             self._savepoint = None
 
 
-_COMPILED: dict[tuple[int, tuple[str, ...], type], tuple[str, tuple[str, ...] | None]] = {}
+_COMPILED: dict[tuple[int, tuple[str, ...], type], tuple[Any, str, tuple[str, ...] | None]] = {}
 
 
 def _compiled(stmt: Any, keys: tuple[str, ...], dialect: sa.Dialect) -> tuple[str, tuple[str, ...] | None]:
     """(SQL in the driver's parameter style, the parameter order for a positional style, else None)."""
     key = (id(stmt), keys, type(dialect))
-    if key not in _COMPILED:
+    hit = _COMPILED.get(key)
+    if hit is None or hit[0] is not stmt:     # (the statement is kept with its SQL, so its id stays its own)
         if isinstance(stmt, sa.TextClause):
             compiled = stmt.compile(dialect=dialect)
         else:
             compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
         order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-        _COMPILED[key] = (str(compiled), order)
-    return _COMPILED[key]
+        hit = _COMPILED[key] = (stmt, str(compiled), order)
+    return hit[1], hit[2]
 
 
 def _check_row_text(row: Row) -> None:

@@ -92,20 +92,27 @@ class Plan:
 def plan_fresh(clock: Clock, calendar: BusinessCalendar | None, tz: ZoneInfo, start: datetime) -> Plan:
     """A clock started at `start` (a pure function of its arguments: the cases of one import batch, and
     the steps of one second, start their clocks at the same moment and share the working-time sums)."""
-    key = (id(clock), id(calendar), tz, start)
-    hit = _FRESH.get(key)
-    if hit is not None and hit[0] is clock and hit[1] is calendar:
-        return hit[2]
-    due = deadline(clock, calendar, tz, start)
-    total = measure(clock, calendar, start, due.at)
-    plan = Plan(clock, start, start, total, total, due)
-    if len(_FRESH) >= 512:
-        _FRESH.clear()
-    _FRESH[key] = (clock, calendar, plan)      # (the clock and calendar kept, so their ids stay theirs)
-    return plan
+    def make() -> Plan:
+        due = deadline(clock, calendar, tz, start)
+        total = measure(clock, calendar, start, due.at)
+        return Plan(clock, start, start, total, total, due)
+    return _remembered((clock, calendar), (tz, start), make)
 
 
-_FRESH: dict[tuple[int, int, ZoneInfo, datetime], tuple[Clock, BusinessCalendar | None, Plan]] = {}
+_REMEMBERED: dict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = {}
+
+
+def _remembered(owners: tuple[Any, ...], args: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+    """`make()` worked out once per `owners` (by identity, and kept, so their ids stay theirs) and `args`."""
+    key = (make.__qualname__, *map(id, owners), *args)
+    hit = _REMEMBERED.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], owners)):
+        return hit[1]
+    if len(_REMEMBERED) >= 1024:
+        _REMEMBERED.clear()
+    value = make()
+    _REMEMBERED[key] = (owners, value)
+    return value
 
 
 def plan_of(clock: Clock, calendar: BusinessCalendar | None, tz: ZoneInfo, row: Any) -> Plan:
@@ -121,18 +128,10 @@ def plan_of(clock: Clock, calendar: BusinessCalendar | None, tz: ZoneInfo, row: 
 def schedule(plan: Plan, calendar: BusinessCalendar | None, warned: int, now: datetime) -> dict[str, Any]:
     """The row values that put a plan on the sweeper's list (a fresh dict each call; worked out once per
     plan, calendar, warnings given and moment, like `plan_fresh`)."""
-    key = (id(plan), id(calendar), warned, now)
-    hit = _SCHEDULED.get(key)
-    if hit is None or hit[0] is not plan or hit[1] is not calendar:
-        values = {"due_at": ts(plan.due.at, up=True), "next_at": ts(plan.next_at(calendar, warned, now), up=True),
-                  "provisional": plan.due.provisional}
-        if len(_SCHEDULED) >= 512:
-            _SCHEDULED.clear()
-        hit = _SCHEDULED[key] = (plan, calendar, values)
-    return dict(hit[2])
-
-
-_SCHEDULED: dict[tuple[int, int, int, datetime], tuple[Plan, BusinessCalendar | None, dict[str, Any]]] = {}
+    def make() -> dict[str, Any]:
+        return {"due_at": ts(plan.due.at, up=True), "next_at": ts(plan.next_at(calendar, warned, now), up=True),
+                "provisional": plan.due.provisional}
+    return dict(_remembered((plan, calendar), (warned, now), make))
 
 
 # -- transitions ----------------------------------------------------------------------------
