@@ -83,9 +83,9 @@ class Backend:
         """Before the first statement of a write that is more than the case row and its audit rows."""
 
     # Hot-path SQL (store/driver_sql.py): a named parameter for the DB-API driver; whether a data-modifying
-    # CTE makes the versioned UPDATE and the audit INSERT one statement.
+    # CTE makes the versioned UPDATE and the audit INSERT one statement; whether it is sent numbered (`$1, …`).
     param_style: ClassVar[str] = ":{}"
-    one_statement_write: ClassVar[bool] = False
+    one_statement_write, numbered = False, False
 
     def is_lock_timeout(self, exc: BaseException) -> bool:
         """The database gave up waiting for a lock (`lock_timeout`)."""
@@ -279,7 +279,7 @@ class PostgresBackend(Backend):
     def single_read_options(self) -> dict[str, Any]:
         return {**super().single_read_options(), "isolation_level": "AUTOCOMMIT"}
 
-    param_style, one_statement_write = "%({})s", True
+    param_style, one_statement_write, numbered = "%({})s", True, True
 
     def more_statements(self, conn: Connection) -> None:
         """The action's connection is in autocommit: BEGIN before a write of several statements."""

@@ -23,14 +23,14 @@ until its end is `store/driver_sql.py`'s.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from caseflow.store.backend import backend_of
-from caseflow.store.driver_text import AUDIT_COLUMNS, CASE_COLUMNS, CaseRow, DialectSQL, SignoffRow, render
+from caseflow.store.driver_text import AUDIT_COLUMNS, CASE_COLUMNS, CaseRow, DialectSQL, SignoffRow, numbered, render
 
 _BY_BACKEND: dict[str, DialectSQL] = {}
 
@@ -46,18 +46,28 @@ def sql_of(conn: Connection) -> DialectSQL:
 def run(conn: Connection, statement: str, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
         many: bool = False) -> Any:
     """Run pre-rendered SQL on the connection's DB-API cursor, in its transaction; returns the cursor."""
-    cursor = conn.connection.cursor()      # the pooled DB-API connection checked out for `conn`
+    dbapi: Any = conn.connection.dbapi_connection     # the pooled DB-API connection checked out for `conn`
+    values: Callable[[Mapping[str, Any]], Sequence[Any]] | None = None
+    if params is None or not backend_of(conn).numbered:
+        cursor, sent = dbapi.cursor(), statement
+    else:
+        # psycopg converts `%(name)s` to `$n` on every execution and caches that only for statements under
+        # 4,096 characters and 50 parameters (a step's one write is longer): numbered once per text here
+        from psycopg import RawCursor
+        cursor, (sent, values) = RawCursor(dbapi), numbered(statement)
     dispatch = conn.dispatch
     if dispatch.before_cursor_execute:
         for fn in dispatch.before_cursor_execute:
             fn(conn, cursor, statement, params, None, many)
     try:
-        if many:
-            cursor.executemany(statement, params)  # type: ignore[arg-type]
-        elif params is None:
-            cursor.execute(statement)
+        if params is None:
+            cursor.execute(sent)
+        elif values is None:
+            cursor.executemany(sent, params) if many else cursor.execute(sent, params)
+        elif many:
+            cursor.executemany(sent, [values(p) for p in params])  # type: ignore[arg-type]
         else:
-            cursor.execute(statement, params)
+            cursor.execute(sent, values(params))  # type: ignore[arg-type]
     except conn.dialect.loaded_dbapi.Error as exc:
         # SQLAlchemy's own handling: its exception classes, handle_error events, and on a lost
         # connection the connection (and the pool's older ones) invalidated.

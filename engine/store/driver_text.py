@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +26,25 @@ _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 def render(style: str, text: str, prefix: str = "") -> str:
     """SQL written with `:name` parameters in the driver's style, each name prefixed."""
     return _NAMED.sub(lambda m: style.format(prefix + m.group(1)), text)
+
+
+_PYFORMAT = re.compile(r"%\((\w+)\)s")
+
+
+@lru_cache(maxsize=512)
+def numbered(statement: str) -> tuple[str, Callable[[Mapping[str, Any]], Sequence[Any]]]:
+    """A `%(name)s` statement with `$1, $2, …` instead (one number per name), and the values of a mapping
+    of its parameters in that order."""
+    names: dict[str, int] = {}
+
+    def number(found: re.Match[str]) -> str:
+        return f"${names.setdefault(found.group(1), len(names) + 1)}"
+
+    text = _PYFORMAT.sub(number, statement).replace("%%", "%")
+    order = tuple(names)
+    if len(order) < 2:
+        return text, lambda params: tuple(params[name] for name in order)
+    return text, itemgetter(*order)
 
 
 CASE_COLUMNS = tuple(c.name for c in cases.c)
