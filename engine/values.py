@@ -112,14 +112,32 @@ def _parse_datetime(text: str, tz: ZoneInfo | None) -> datetime:
     return value.astimezone(UTC)
 
 
-@lru_cache(maxsize=64)
+_LAST_FORMATTED: tuple[datetime | None, str] = (None, "")     # a step formats its one `now` many times
+
+
 def format_datetime(value: datetime) -> str:
     """The one stored time format: UTC, milliseconds, `Z` (`2025-03-03T02:00:00.000Z`).
 
     Fixed width, so stored times compare as text; rows written before this
     format (`…:00Z`, `….200000Z`) are still read by `parse_datetime`.
     """
+    global _LAST_FORMATTED
+    last = _LAST_FORMATTED
+    if last[0] is value:               # (hashing an aware datetime for the cache asks its utcoffset)
+        return last[1]
+    text = _formatted(value)
+    _LAST_FORMATTED = (value, text)
+    return text
+
+
+@lru_cache(maxsize=64)
+def _formatted(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def format_now() -> str:
+    """The real time now, as `format_datetime` stores it (a new moment each call: nothing to cache)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def sortable_time(value: object, fallback: str | None = None) -> str | None:
@@ -129,17 +147,29 @@ def sortable_time(value: object, fallback: str | None = None) -> str | None:
     """
     for text in (value, fallback):
         if isinstance(text, str) and text:
-            try:
-                return parse_datetime(text).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            except ValueProblem:
-                continue
+            found = _sortable(text)
+            if found is not None:
+                return found
     return None
+
+
+@lru_cache(maxsize=512)
+def _sortable(text: str) -> str | None:
+    try:
+        return parse_datetime(text).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueProblem:
+        return None
 
 
 def show_datetime(text: str | None, tz: ZoneInfo) -> str:
     """Stored UTC → the workflow's local time, for operators."""
     if not text:
         return ""
+    return _shown(text, tz)
+
+
+@lru_cache(maxsize=512)
+def _shown(text: str, tz: ZoneInfo) -> str:
     return parse_datetime(text).astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 

@@ -19,7 +19,6 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,7 +29,7 @@ from caseflow.errors import UsageError
 from caseflow.store.backend import backend_of
 from caseflow.store.driver_text import SIGNOFF_KINDS
 from caseflow.store.tables import attempts, audit, cases
-from caseflow.values import ValueProblem, check_length, check_text, format_datetime
+from caseflow.values import ValueProblem, check_length, check_text, format_now
 
 GENESIS = "0" * 64
 HASHED = ("case_id", "seq", "workflow", "definition", "kind", "event", "from_state", "to_state",
@@ -59,7 +58,7 @@ class Entry:
 
 def real_stamp() -> str:
     """The real time a row is written, always recorded beside the (possibly simulated) effective time."""
-    return format_datetime(datetime.now(UTC))
+    return format_now()
 
 
 def canonical(value: Any) -> str:

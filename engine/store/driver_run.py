@@ -33,6 +33,7 @@ from caseflow.store.backend import backend_of
 from caseflow.store.driver_text import AUDIT_COLUMNS, CASE_COLUMNS, CaseRow, DialectSQL, SignoffRow, numbered, render
 
 _BY_BACKEND: dict[str, DialectSQL] = {}
+_COLUMNS = frozenset(AUDIT_COLUMNS)
 
 
 def sql_of(conn: Connection) -> DialectSQL:
@@ -93,7 +94,8 @@ def read_case_signoffs(conn: Connection, case_id: str) -> tuple[CaseRow | None, 
 
 
 def insert_audit(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    params = [{c: r.get(c) for c in AUDIT_COLUMNS} for r in rows]
+    # (a chained row has every column; the driver takes the names it needs from the mapping)
+    params = [r if _COLUMNS <= r.keys() else {c: r.get(c) for c in AUDIT_COLUMNS} for r in rows]
     run(conn, sql_of(conn).insert_audit, params if len(params) > 1 else params[0], many=len(params) > 1)
 
 

@@ -236,9 +236,14 @@ class DialectSQL:
     def row_params(values: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
         params = dict(values)
         for i, r in enumerate(rows):
-            for c in AUDIT_COLUMNS:
-                params[f"{c}_{i}"] = r.get(c)
+            params.update(zip(_row_keys(i), map(r.get, AUDIT_COLUMNS)))
         return params
+
+
+@lru_cache(maxsize=64)
+def _row_keys(i: int) -> tuple[str, ...]:
+    """The parameter names of audit row `i` in a composite statement (`DialectSQL._values`)."""
+    return tuple(f"{c}_{i}" for c in AUDIT_COLUMNS)
 
 
 __all__ = ["STALE_MARK", "MOVED_MARK", "CASE_COLUMNS", "AUDIT_COLUMNS", "CaseRow", "SIGNOFF_KINDS", "SIGNOFF_COLUMNS",
