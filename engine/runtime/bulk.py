@@ -16,6 +16,7 @@ import csv
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, cast
 
@@ -204,28 +205,40 @@ class BatchedWrites:
     """The batch's connection as `open_case` sees it: the prebuilt INSERTs of a new case are held and
     sent as one executemany per statement; any other statement first sends what is held (so reads see
     every earlier write) and, for the row being opened, starts a SAVEPOINT so the row can be undone.
-    A refused row's held rows are dropped, and its SAVEPOINT (if any) rolled back."""
+    A refused row's held rows are dropped, and its SAVEPOINT (if any) rolled back.
+
+    The held rows go cases first, then clocks, then work queues, each queue row with its case's order
+    (created_at, nearest pending SLA deadline) filled in from the rows sent with it: so the work-queue
+    triggers (migrations 0010, 0011) find nothing to rewrite — they still check, and rewrite any row
+    whose order is not right."""
 
     BATCHED = (case_actions.INSERT_CASE, case_actions.INSERT_OUTBOX, INSERT_TIMER, audit.INSERT, INSERT_QUEUE)
     BATCHED_TEXT = frozenset({INSERT_WINDOW})        # SQL text an opening sends (driver_sql.later)
+    FIRST = (case_actions.INSERT_CASE, INSERT_TIMER, INSERT_QUEUE)      # the order they are sent in
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.dialect = conn.dialect
-        self._held: dict[tuple[int, tuple[str, ...]], tuple[Any, list[dict[str, Any]]]] = {}
-        self._row: list[tuple[list[dict[str, Any]], int]] = []      # (list, length before this row)
+        self._batched = frozenset(map(id, self.BATCHED))
+        self._rank = {id(stmt): n for n, stmt in enumerate(self.FIRST)}
+        self._held: dict[tuple[Any, ...], tuple[Any, list[dict[str, Any]]]] = {}
+        self._marks: dict[tuple[Any, ...], int] = {}     # per held group: its length before this row
         self._savepoint: Any = None
 
     def begin_row(self) -> None:
-        self._row, self._savepoint = [], None
+        self._savepoint = None
         self._marks = {k: len(rows) for k, (_, rows) in self._held.items()}
 
     def execute(self, stmt: Any, params: Any = None) -> Any:
-        if params is not None and (any(stmt is b for b in self.BATCHED)
+        if params is not None and (id(stmt) in self._batched
                                    or (isinstance(stmt, sa.TextClause) and stmt.text in self.BATCHED_TEXT)):
-            for p in params if isinstance(params, list) else [params]:
-                key = (id(stmt), tuple(sorted(p)))
-                self._held.setdefault(key, (stmt, []))[1].append(p)
+            held = self._held
+            for p in params if isinstance(params, list) else (params,):
+                key = (id(stmt), *p)          # (the columns, in the order the caller wrote them)
+                group = held.get(key)
+                if group is None:
+                    group = held[key] = (stmt, [])
+                group[1].append(p)
             return None
         if self._savepoint is None:
             self._flush_before_row()
@@ -235,22 +248,35 @@ class BatchedWrites:
 
     def _flush_before_row(self) -> None:
         """Send the rows of the batch's earlier cases, keep this case's rows held (behind the SAVEPOINT)."""
-        mine: dict[tuple[int, tuple[str, ...]], list[dict[str, Any]]] = {}
+        earlier = []
         for key, (stmt, rows) in self._held.items():
             cut = self._marks.get(key, 0)
             if cut:
-                self._send(stmt, rows[:cut])
-            mine[key] = rows[cut:]
-        for key, rows in mine.items():
-            self._held[key] = (self._held[key][0], rows)
+                earlier.append((stmt, rows[:cut]))
+                del rows[:cut]
+        self._send_all(earlier)
         self._marks = {key: 0 for key in self._held}
 
     def flush(self) -> None:
-        for stmt, rows in self._held.values():
-            if rows:
-                self._send(stmt, rows)
+        self._send_all([group for group in self._held.values() if group[1]])
         self._held = {}
         self._marks = {}
+
+    def _send_all(self, groups: list[tuple[Any, list[dict[str, Any]]]]) -> None:
+        created: dict[str, str] = {}
+        nearest: dict[str, str] = {}
+        for stmt, rows in sorted(groups, key=lambda g: self._rank.get(id(g[0]), len(self.FIRST))):
+            if stmt is case_actions.INSERT_CASE:
+                created.update((r["id"], r["created_at"]) for r in rows)
+            elif stmt is INSERT_TIMER:
+                for r in rows:
+                    due = r.get("due_at")
+                    if r["kind"] == "sla" and r["status"] in LIVE_SLA and due is not None:
+                        nearest[r["case_id"]] = min(due, nearest.get(r["case_id"], due))
+            elif stmt is INSERT_QUEUE:
+                rows = [{**r, "due_at": nearest.get(r["case_id"]), "created_at": created.get(r["case_id"])}
+                        for r in rows]
+            self._send(stmt, rows)
 
     def _send(self, stmt: Any, rows: list[dict[str, Any]]) -> None:
         """One executemany of the held rows on the driver: the statement compiled once per set of columns
@@ -258,7 +284,10 @@ class BatchedWrites:
         keys = tuple(sorted(rows[0]))
         sql, order = _compiled(stmt, keys, self.dialect)
         flush_pending(self.conn)                     # (the before_execute listener Core would have run)
-        params: Any = [tuple(r[k] for k in order) for r in rows] if order else rows
+        params: Any = rows
+        if order:
+            pick = itemgetter(*order)
+            params = [pick(r) for r in rows] if len(order) > 1 else [(pick(r),) for r in rows]
         run(self.conn, sql, params, many=True)
 
     def end_row(self) -> None:
@@ -272,6 +301,9 @@ class BatchedWrites:
         if self._savepoint is not None:
             self._savepoint.rollback()
             self._savepoint = None
+
+
+LIVE_SLA = frozenset({"running", "breached"})      # the clocks whose deadline orders the inbox (0010's NEAREST)
 
 
 _COMPILED: dict[tuple[int, tuple[str, ...], type], tuple[Any, str, tuple[str, ...] | None]] = {}

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from caseflow.store.database import Store
 
-HEAD = "0010_queue_order"
+HEAD = "0011_queue_order_given"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 

@@ -1,0 +1,113 @@
+"""An imported case is stored exactly as a single `Engine.open` stores it: the same rows in cases, audit,
+timers, sla_windows, case_queue and outbox (ids, hashes and the real time of writing aside), its work-queue
+order (due_at, created_at) right, and nothing of a refused row — whatever the batch around it did."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from caseflow.catalog import Catalog
+from caseflow.runtime.bulk import Row, import_cases
+from caseflow.runtime.engine import Engine
+from caseflow.store.database import Store
+from caseflow.store.tables import audit, case_keys, case_queue, cases, outbox, sla_windows, timers
+
+from .conftest import Clock
+from .test_import import _cards_taken_at_open
+
+COMPLAINT = {"form_no": "TS-1", "customer_name": "张三", "phone": "13812345678", "address": "上海市浦东新区世纪大道100号",
+             "channel": "phone", "category": "quality", "description": "卫生间防水层漏水", "severity": "normal",
+             "received_at": "2025-03-03T09:30"}
+CARD = {"name": "李娜", "birth_date": "1990-01-01", "phone": "13900000001", "tier": "vip"}
+UNSTORED = {"id", "case_id", "hash", "prev_hash", "mac", "recorded_at", "audit_hash"}   # differ per case
+
+
+def _rows(store: Store, table: sa.Table, case_id: str) -> list[dict[str, Any]]:
+    key = table.c.id if table is cases else table.c.case_id
+    order = [c for c in (table.c.get("seq"), table.c.get("name"), table.c.get("queue"), table.c.get("clock"),
+                         table.c.get("field"), table.c.get("role")) if c is not None]
+    with store.engine.connect() as conn:
+        found = conn.execute(sa.select(table).where(key == case_id).order_by(*order))
+        return [{k: v for k, v in r._mapping.items() if k not in UNSTORED} for r in found]
+
+
+def _stored(store: Store, case_id: str, *, unique: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Everything stored of a case, the values of its unique fields left out (each case has its own)."""
+    out: dict[str, Any] = {t.name: _rows(store, t, case_id) for t in (cases, audit, timers, sla_windows,
+                                                                       case_queue, outbox)}
+    text = repr(out)
+    for name in unique:
+        for value in {str(r["value"]) for r in _rows(store, case_keys, case_id) if r["field"] == name}:
+            text = text.replace(value, "<unique>")
+    return {"text": text}
+
+
+def _truth(store: Store, case_id: str) -> list[tuple[str, str | None, str | None]]:
+    """The queue order a case's rows should carry: its nearest running SLA deadline, its created_at."""
+    with store.engine.connect() as conn:
+        due = conn.execute(sa.select(sa.func.min(timers.c.due_at)).where(
+            timers.c.case_id == case_id, timers.c.kind == "sla",
+            timers.c.status.in_(["running", "breached"]))).scalar()
+        created = conn.execute(sa.select(cases.c.created_at).where(cases.c.id == case_id)).scalar()
+        queues = conn.execute(sa.select(case_queue.c.queue).where(case_queue.c.case_id == case_id)
+                              .order_by(case_queue.c.queue)).scalars().all()
+    return [(q, due, created) for q in queues]
+
+
+def _queue_order(store: Store, case_id: str) -> list[tuple[str, str | None, str | None]]:
+    with store.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(  # type: ignore[misc]
+            sa.select(case_queue.c.queue, case_queue.c.due_at, case_queue.c.created_at)
+            .where(case_queue.c.case_id == case_id).order_by(case_queue.c.queue))]
+
+
+def test_an_imported_complaint_is_stored_as_a_single_open_stores_it(engine: Engine, store: Store) -> None:
+    single = engine.open("complaint", "wang.fang", COMPLAINT)["id"]
+    major = engine.open("complaint", "wang.fang", {**COMPLAINT, "severity": "major"})["id"]   # escalates, notifies
+    rows = [Row(2, sets=COMPLAINT), Row(3, sets={**COMPLAINT, "severity": "huge"}),       # refused: not an enum value
+            Row(4, sets={**COMPLAINT, "severity": "major"}),
+            Row(5, sets={**COMPLAINT, "received_at": "2025-03-03T08:00"}), Row(6, sets=COMPLAINT)]
+    report = import_cases(engine, "complaint", "wang.fang", iter(rows), batch=3)
+    assert [r["line"] for r in report.refused] == [3]
+    ids = {r["line"]: r["id"] for r in report.opened}
+    assert _stored(store, ids[2]) == _stored(store, single) == _stored(store, ids[6])
+    assert _stored(store, ids[4]) == _stored(store, major)
+    for case_id in ids.values():
+        order = _queue_order(store, case_id)
+        assert order and order == _truth(store, case_id)
+        assert all(due is not None and created is not None for _, due, created in order)
+    assert _queue_order(store, ids[5]) != _queue_order(store, ids[2])       # its own received_at: its own deadline
+
+
+def test_an_imported_card_with_unique_fields_is_stored_as_a_single_open_stores_it(store: Store, clock: Clock,
+                                                                                  tmp_path: Path) -> None:
+    engine = Engine(store, Catalog.load(_cards_taken_at_open(tmp_path)), clock)
+    single = engine.open("member_card", "xie.na", {**CARD, "id_number": "110101199001011234"})["id"]
+    rows = [Row(2, sets={**CARD, "id_number": "110101199001011235"}),
+            Row(3, sets={**CARD, "id_number": "110101199001011235"}),          # refused: the value is taken
+            Row(4, sets={**CARD, "id_number": "110101199001011236"})]
+    report = import_cases(engine, "member_card", "xie.na", iter(rows), batch=2)
+    assert [r["line"] for r in report.refused] == [3]
+    ids = [r["id"] for r in report.opened]
+    for case_id in ids:
+        assert _stored(store, case_id, unique=("id_number",)) == _stored(store, single, unique=("id_number",))
+        assert _queue_order(store, case_id) == _truth(store, case_id)
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(cases)).scalar() == 3
+
+
+def test_a_queue_row_written_with_a_wrong_order_is_put_right_by_the_database(engine: Engine, store: Store) -> None:
+    """Revision 0011 leaves a new queue row alone only when its order is already the right one."""
+    case_id = engine.open("complaint", "wang.fang", COMPLAINT)["id"]
+    right = _truth(store, case_id)
+    wrong = [("late", "2099-01-01T00:00:00.000Z", right[0][2]), ("early", None, right[0][2]),
+             ("nameless", right[0][1], None), ("given", right[0][1], right[0][2])]
+    with store.engine.begin() as conn:
+        conn.execute(case_queue.delete().where(case_queue.c.case_id == case_id))
+        conn.execute(case_queue.insert(), [{"case_id": case_id, "queue": q, "workflow": "complaint", "due_at": due,
+                                            "created_at": created} for q, due, created in wrong])
+    assert _queue_order(store, case_id) == _truth(store, case_id)
+    assert {due for _, due, _ in _queue_order(store, case_id)} == {right[0][1]}
