@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -112,13 +113,19 @@ def chained(*, case_id: str, workflow: str, definition: str, entries: list[Entry
         seq += 1
         row = {"case_id": case_id, "seq": seq, "workflow": workflow, "definition": definition,
                "kind": e.kind, "event": e.event, "from_state": e.from_state, "to_state": e.to_state,
-               "actor": e.actor, "roles": canonical(sorted(e.roles)), "changes": canonical(e.changes),
+               "actor": e.actor, "roles": _roles(tuple(e.roles)), "changes": canonical(e.changes),
                "note": e.note, "effective_at": effective_at, "recorded_at": recorded_at,
                "prev_hash": prev, "org": org, "os_user": os_user, "case_version": version}
         row["hash"] = prev = digest = row_hash(row, keys=keys, complete=True)
         row["mac"] = mac(key, digest)
         rows.append(row)
     return rows, (seq, prev)
+
+
+@lru_cache(maxsize=256)
+def _roles(roles: tuple[str, ...]) -> str:
+    """A row's roles as hashed: the sorted list (one or none, mostly), written once per set of roles."""
+    return canonical(sorted(roles))
 
 
 def append(conn: Connection, *, case_id: str, workflow: str, definition: str, entries: list[Entry],

@@ -215,8 +215,10 @@ def schema_problem(definition: Definition, data: Mapping[str, Any],
         names = ", ".join(repr(name) for name in missing)
         return f"{names} {'is a required property' if len(missing) == 1 else 'are required properties'}"
     if before is None or not _is_simple(definition):
-        if _is_simple(definition) and all(_surely_valid(definition, k, v) for k, v in present.items()):
-            return None                         # (a new case's data: every field surely valid)
+        if _is_simple(definition):
+            quick = _quick_table(definition)
+            if all((q := quick.get(k)) is not None and q(v) for k, v in present.items()):
+                return None                     # (a new case's data: every field surely valid)
         return _first_problem(_validator(definition, None), present, ())
     for name, value in present.items():
         if before.get(name) != value:
@@ -261,6 +263,12 @@ def _quick_check(definition: Definition, field: str) -> Callable[[Any], bool] | 
     return _quick[key]
 
 
+@lru_cache(maxsize=64)
+def _quick_table(definition: Definition) -> dict[str, Callable[[Any], bool] | None]:
+    """`_quick_check` of every field of the data schema."""
+    return {f: _quick_check(definition, f) for f in definition.data_schema.get("properties", {})}
+
+
 def _quick_of(schema: Mapping[str, Any], checker: Any) -> Callable[[Any], bool] | None:
     """A check that accepts a value only if every keyword of `schema` surely does; None if `schema` has
     a keyword it does not know."""
@@ -272,7 +280,8 @@ def _quick_of(schema: Mapping[str, Any], checker: Any) -> Callable[[Any], bool] 
         return None
     tests: list[Callable[[Any], bool]] = []
     if kinds is not None:
-        tests.append(lambda v: any(_TYPES[k](v) for k in kinds))
+        one_of = tuple(_TYPES[k] for k in kinds)
+        tests.append(one_of[0] if len(one_of) == 1 else lambda v: any(t(v) for t in one_of))
     if "enum" in schema or "const" in schema:
         allowed = list(schema["enum"]) if "enum" in schema else [schema["const"]]
         if not all(type(e) in (str, int, float, bool, type(None)) for e in allowed):
@@ -295,6 +304,8 @@ def _quick_of(schema: Mapping[str, Any], checker: Any) -> Callable[[Any], bool] 
     for word, holds in bounds:
         if word in schema:
             tests.append(_bounded(_TYPES["number"], holds, schema[word]))
+    if len(tests) == 1:
+        return tests[0]
     return lambda v: all(t(v) for t in tests)
 
 

@@ -270,9 +270,27 @@ def run_actions(engine: Engine, conn: Connection, d: Definition, case_id: str, t
         return []
     run = _Run(engine, conn, d, case_id, actor, now, lambda: engine.scope(d, data, now, actor, inputs, input_schemas))
     for a in todo:
-        if a.when is None or holds(a.when, *run.scope()):
+        if a.when is None or _when(d, a.when, data, run):
             KINDS[a.kind].run(a, run)
     return run.entries
+
+
+_WHEN: dict[tuple[Any, ...], bool] = {}
+
+
+def _when(d: Definition, expr: Compiled, data: Mapping[str, Any], run: _Run) -> bool:
+    """An action's `when`; a stable one (queue.stable_reads) remembered by the values it reads, as the
+    work queues remember their guards: most cases share them (e.g. `severity == 'major'`)."""
+    reads = queue.stable_reads(d, expr)
+    if reads is None:
+        return holds(expr, *run.scope())
+    key = (d.sha256, expr.text, *(repr(data.get(n)) for n in reads))
+    hit = _WHEN.get(key)
+    if hit is None:
+        if len(_WHEN) > 50_000:
+            _WHEN.clear()
+        hit = _WHEN[key] = holds(expr, *run.scope())
+    return hit
 
 
 class _Run:

@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from caseflow.definition.evaluate import missing_fields, scope
-from caseflow.definition.expressions import ExpressionError
+from caseflow.definition.expressions import Compiled, ExpressionError
 from caseflow.definition.model import Definition, Guard, Transition
 from caseflow.runtime.turns import eligible_signers
 from caseflow.store.tables import case_queue
@@ -65,10 +65,26 @@ def person_queue(user: str) -> str:
 
 
 def stable(guard: Guard) -> bool:
-    names = guard.expr.names
-    text = guard.expr.text
+    return _stable(guard.expr)
+
+
+def _stable(expr: Compiled) -> bool:
+    names, text = expr.names, expr.text
     return not ({"now", "actor"} & names or any(n.startswith("input.") for n in names)
                 or _UNSTABLE_CALLS.search(text) or text.count("is_set(") != len(_IS_SET.findall(text)))
+
+
+_STABLE_READS: dict[tuple[str, str], tuple[str, ...] | None] = {}
+
+
+def stable_reads(d: Definition, expr: Compiled) -> tuple[str, ...] | None:
+    """The fields a stable expression's value depends on (its names and `is_set('…')` arguments; with the
+    definition's constants that is all it reads), None for an expression that is not stable."""
+    key = (d.sha256, expr.text)
+    if key not in _STABLE_READS:
+        _STABLE_READS[key] = tuple(sorted(set(expr.names) | set(_IS_SET.findall(expr.text)))) \
+            if _stable(expr) else None
+    return _STABLE_READS[key]
 
 
 @dataclass(frozen=True)
@@ -268,4 +284,4 @@ def refresh(conn: Connection, d: Definition, case_id: str, before: frozenset[str
 
 
 __all__ = ["queues", "same_queues", "queue_roles", "reads_of", "store_new", "refresh", "eligible_signers",
-           "assignee_queue", "person_queue", "stable", "INSERT_QUEUE"]
+           "assignee_queue", "person_queue", "stable", "stable_reads", "INSERT_QUEUE"]

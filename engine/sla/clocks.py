@@ -134,6 +134,23 @@ def schedule(plan: Plan, calendar: BusinessCalendar | None, warned: int, now: da
     return dict(_remembered((plan, calendar), (warned, now), make))
 
 
+def started(clock: Clock, calendar: BusinessCalendar | None, tz: ZoneInfo, start: datetime, now: datetime,
+            verb: str) -> tuple[dict[str, Any], str]:
+    """(the timer row's values, the audit note) of a clock (re)started at `start`, seen at `now`: worked out
+    once per clock, calendar, start and moment, like `plan_fresh` (the cases of one import batch received
+    at the same time share them). The values are shared: read them, never change them."""
+    def make() -> tuple[dict[str, Any], str]:
+        at = parse_datetime(ts(start))
+        plan = plan_fresh(clock, calendar, tz, at)
+        values = {"kind": clock.kind, "status": RUNNING, "started_at": ts(at), "warned": 0,
+                  "paused_at": None, "remaining_s": None, "ended_at": None, **schedule(plan, calendar, 0, now)}
+        note = f"{verb}: {clock.label_zh} within {clock.within}, due {show_datetime(values['due_at'], tz)}"
+        if plan.due.provisional:
+            note += " (provisional: the holiday calendar does not cover it yet)"
+        return values, note
+    return _remembered((clock, calendar), (tz, start, now, verb), make)  # type: ignore[no-any-return]
+
+
 # -- transitions ----------------------------------------------------------------------------
 
 INSERT_TIMER = timers.insert()         # built once (bulk import batches these rows)
@@ -264,11 +281,7 @@ class _Step:
         start = self.now
         if verb == "started" and clock.from_field and self.data.get(clock.from_field):
             start = parse_datetime(self.data[clock.from_field], self.d.tz)
-        start = parse_datetime(ts(start))
-        plan = plan_fresh(clock, self.calendar, self.d.tz, start)
-        values = {"kind": clock.kind, "status": RUNNING, "started_at": ts(start), "warned": 0,
-                  "paused_at": None, "remaining_s": None, "ended_at": None,
-                  **schedule(plan, self.calendar, 0, self.now)}
+        values, note = started(clock, self.calendar, self.d.tz, start, self.now, verb)
         if row is None:
             _insert_timer(self.conn, {"case_id": self.case_id, "name": clock.name, **values})
         else:
@@ -279,9 +292,6 @@ class _Step:
                                      due_at=row.due_at)
             windows.open_window(self.conn, case_id=self.case_id, workflow=self.d.workflow, clock=clock.name,
                                 opened_at=values["started_at"], due_at=values["due_at"], restarted=row is not None)
-        note = f"{verb}: {clock.label_zh} within {clock.within}, due {self.show(values['due_at'])}"
-        if plan.due.provisional:
-            note += " (provisional: the holiday calendar does not cover it yet)"
         return self.entry(clock, note, {"status": [row.status if row else None, RUNNING],
                                         "due_at": values["due_at"]})
 
