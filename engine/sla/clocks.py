@@ -148,7 +148,7 @@ def started(clock: Clock, calendar: BusinessCalendar | None, tz: ZoneInfo, start
         if plan.due.provisional:
             note += " (provisional: the holiday calendar does not cover it yet)"
         return values, note
-    return _remembered((clock, calendar), (tz, start, now, verb), make)  # type: ignore[no-any-return]
+    return _remembered((clock, calendar), (tz, start, now, verb), make)
 
 
 # -- transitions ----------------------------------------------------------------------------
