@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.profile:
         return profile(args.profile)
-    rounds, instances = (5, 2) if args.quick else (15, 4)
+    rounds, instances = (8, 3) if args.quick else (15, 4)
     import logging
     logging.getLogger("transitions").setLevel(logging.WARNING)
     catalog = adv.load_catalog()
