@@ -7,9 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from caseflow.catalog import Catalog
+from caseflow.runtime import bulk
 from caseflow.runtime.bulk import Row, import_cases
 from caseflow.runtime.engine import Engine
 from caseflow.store.database import Store
@@ -111,3 +113,43 @@ def test_a_queue_row_written_with_a_wrong_order_is_put_right_by_the_database(eng
                                             "created_at": created} for q, due, created in wrong])
     assert _queue_order(store, case_id) == _truth(store, case_id)
     assert {due for _, due, _ in _queue_order(store, case_id)} == {right[0][1]}
+
+
+def _triggers(store: Store) -> list[tuple[str, str]]:
+    with store.engine.connect() as conn:
+        if store.engine.dialect.name == "sqlite":
+            found = conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
+        else:
+            found = conn.exec_driver_sql("SELECT t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c "
+                                         "ON c.oid = t.tgrelid WHERE c.relnamespace = current_schema()::regnamespace "
+                                         "AND NOT t.tgisinternal ORDER BY t.tgname")
+        return [(r[0], r[1]) for r in found]
+
+
+def test_the_queue_triggers_are_in_force_after_an_import_and_after_a_failed_batch(
+        engine: Engine, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On SQLite a batch sets the work-queue triggers aside while it writes (batch_writes.queue_order_by_batch):
+    they are back, as they were, once it commits or fails, and every later writer's order is kept by them."""
+    before = _triggers(store)
+    assert {"case_queue_order", "cases_queue_order", "timers_queue_order_ins"} <= {n for n, _ in before}
+    report = import_cases(engine, "complaint", "wang.fang", iter([Row(2, sets=COMPLAINT), Row(3, sets=COMPLAINT)]))
+    assert _triggers(store) == before
+    opened = bulk.case_actions.open_case
+    calls = []
+
+    def failing(*args: Any, **kwargs: Any) -> str:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the disk went away")
+        return opened(*args, **kwargs)
+    monkeypatch.setattr(bulk.case_actions, "open_case", failing)
+    with pytest.raises(RuntimeError):
+        import_cases(engine, "complaint", "wang.fang", iter([Row(2, sets=COMPLAINT), Row(3, sets=COMPLAINT)]))
+    monkeypatch.undo()
+    assert _triggers(store) == before
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(cases)).scalar() == 2     # the batch undone
+    case_id = report.opened[0]["id"]
+    was = _truth(store, case_id)
+    engine.advance(case_id, "assess", "chen.jing")             # a step: the triggers keep its order
+    assert _queue_order(store, case_id) == _truth(store, case_id) != was

@@ -8,6 +8,7 @@ each row runs inside its own SAVEPOINT: a refused row leaves nothing behind,
 is recorded in the attempts log with its line number, and the other rows of
 the batch go on. CSV cells are strings, parsed like `--set` values (an empty
 cell is not set); JSON Lines values are taken as typed data, like `--data`.
+The batch's rows reach the database through `batch_writes.BatchedWrites`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import csv
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, cast
 
@@ -29,11 +29,8 @@ from caseflow.definition.evaluate import stamp
 from caseflow.errors import CaseflowError, TransitionRefused, UsageError
 from caseflow.runtime import actions as case_actions
 from caseflow.runtime import safeguards
+from caseflow.runtime.batch_writes import BatchedWrites, queue_order_by_batch
 from caseflow.runtime.engine import Engine
-from caseflow.runtime.queue import INSERT_QUEUE
-from caseflow.sla.clocks import INSERT_TIMER
-from caseflow.sla.windows import INSERT_WINDOW
-from caseflow.store.driver_sql import flush_pending, run
 from caseflow.values import ValueProblem, check_text
 
 FORMATS = (".csv", ".jsonl")
@@ -168,7 +165,7 @@ def _one_batch(engine: Engine, workflow: str, actor: str, rows: list[Row], note:
     now = engine.now()
     opened: list[dict[str, Any]] = []
     refused: list[dict[str, Any]] = []
-    with engine.store.write() as conn:
+    with engine.store.write() as conn, queue_order_by_batch(conn):
         engine.register(conn, engine.catalog.get(workflow), now)
         writes = BatchedWrites(conn)
         for row in rows:
@@ -199,128 +196,6 @@ def _one_batch(engine: Engine, workflow: str, actor: str, rows: list[Row], note:
     report.batches += 1
     if progress:
         progress(len(rows))
-
-
-class BatchedWrites:
-    """The batch's connection as `open_case` sees it: the prebuilt INSERTs of a new case are held and
-    sent as one executemany per statement; any other statement first sends what is held (so reads see
-    every earlier write) and, for the row being opened, starts a SAVEPOINT so the row can be undone.
-    A refused row's held rows are dropped, and its SAVEPOINT (if any) rolled back.
-
-    The held rows go cases first, then clocks, then work queues, each queue row with its case's order
-    (created_at, nearest pending SLA deadline) filled in from the rows sent with it: so the work-queue
-    triggers (migrations 0010, 0011) find nothing to rewrite — they still check, and rewrite any row
-    whose order is not right."""
-
-    BATCHED = (case_actions.INSERT_CASE, case_actions.INSERT_OUTBOX, INSERT_TIMER, audit.INSERT, INSERT_QUEUE)
-    BATCHED_TEXT = frozenset({INSERT_WINDOW})        # SQL text an opening sends (driver_sql.later)
-    FIRST = (case_actions.INSERT_CASE, INSERT_TIMER, INSERT_QUEUE)      # the order they are sent in
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.dialect = conn.dialect
-        self._batched = frozenset(map(id, self.BATCHED))
-        self._rank = {id(stmt): n for n, stmt in enumerate(self.FIRST)}
-        self._held: dict[tuple[Any, ...], tuple[Any, list[dict[str, Any]]]] = {}
-        self._marks: dict[tuple[Any, ...], int] = {}     # per held group: its length before this row
-        self._savepoint: Any = None
-
-    def begin_row(self) -> None:
-        self._savepoint = None
-        self._marks = {k: len(rows) for k, (_, rows) in self._held.items()}
-
-    def execute(self, stmt: Any, params: Any = None) -> Any:
-        if params is not None and (id(stmt) in self._batched
-                                   or (isinstance(stmt, sa.TextClause) and stmt.text in self.BATCHED_TEXT)):
-            held = self._held
-            for p in params if isinstance(params, list) else (params,):
-                key = (id(stmt), *p)          # (the columns, in the order the caller wrote them)
-                group = held.get(key)
-                if group is None:
-                    group = held[key] = (stmt, [])
-                group[1].append(p)
-            return None
-        if self._savepoint is None:
-            self._flush_before_row()
-            self._savepoint = self.conn.begin_nested()
-        self.flush()
-        return self.conn.execute(stmt, params) if params is not None else self.conn.execute(stmt)
-
-    def _flush_before_row(self) -> None:
-        """Send the rows of the batch's earlier cases, keep this case's rows held (behind the SAVEPOINT)."""
-        earlier = []
-        for key, (stmt, rows) in self._held.items():
-            cut = self._marks.get(key, 0)
-            if cut:
-                earlier.append((stmt, rows[:cut]))
-                del rows[:cut]
-        self._send_all(earlier)
-        self._marks = {key: 0 for key in self._held}
-
-    def flush(self) -> None:
-        self._send_all([group for group in self._held.values() if group[1]])
-        self._held = {}
-        self._marks = {}
-
-    def _send_all(self, groups: list[tuple[Any, list[dict[str, Any]]]]) -> None:
-        created: dict[str, str] = {}
-        nearest: dict[str, str] = {}
-        for stmt, rows in sorted(groups, key=lambda g: self._rank.get(id(g[0]), len(self.FIRST))):
-            if stmt is case_actions.INSERT_CASE:
-                created.update((r["id"], r["created_at"]) for r in rows)
-            elif stmt is INSERT_TIMER:
-                for r in rows:
-                    due = r.get("due_at")
-                    if r["kind"] == "sla" and r["status"] in LIVE_SLA and due is not None:
-                        nearest[r["case_id"]] = min(due, nearest.get(r["case_id"], due))
-            elif stmt is INSERT_QUEUE:
-                rows = [{**r, "due_at": nearest.get(r["case_id"]), "created_at": created.get(r["case_id"])}
-                        for r in rows]
-            self._send(stmt, rows)
-
-    def _send(self, stmt: Any, rows: list[dict[str, Any]]) -> None:
-        """One executemany of the held rows on the driver: the statement compiled once per set of columns
-        (Core's executemany costs more per row than SQLite takes to insert it)."""
-        keys = tuple(sorted(rows[0]))
-        sql, order = _compiled(stmt, keys, self.dialect)
-        flush_pending(self.conn)                     # (the before_execute listener Core would have run)
-        params: Any = rows
-        if order:
-            pick = itemgetter(*order)
-            params = [pick(r) for r in rows] if len(order) > 1 else [(pick(r),) for r in rows]
-        run(self.conn, sql, params, many=True)
-
-    def end_row(self) -> None:
-        if self._savepoint is not None:
-            self._savepoint.commit()
-            self._savepoint = None
-
-    def drop_row(self) -> None:
-        for key, (_stmt, rows) in self._held.items():
-            del rows[self._marks.get(key, 0):]
-        if self._savepoint is not None:
-            self._savepoint.rollback()
-            self._savepoint = None
-
-
-LIVE_SLA = frozenset({"running", "breached"})      # the clocks whose deadline orders the inbox (0010's NEAREST)
-
-
-_COMPILED: dict[tuple[int, tuple[str, ...], type], tuple[Any, str, tuple[str, ...] | None]] = {}
-
-
-def _compiled(stmt: Any, keys: tuple[str, ...], dialect: sa.Dialect) -> tuple[str, tuple[str, ...] | None]:
-    """(SQL in the driver's parameter style, the parameter order for a positional style, else None)."""
-    key = (id(stmt), keys, type(dialect))
-    hit = _COMPILED.get(key)
-    if hit is None or hit[0] is not stmt:     # (the statement is kept with its SQL, so its id stays its own)
-        if isinstance(stmt, sa.TextClause):
-            compiled = stmt.compile(dialect=dialect)
-        else:
-            compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
-        order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-        hit = _COMPILED[key] = (stmt, str(compiled), order)
-    return hit[1], hit[2]
 
 
 def _check_row_text(row: Row) -> None:

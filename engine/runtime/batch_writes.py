@@ -1,0 +1,180 @@
+"""The connection an import batch opens its cases through: their INSERTs held and sent together.
+
+`open_case` writes a new case's rows through it as through any connection; the prebuilt INSERTs
+(case, audit, timers, SLA windows, work queues, outbox) are held and sent as one executemany per
+statement and set of columns. Anything else first sends what is held, so every read sees the
+writes before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from operator import itemgetter
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from caseflow.audit import chain as audit
+from caseflow.runtime import actions as case_actions
+from caseflow.runtime.queue import INSERT_QUEUE
+from caseflow.sla.clocks import INSERT_TIMER
+from caseflow.sla.windows import INSERT_WINDOW
+from caseflow.store.driver_sql import flush_pending, run
+
+
+class BatchedWrites:
+    """The batch's connection as `open_case` sees it: the prebuilt INSERTs of a new case are held and
+    sent as one executemany per statement; any other statement first sends what is held (so reads see
+    every earlier write) and, for the row being opened, starts a SAVEPOINT so the row can be undone.
+    A refused row's held rows are dropped, and its SAVEPOINT (if any) rolled back.
+
+    The held rows go cases first, then clocks, then work queues, each queue row with its case's order
+    (created_at, nearest pending SLA deadline) filled in from the rows sent with it: so the work-queue
+    triggers (migrations 0010, 0011) find nothing to rewrite — they still check (on SQLite one statement
+    per batch checks instead: `queue_order_by_batch`), and rewrite any row whose order is not right."""
+
+    BATCHED = (case_actions.INSERT_CASE, case_actions.INSERT_OUTBOX, INSERT_TIMER, audit.INSERT, INSERT_QUEUE)
+    BATCHED_TEXT = frozenset({INSERT_WINDOW})        # SQL text an opening sends (driver_sql.later)
+    FIRST = (case_actions.INSERT_CASE, INSERT_TIMER, INSERT_QUEUE)      # the order they are sent in
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect
+        self._batched = frozenset(map(id, self.BATCHED))
+        self._rank = {id(stmt): n for n, stmt in enumerate(self.FIRST)}
+        self._held: dict[tuple[Any, ...], tuple[Any, list[dict[str, Any]]]] = {}
+        self._marks: dict[tuple[Any, ...], int] = {}     # per held group: its length before this row
+        self._savepoint: Any = None
+
+    def begin_row(self) -> None:
+        self._savepoint = None
+        self._marks = {k: len(rows) for k, (_, rows) in self._held.items()}
+
+    def execute(self, stmt: Any, params: Any = None) -> Any:
+        if params is not None and (id(stmt) in self._batched
+                                   or (isinstance(stmt, sa.TextClause) and stmt.text in self.BATCHED_TEXT)):
+            held = self._held
+            for p in params if isinstance(params, list) else (params,):
+                key = (id(stmt), *p)          # (the columns, in the order the caller wrote them)
+                group = held.get(key)
+                if group is None:
+                    group = held[key] = (stmt, [])
+                group[1].append(p)
+            return None
+        if self._savepoint is None:
+            self._flush_before_row()
+            self._savepoint = self.conn.begin_nested()
+        self.flush()
+        return self.conn.execute(stmt, params) if params is not None else self.conn.execute(stmt)
+
+    def _flush_before_row(self) -> None:
+        """Send the rows of the batch's earlier cases, keep this case's rows held (behind the SAVEPOINT)."""
+        earlier = []
+        for key, (stmt, rows) in self._held.items():
+            cut = self._marks.get(key, 0)
+            if cut:
+                earlier.append((stmt, rows[:cut]))
+                del rows[:cut]
+        self._send_all(earlier)
+        self._marks = {key: 0 for key in self._held}
+
+    def flush(self) -> None:
+        self._send_all([group for group in self._held.values() if group[1]])
+        self._held = {}
+        self._marks = {}
+
+    def _send_all(self, groups: list[tuple[Any, list[dict[str, Any]]]]) -> None:
+        created: dict[str, str] = {}
+        nearest: dict[str, str] = {}
+        for stmt, rows in sorted(groups, key=lambda g: self._rank.get(id(g[0]), len(self.FIRST))):
+            if stmt is case_actions.INSERT_CASE:
+                created.update((r["id"], r["created_at"]) for r in rows)
+            elif stmt is INSERT_TIMER:
+                for r in rows:
+                    due = r.get("due_at")
+                    if r["kind"] == "sla" and r["status"] in LIVE_SLA and due is not None:
+                        nearest[r["case_id"]] = min(due, nearest.get(r["case_id"], due))
+            elif stmt is INSERT_QUEUE:
+                rows = [{**r, "due_at": nearest.get(r["case_id"]), "created_at": created.get(r["case_id"])}
+                        for r in rows]
+            self._send(stmt, rows)
+
+    def _send(self, stmt: Any, rows: list[dict[str, Any]]) -> None:
+        """One executemany of the held rows on the driver: the statement compiled once per set of columns
+        (Core's executemany costs more per row than SQLite takes to insert it)."""
+        keys = tuple(sorted(rows[0]))
+        sql, order = _compiled(stmt, keys, self.dialect)
+        flush_pending(self.conn)                     # (the before_execute listener Core would have run)
+        params: Any = rows
+        if order:
+            pick = itemgetter(*order)
+            params = [pick(r) for r in rows] if len(order) > 1 else [(pick(r),) for r in rows]
+        run(self.conn, sql, params, many=True)
+
+    def end_row(self) -> None:
+        if self._savepoint is not None:
+            self._savepoint.commit()
+            self._savepoint = None
+
+    def drop_row(self) -> None:
+        for key, (_stmt, rows) in self._held.items():
+            del rows[self._marks.get(key, 0):]
+        if self._savepoint is not None:
+            self._savepoint.rollback()
+            self._savepoint = None
+
+
+LIVE_SLA = frozenset({"running", "breached"})      # the clocks whose deadline orders the inbox (0010's NEAREST)
+
+
+_COMPILED: dict[tuple[int, tuple[str, ...], type], tuple[Any, str, tuple[str, ...] | None]] = {}
+
+
+def _compiled(stmt: Any, keys: tuple[str, ...], dialect: sa.Dialect) -> tuple[str, tuple[str, ...] | None]:
+    """(SQL in the driver's parameter style, the parameter order for a positional style, else None)."""
+    key = (id(stmt), keys, type(dialect))
+    hit = _COMPILED.get(key)
+    if hit is None or hit[0] is not stmt:     # (the statement is kept with its SQL, so its id stays its own)
+        if isinstance(stmt, sa.TextClause):
+            compiled = stmt.compile(dialect=dialect)
+        else:
+            compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
+        order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+        hit = _COMPILED[key] = (stmt, str(compiled), order)
+    return hit[1], hit[2]
+
+
+# The work-queue order triggers of revisions 0010/0011 (the order of a new case's queue rows; a timer
+# of a new case and the case row itself find no queue rows when the batch sends them first).
+QUEUE_TRIGGERS = ("case_queue_order", "cases_queue_order", "timers_queue_order_ins")
+_NEAREST = ("(SELECT MIN(t.due_at) FROM timers t WHERE t.case_id = case_queue.case_id AND t.kind = 'sla' "
+            "AND t.status IN ('running', 'breached'))")
+_ORDER_NEW_ROWS = (f"UPDATE case_queue SET due_at = {_NEAREST}, created_at = COALESCE(created_at, "
+                   "(SELECT c.created_at FROM cases c WHERE c.id = case_queue.case_id)) "
+                   f"WHERE rowid > ? AND (created_at IS NULL OR due_at IS NOT {_NEAREST})")
+
+
+@contextmanager
+def queue_order_by_batch(conn: Connection) -> Iterator[None]:
+    """On SQLite, inside the batch's transaction: the work-queue row triggers set aside while the batch
+    writes, and what they would have done done once, by one statement over the batch's new queue rows
+    (a row left as written only when its order is the right one, as 0011's trigger does); then the
+    triggers are created again from their own stored text, in the same transaction. A trigger fires a
+    sub-program per row, which cost more than the rows' own INSERTs; SQLite has one writer, so no other
+    write runs meanwhile, and a batch that fails rolls the triggers' removal back with it.
+    PostgreSQL keeps its triggers (dropping one would lock its table against readers)."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    names = ", ".join(f"'{n}'" for n in QUEUE_TRIGGERS)
+    found = conn.exec_driver_sql(f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+                                 f"AND name IN ({names})").all()
+    before = conn.exec_driver_sql("SELECT COALESCE(MAX(rowid), 0) FROM case_queue").scalar()
+    for name, _ in found:
+        conn.exec_driver_sql(f"DROP TRIGGER {name}")
+    yield
+    conn.exec_driver_sql(_ORDER_NEW_ROWS, (before,))
+    for _, sql in found:
+        conn.exec_driver_sql(sql)
