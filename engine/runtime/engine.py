@@ -295,12 +295,15 @@ class Engine:
             if gone:
                 raise MissingFields(snap.id, t.event, snap.state, f"missing required: {', '.join(gone)}"
                                     f" (set with --set {gone[0].removeprefix('input ')}=…)", missing=tuple(gone))
-            act, ctx = self.scope(d, data, now, actor, inputs, t.inputs)
-            dest = machine_for(d).fire(snap.state, t, act, ctx, case_id=snap.id)   # the guards: GuardFailed
-            try:
-                data = {**data, **apply_effects(d, t, act, ctx)}
-            except ValueProblem as exc:
-                raise InvalidData(snap.id, t.event, snap.state, str(exc)) from None
+            if t.guards or t.effects:
+                act, ctx = self.scope(d, data, now, actor, inputs, t.inputs)
+                dest = machine_for(d).fire(snap.state, t, act, ctx, case_id=snap.id)   # the guards: GuardFailed
+                try:
+                    data = {**data, **apply_effects(d, t, act, ctx)}
+                except ValueProblem as exc:
+                    raise InvalidData(snap.id, t.event, snap.state, str(exc)) from None
+            else:               # no guard to check, no effect to compute: nothing would read a scope
+                dest = machine_for(d).fire(snap.state, t, case_id=snap.id)
         else:
             dest = machine_for(d).fire(snap.state, t, case_id=snap.id, reject=True)
         problem = schema_problem(d, data, before=snap.data)

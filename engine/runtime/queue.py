@@ -161,23 +161,39 @@ def queue_roles(d: Definition) -> frozenset[str]:
 def same_queues(d: Definition, state: str, dest: str, before: Mapping[str, Any], after: Mapping[str, Any],
                 signoffs: Sequence[Mapping[str, Any]], now_signed: Sequence[Mapping[str, Any]]) -> bool:
     """Surely the same queues after a step (no need to work them out twice): it stays in its state with
-    the same sign-offs, and changes none of the fields the state's to-dos depend on."""
-    return state == dest and signoffs == now_signed and all(before.get(f) == after.get(f)
-                                                            for f in _depends_on(d, state))
+    the same sign-offs, and each of the state's to-dos that reads a field the step changed puts the case
+    in the same queues before and after (the other to-dos read nothing it changed)."""
+    if state != dest or signoffs != now_signed:
+        return False
+    changed = {f for f in _depends_on(d, state) if before.get(f) != after.get(f)}
+    if not changed:
+        return True
+    todo, _ = _todo(d, state)
+    was, now = _Scope(d, before), _Scope(d, after)
+    return all(_gives(x, before, was) == _gives(x, after, now)
+               for x, reads in zip(todo, _reads_per_todo(d, state)) if reads & changed)
 
 
 _DEPENDS: dict[tuple[str, str], tuple[str, ...]] = {}
+_PER_TODO: dict[tuple[str, str], tuple[frozenset[str], ...]] = {}
+
+
+def _reads_per_todo(d: Definition, state: str) -> tuple[frozenset[str], ...]:
+    """Per to-do of `state` (in `_todo`'s order): its required fields, the fields its stable guards read,
+    and the field that pins it to a person."""
+    key = (d.sha256, state)
+    if key not in _PER_TODO:
+        todo, _ = _todo(d, state)
+        _PER_TODO[key] = tuple(frozenset(x.t.requires) | {f for r in x.reads for f in r}
+                               | ({x.pinned} if x.pinned else set()) for x in todo)
+    return _PER_TODO[key]
 
 
 def _depends_on(d: Definition, state: str) -> tuple[str, ...]:
-    """The fields `queues` reads in `state`: its to-dos' required fields, the fields their stable guards
-    read, and the fields that pin a to-do to a person."""
+    """The fields `queues` reads in `state`: what any of its to-dos reads (`_reads_per_todo`)."""
     key = (d.sha256, state)
     if key not in _DEPENDS:
-        todo, _ = _todo(d, state)
-        found = {f for x in todo for f in x.t.requires} | {f for x in todo for r in x.reads for f in r} \
-            | {x.pinned for x in todo if x.pinned}
-        _DEPENDS[key] = tuple(sorted(found))
+        _DEPENDS[key] = tuple(sorted(set().union(*_reads_per_todo(d, state))))
     return _DEPENDS[key]
 
 
@@ -197,9 +213,7 @@ def queues(d: Definition, state: str, data: Mapping[str, Any], signoffs: Sequenc
         if todo:
             lazy = _Scope(d, data)
             for x in todo:
-                if _open_to_roles(x, data, lazy):
-                    person = data.get(x.pinned) if x.pinned else None
-                    out.update([person_queue(person)] if isinstance(person, str) and person else x.t.roles)
+                out.update(_gives(x, data, lazy))
             if assignable:
                 out.update(d.assign_roles)
     return frozenset(out)
@@ -243,6 +257,15 @@ class _Scope:
 
 
 _OUTCOMES: dict[tuple[Any, ...], bool | None] = {}
+
+
+def _gives(x: _ToDo, data: Mapping[str, Any], lazy: _Scope) -> frozenset[str]:
+    """The queues to-do `x` puts an unassigned case in: its roles', or the queue of the person it is
+    reserved for (a guard `actor == FIELD`); none if it is not open to them."""
+    if not _open_to_roles(x, data, lazy):
+        return frozenset()
+    person = data.get(x.pinned) if x.pinned else None
+    return frozenset([person_queue(person)]) if isinstance(person, str) and person else x.t.roles
 
 
 def _open_to_roles(x: _ToDo, data: Mapping[str, Any], lazy: _Scope) -> bool:
