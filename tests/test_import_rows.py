@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from caseflow.catalog import Catalog
-from caseflow.runtime import bulk
+from caseflow.runtime import batch_writes, bulk
 from caseflow.runtime.bulk import Row, import_cases
 from caseflow.runtime.engine import Engine
 from caseflow.store.database import Store
@@ -82,6 +82,20 @@ def test_an_imported_complaint_is_stored_as_a_single_open_stores_it(engine: Engi
         assert order and order == _truth(store, case_id)
         assert all(due is not None and created is not None for _, due, created in order)
     assert _queue_order(store, ids[5]) != _queue_order(store, ids[2])       # its own received_at: its own deadline
+
+
+def test_a_transaction_that_sends_its_rows_several_times_stores_the_same(engine: Engine, store: Store,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch's held rows go to the database every SEND_EVERY rows, inside the one transaction."""
+    monkeypatch.setattr(batch_writes, "SEND_EVERY", 2)
+    single = engine.open("complaint", "wang.fang", COMPLAINT)["id"]
+    rows = [Row(n, sets=COMPLAINT) for n in range(2, 5)] + [Row(5, sets={**COMPLAINT, "channel": "fax"})] \
+        + [Row(n, sets=COMPLAINT) for n in range(6, 9)]
+    report = import_cases(engine, "complaint", "wang.fang", iter(rows), batch=10)
+    assert [r["line"] for r in report.refused] == [5] and report.batches == 1
+    for r in report.opened:
+        assert _stored(store, r["id"]) == _stored(store, single)
+        assert _queue_order(store, r["id"]) == _truth(store, r["id"])
 
 
 def test_an_imported_card_with_unique_fields_is_stored_as_a_single_open_stores_it(store: Store, clock: Clock,

@@ -18,7 +18,7 @@ PROGRESS_FROM = 200      # rows before a progress bar is worth drawing
 @cli.command("import")
 @click.argument("workflow")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--batch", default=500, show_default=True, type=click.IntRange(1), help="Rows per transaction.")
+@click.option("--batch", default=5000, show_default=True, type=click.IntRange(1), help="Rows per transaction.")
 @note_option
 @pass_app
 def import_cmd(app: App, workflow: str, file: str, batch: int, note: str | None) -> None:

@@ -23,6 +23,8 @@ from caseflow.sla.clocks import INSERT_TIMER
 from caseflow.sla.windows import INSERT_WINDOW
 from caseflow.store.driver_sql import flush_pending, run
 
+SEND_EVERY = 500        # rows whose held INSERTs are sent together (a transaction may hold several sends)
+
 
 class BatchedWrites:
     """The batch's connection as `open_case` sees it: the prebuilt INSERTs of a new case are held and
@@ -47,9 +49,13 @@ class BatchedWrites:
         self._held: dict[tuple[Any, ...], tuple[Any, list[dict[str, Any]]]] = {}
         self._marks: dict[tuple[Any, ...], int] = {}     # per held group: its length before this row
         self._savepoint: Any = None
+        self._rows = 0                  # rows begun since the held rows were last sent
 
     def begin_row(self) -> None:
         self._savepoint = None
+        if self._rows >= SEND_EVERY:           # memory stays bounded however many rows a transaction has
+            self.flush()
+        self._rows += 1
         self._marks = {k: len(rows) for k, (_, rows) in self._held.items()}
 
     def execute(self, stmt: Any, params: Any = None) -> Any:
@@ -84,6 +90,7 @@ class BatchedWrites:
         self._send_all([group for group in self._held.values() if group[1]])
         self._held = {}
         self._marks = {}
+        self._rows = 0
 
     def _send_all(self, groups: list[tuple[Any, list[dict[str, Any]]]]) -> None:
         created: dict[str, str] = {}
