@@ -21,6 +21,7 @@ from caseflow.runtime import actions as case_actions
 from caseflow.runtime.queue import INSERT_QUEUE
 from caseflow.sla.clocks import INSERT_TIMER
 from caseflow.sla.windows import INSERT_WINDOW
+from caseflow.store.backend import backend_of
 from caseflow.store.driver_sql import flush_pending, run
 
 SEND_EVERY = 500        # rows whose held INSERTs are sent together (a transaction may hold several sends)
@@ -172,7 +173,7 @@ def queue_order_by_batch(conn: Connection) -> Iterator[None]:
     sub-program per row, which cost more than the rows' own INSERTs; SQLite has one writer, so no other
     write runs meanwhile, and a batch that fails rolls the triggers' removal back with it.
     PostgreSQL keeps its triggers (dropping one would lock its table against readers)."""
-    if conn.dialect.name != "sqlite":
+    if not backend_of(conn).one_writer:
         yield
         return
     names = ", ".join(f"'{n}'" for n in QUEUE_TRIGGERS)

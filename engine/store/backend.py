@@ -38,9 +38,7 @@ READ_TABLES = ("settings", "alembic_version")                                # w
 WORK_TABLES = ("cases", "case_queue", "timers", "sla_windows", "outbox", "case_keys", "decision_counts",
                "migration_runs")
 
-# Execution options the SQLite begin hook reads (PostgreSQL ignores them).
-READONLY = "caseflow_readonly"
-SINGLE_READ = "caseflow_single_read"
+READONLY, SINGLE_READ = "caseflow_readonly", "caseflow_single_read"    # options the SQLite begin hook reads
 
 
 class Backend:
@@ -84,8 +82,9 @@ class Backend:
 
     # Hot-path SQL (store/driver_sql.py): a named parameter for the DB-API driver; whether a data-modifying
     # CTE makes the versioned UPDATE and the audit INSERT one statement; whether it is sent numbered (`$1, …`).
+    # `one_writer`: a write transaction holds the whole database, so it may set triggers aside (an import).
     param_style: ClassVar[str] = ":{}"
-    one_statement_write, numbered = False, False
+    one_statement_write, numbered, one_writer = False, False, False
 
     def is_lock_timeout(self, exc: BaseException) -> bool:
         """The database gave up waiting for a lock (`lock_timeout`)."""
@@ -157,9 +156,11 @@ class Backend:
         """Names of the triggers in force on this schema (present, and enabled)."""
         raise NotImplementedError
 
-    def row_trigger_ddl(self, name: str, table: str, event: str, body: str) -> tuple[list[str], list[str]]:
-        """(create, drop) statements of an AFTER `event` FOR EACH ROW trigger running the SQL `body` (SQLite's)."""
-        return ([f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW BEGIN {body}; END"],
+    def row_trigger_ddl(self, name: str, table: str, event: str, body: str,
+                        when: str | None = None) -> tuple[list[str], list[str]]:
+        """(create, drop) of an AFTER `event` FOR EACH ROW trigger running SQL `body` where `when` holds (SQLite's)."""
+        only = f" WHEN {when}" if when else ""
+        return ([f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW{only} BEGIN {body}; END"],
                 [f"DROP TRIGGER {name}"])
 
     def write_grants(self, conn: Connection, tables: tuple[str, ...]) -> list[tuple[str, str, str]]:
@@ -177,9 +178,7 @@ class SQLiteBackend(Backend):
     """SQLite in WAL mode; a write transaction takes the write lock at BEGIN (BEGIN IMMEDIATE),
     so writers queue instead of failing half-way, and that lock already serializes chains."""
 
-    name = "sqlite"
-    explain = "EXPLAIN QUERY PLAN "
-    creates_on_open = True
+    name, explain, creates_on_open, one_writer = "sqlite", "EXPLAIN QUERY PLAN ", True, True
 
     def database_file(self, url: str) -> Path | None:
         name = (sa.engine.make_url(url).database or "").removeprefix("file:").split("?")[0]
@@ -250,8 +249,7 @@ class SQLiteBackend(Backend):
 class PostgresBackend(Backend):
     """PostgreSQL: row locks and the version column; autocommit single reads; REPEATABLE READ snapshots."""
 
-    name = "postgresql"
-    has_logins = True
+    name, has_logins = "postgresql", True
 
     def create_engine(self, url: str, readonly: bool = False, wait: LockWait | None = None) -> SAEngine:
         """Read-only: every transaction of the session is READ ONLY (autocommit reads too). Every session
@@ -344,7 +342,9 @@ class PostgresBackend(Backend):
     def append_only_triggers(self, table: str) -> list[str]:
         return [f"{table}_append_only", f"{table}_no_truncate"]
 
-    def row_trigger_ddl(self, name: str, table: str, event: str, body: str) -> tuple[list[str], list[str]]:
+    def row_trigger_ddl(self, name: str, table: str, event: str, body: str,
+                        when: str | None = None) -> tuple[list[str], list[str]]:
+        body = f"IF {when} THEN {body}; END IF" if when else body     # (a WHEN clause takes no subquery)
         return ([f"CREATE FUNCTION {name}() RETURNS trigger AS $$ BEGIN {body}; RETURN NULL; END $$ LANGUAGE plpgsql",
                  f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW EXECUTE FUNCTION {name}()"],
                 [f"DROP TRIGGER {name} ON {table}", f"DROP FUNCTION {name}()"])

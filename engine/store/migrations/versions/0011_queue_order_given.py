@@ -27,37 +27,25 @@ UPDATE = (f"UPDATE case_queue SET due_at = {NEAREST}, created_at = COALESCE(NEW.
           f"WHERE case_id = NEW.case_id AND queue = NEW.queue")
 
 
-def _postgres() -> bool:
+# The new row's order is not the right one already (NULL-safe: a due_at of '' is never stored).
+DIFFERS = f"NEW.created_at IS NULL OR COALESCE(NEW.due_at, '') <> COALESCE({NEAREST}, '')"
+
+
+def _ddl(checked: bool) -> tuple[list[str], list[str]]:
+    """(create, drop) of the trigger: `checked`, only when the new row's order is not the right one
+    already (this revision); else always (0010's)."""
     from caseflow.store.backend import backend_of
-    return backend_of(op.get_bind()).name == "postgresql"
-
-
-def _create(checked: bool) -> list[str]:
-    """The trigger: `checked`, only when the new row's order is not the right one already (this
-    revision); else always (0010's)."""
-    postgres = _postgres()
-    differs = f"NEW.created_at IS NULL OR NEW.due_at {'IS DISTINCT FROM' if postgres else 'IS NOT'} {NEAREST}"
-    if postgres:
-        body = f"IF {differs} THEN {UPDATE}; END IF" if checked else UPDATE
-        return [f"CREATE FUNCTION case_queue_order() RETURNS trigger AS $$ BEGIN {body}; RETURN NULL; END $$ "
-                "LANGUAGE plpgsql",
-                "CREATE TRIGGER case_queue_order AFTER INSERT ON case_queue FOR EACH ROW "
-                "EXECUTE FUNCTION case_queue_order()"]
-    when = f" WHEN {differs}" if checked else ""
-    return [f"CREATE TRIGGER case_queue_order AFTER INSERT ON case_queue FOR EACH ROW{when} BEGIN {UPDATE}; END"]
-
-
-def _drop() -> list[str]:
-    if _postgres():
-        return ["DROP TRIGGER case_queue_order ON case_queue", "DROP FUNCTION case_queue_order()"]
-    return ["DROP TRIGGER case_queue_order"]
+    return backend_of(op.get_bind()).row_trigger_ddl("case_queue_order", "case_queue", "INSERT", UPDATE,
+                                                     when=DIFFERS if checked else None)
 
 
 def upgrade() -> None:
-    for statement in _drop() + _create(checked=True):
+    create, drop = _ddl(checked=True)
+    for statement in drop + create:
         op.execute(statement)
 
 
 def downgrade() -> None:
-    for statement in _drop() + _create(checked=False):
+    create, drop = _ddl(checked=False)
+    for statement in drop + create:
         op.execute(statement)
