@@ -51,6 +51,8 @@ class BatchedWrites:
         self._marks: dict[tuple[Any, ...], int] = {}     # per held group: its length before this row
         self._savepoint: Any = None
         self._rows = 0                  # rows begun since the held rows were last sent
+        self._stats: float | None = None      # PostgreSQL: see `_planned`
+        self._grown = 0
 
     def begin_row(self) -> None:
         self._savepoint = None
@@ -96,10 +98,12 @@ class BatchedWrites:
     def _send_all(self, groups: list[tuple[Any, list[dict[str, Any]]]]) -> None:
         created: dict[str, str] = {}
         nearest: dict[str, str] = {}
+        timers = 0
         for stmt, rows in sorted(groups, key=lambda g: self._rank.get(id(g[0]), len(self.FIRST))):
             if stmt is case_actions.INSERT_CASE:
                 created.update((r["id"], r["created_at"]) for r in rows)
             elif stmt is INSERT_TIMER:
+                timers += len(rows)
                 for r in rows:
                     due = r.get("due_at")
                     if r["kind"] == "sla" and r["status"] in LIVE_SLA and due is not None:
@@ -107,7 +111,24 @@ class BatchedWrites:
             elif stmt is INSERT_QUEUE:
                 rows = [{**r, "due_at": nearest.get(r["case_id"]), "created_at": created.get(r["case_id"])}
                         for r in rows]
+                self._planned(timers)
             self._send(stmt, rows)
+
+    def _planned(self, timers: int) -> None:
+        """PostgreSQL: the queue trigger's deadline lookup is planned on the timers table's statistics; in a
+        table that grew from (nearly) nothing since they were taken it reads every SLA clock (the `kind`
+        index looks selective), so before the queue rows go the statistics are taken again whenever the
+        import has doubled the table since (ANALYZE counts this transaction's own rows): a few times in all."""
+        if self.dialect.name != "postgresql":
+            return
+        if self._stats is None:           # the table's size when its statistics were last taken
+            self._stats = float(self.conn.exec_driver_sql(
+                "SELECT reltuples FROM pg_class WHERE oid = 'timers'::regclass").scalar() or 0)
+            self._grown = 0
+        self._grown += timers
+        if self._stats < 0 or self._grown >= max(self._stats, SEND_EVERY):
+            self.conn.exec_driver_sql("ANALYZE timers")
+            self._stats, self._grown = None, 0
 
     def _send(self, stmt: Any, rows: list[dict[str, Any]]) -> None:
         """One executemany of the held rows on the driver: the statement compiled once per set of columns
