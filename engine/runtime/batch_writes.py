@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
@@ -27,6 +28,14 @@ from caseflow.store.driver_sql import flush_pending, run
 SEND_EVERY = 500        # rows whose held INSERTs are sent together (a transaction may hold several sends)
 
 
+@dataclass
+class Growth:
+    """The timer rows an import has written, and how many when the planner's statistics were last taken."""
+
+    sent: int = 0
+    analyzed_at: int = 0
+
+
 class BatchedWrites:
     """The batch's connection as `open_case` sees it: the prebuilt INSERTs of a new case are held and
     sent as one executemany per statement; any other statement first sends what is held (so reads see
@@ -42,7 +51,7 @@ class BatchedWrites:
     BATCHED_TEXT = frozenset({INSERT_WINDOW})        # SQL text an opening sends (driver_sql.later)
     FIRST = (case_actions.INSERT_CASE, INSERT_TIMER, INSERT_QUEUE)      # the order they are sent in
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, growth: Growth | None = None) -> None:
         self.conn = conn
         self.dialect = conn.dialect
         self._batched = frozenset(map(id, self.BATCHED))
@@ -51,7 +60,8 @@ class BatchedWrites:
         self._marks: dict[tuple[Any, ...], int] = {}     # per held group: its length before this row
         self._savepoint: Any = None
         self._rows = 0                  # rows begun since the held rows were last sent
-        self._stats: float | None = None      # PostgreSQL: see `_planned`
+        self._backend = backend_of(conn)
+        self.growth = growth or Growth()
         self._grown = 0
 
     def begin_row(self) -> None:
@@ -115,20 +125,15 @@ class BatchedWrites:
             self._send(stmt, rows)
 
     def _planned(self, timers: int) -> None:
-        """PostgreSQL: the queue trigger's deadline lookup is planned on the timers table's statistics; in a
-        table that grew from (nearly) nothing since they were taken it reads every SLA clock (the `kind`
-        index looks selective), so before the queue rows go the statistics are taken again whenever the
-        import has doubled the table since (ANALYZE counts this transaction's own rows): a few times in all."""
-        if self.dialect.name != "postgresql":
-            return
-        if self._stats is None:           # the table's size when its statistics were last taken
-            self._stats = float(self.conn.exec_driver_sql(
-                "SELECT reltuples FROM pg_class WHERE oid = 'timers'::regclass").scalar() or 0)
-            self._grown = 0
-        self._grown += timers
-        if self._stats < 0 or self._grown >= max(self._stats, SEND_EVERY):
-            self.conn.exec_driver_sql("ANALYZE timers")
-            self._stats, self._grown = None, 0
+        """The queue trigger's deadline lookup is planned on the timers table's statistics (PostgreSQL's; SQLite
+        plans without): in a table that grew from (nearly) nothing since they were taken it reads every SLA
+        clock (the `kind` index looks selective), so before the queue rows go they are taken again each time
+        the import has doubled the timer rows it wrote (ANALYZE counts this transaction's own): a few times."""
+        grown = self.growth
+        grown.sent += timers
+        if grown.sent >= max(2 * grown.analyzed_at, SEND_EVERY):
+            self._backend.analyze(self.conn, "timers")
+            grown.analyzed_at = grown.sent
 
     def _send(self, stmt: Any, rows: list[dict[str, Any]]) -> None:
         """One executemany of the held rows on the driver: the statement compiled once per set of columns

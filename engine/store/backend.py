@@ -167,8 +167,8 @@ class Backend:
         """(grantee, table, privilege) of UPDATE/DELETE/TRUNCATE grants on `tables` to anyone but the owner."""
         return []
 
-    def analyze(self, conn: Connection) -> None:
-        """Refresh the planner's statistics (after a bulk load)."""
+    def analyze(self, conn: Connection, table: str | None = None) -> None:
+        """Refresh the planner's statistics (after a bulk load), of every table or of `table`."""
 
     def __repr__(self) -> str:
         return f"<backend {self.name}>"
@@ -364,8 +364,8 @@ class PostgresBackend(Backend):
             "ORDER BY 1, 2, 3"), {"tables": list(tables)})
         return [(r[0], r[1], r[2]) for r in rows]
 
-    def analyze(self, conn: Connection) -> None:
-        conn.execute(sa.text("ANALYZE"))
+    def analyze(self, conn: Connection, table: str | None = None) -> None:
+        conn.execute(sa.text(f"ANALYZE {table}" if table else "ANALYZE"))
 
 
 def _waits_for_lock(url: sa.engine.URL, pid: int) -> bool | None:
