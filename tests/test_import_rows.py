@@ -167,3 +167,14 @@ def test_the_queue_triggers_are_in_force_after_an_import_and_after_a_failed_batc
     was = _truth(store, case_id)
     engine.advance(case_id, "assess", "chen.jing")             # a step: the triggers keep its order
     assert _queue_order(store, case_id) == _truth(store, case_id) != was
+
+
+def test_an_import_draws_case_ids_no_case_has(engine: Engine, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A case id has 32 random bits: among 100,000 cases two alike are likely. An import draws its batch's
+    ids first and draws again for any a stored case or another row already has."""
+    taken = engine.open("complaint", "wang.fang", COMPLAINT)["id"]
+    drawn = iter([taken, "COM-0000000A", "COM-0000000A", "COM-0000000B"])
+    monkeypatch.setattr(bulk, "new_case_id", lambda workflow: next(drawn))
+    report = import_cases(engine, "complaint", "wang.fang", iter([Row(2, sets=COMPLAINT), Row(3, sets=COMPLAINT)]))
+    assert sorted(r["id"] for r in report.opened) == ["COM-0000000A", "COM-0000000B"] and not report.refused
+    assert _stored(store, "COM-0000000A") == _stored(store, "COM-0000000B") == _stored(store, taken)

@@ -31,6 +31,8 @@ from caseflow.runtime import actions as case_actions
 from caseflow.runtime import safeguards
 from caseflow.runtime.batch_writes import BatchedWrites, Growth, queue_order_by_batch
 from caseflow.runtime.engine import Engine
+from caseflow.runtime.snapshot import new_case_id
+from caseflow.store.tables import cases
 from caseflow.values import ValueProblem, check_text
 
 FORMATS = (".csv", ".jsonl")
@@ -170,6 +172,7 @@ def _one_batch(engine: Engine, workflow: str, actor: str, rows: list[Row], note:
     with engine.store.write() as conn, queue_order_by_batch(conn):
         engine.register(conn, engine.catalog.get(workflow), now)
         writes = BatchedWrites(conn, growth)
+        ids = iter(_free_ids(conn, workflow, len(rows)))
         for row in rows:
             writes.begin_row()
             try:
@@ -180,7 +183,7 @@ def _one_batch(engine: Engine, workflow: str, actor: str, rows: list[Row], note:
                 safeguards.check_not_future(definition, initial, definition.fields, now, "", f"open {workflow}",
                                             definition.initial)
                 case_id = case_actions.open_case(engine, cast(Connection, writes), definition, initial, person,
-                                                 now, note, None, registered=True)
+                                                 now, note, None, registered=True, case_id=next(ids))
                 writes.end_row()
                 opened.append({"line": row.line, "id": case_id})
             except (TransitionRefused, UsageError, ValueProblem, sa.exc.IntegrityError) as exc:
@@ -198,6 +201,22 @@ def _one_batch(engine: Engine, workflow: str, actor: str, rows: list[Row], note:
     report.batches += 1
     if progress:
         progress(len(rows))
+
+
+def _free_ids(conn: Connection, workflow: str, n: int) -> list[str]:
+    """`n` new case ids, none taken by a stored case nor by each other: an id has 32 random bits, so among
+    100,000 cases two alike are more likely than not (and one batch fails on it as a whole)."""
+    free: dict[str, None] = {}
+    while len(free) < n:
+        drawn = {new_case_id(workflow) for _ in range(n - len(free))} - free.keys()
+        ordered = sorted(drawn)
+        for i in range(0, len(ordered), 1000):
+            drawn -= set(conn.execute(_TAKEN, {"ids": ordered[i:i + 1000]}).scalars())
+        free.update(dict.fromkeys(drawn))
+    return list(free)
+
+
+_TAKEN = sa.select(cases.c.id).where(cases.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
 def _check_row_text(row: Row) -> None:
