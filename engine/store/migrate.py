@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from caseflow.store.database import Store
 
-HEAD = "0011_queue_order_given"
+HEAD = "0012_no_next_signoff_index"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 

@@ -85,7 +85,6 @@ cases = sa.Table(
     sa.Column("audit_seq", sa.Integer, nullable=True),              # the chain head: seq and hash of the case's
     sa.Column("audit_hash", sa.String(64), nullable=True),          # last audit row (same transaction)
     sa.Index("ix_cases_queue", "assignee", "workflow", "definition", "state"),
-    sa.Index("ix_cases_next_signoff", "next_signoff_role"),
 )
 
 # The work queues each open case is in (runtime/queue.py): a role id, or "@user" for its assignee, with
