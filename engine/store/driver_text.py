@@ -105,7 +105,16 @@ class DialectSQL:
                             f"VALUES ({', '.join(p('c_' + c) for c in CASE_COLUMNS)})")
         self.insert_queue = (f"INSERT INTO case_queue (case_id, queue, workflow) "
                              f"VALUES ({p('case_id')}, {p('queue')}, {p('workflow')})")
-        self.add_queue = self.insert_queue + " ON CONFLICT DO NOTHING"
+        # A step's new queue row carries its order — the case's nearest pending SLA deadline and created_at,
+        # as the transaction sees them — so revision 0011's trigger leaves it as written (it still puts right
+        # a row whose deadline this same statement moves, on PostgreSQL). `WHERE TRUE`: SQLite's upsert
+        # after a SELECT needs one.
+        self.queue_order = (f"(SELECT MIN(t.due_at) FROM timers t WHERE t.case_id = {p('case_id')} "
+                            f"AND t.kind = 'sla' AND t.status IN ('running', 'breached')), "
+                            f"(SELECT c.created_at FROM cases c WHERE c.id = {p('case_id')})")
+        self.add_queue = (f"INSERT INTO case_queue (case_id, queue, workflow, due_at, created_at) "
+                          f"SELECT {p('case_id')}, {p('queue')}, {p('workflow')}, {self.queue_order} "
+                          f"WHERE TRUE ON CONFLICT DO NOTHING")
         # SQLite maintains every index one of whose columns is in an UPDATE's SET list, whether or not the
         # value changed (an index entry is deleted and inserted again, so its page is written): a step sets
         # only the columns it changes. (PostgreSQL decides by value — any indexed column changed and every
@@ -150,7 +159,8 @@ class DialectSQL:
         return (f"WITH u AS ({self.update_case} RETURNING id), "
                 f"qd AS (DELETE FROM case_queue WHERE case_id = {p('case_id')} "
                 f"AND queue <> ALL(CAST({p('q_after')} AS VARCHAR(80)[])) AND EXISTS (SELECT 1 FROM u)), "
-                f"qi AS (INSERT INTO case_queue (case_id, queue, workflow) SELECT {p('case_id')}, q, {p('q_workflow')} "
+                f"qi AS (INSERT INTO case_queue (case_id, queue, workflow, due_at, created_at) SELECT "
+                f"{p('case_id')}, q, {p('q_workflow')}, {self.queue_order} "
                 f"FROM unnest(CAST({p('q_after')} AS VARCHAR(80)[])) AS q WHERE EXISTS (SELECT 1 FROM u) "
                 f"ON CONFLICT DO NOTHING) "
                 f"INSERT INTO audit ({cols}) SELECT {cols} FROM (VALUES {self._values(n)}) AS v ({cols}) "
@@ -215,9 +225,9 @@ class DialectSQL:
         p = self.param
         return [f"qd AS (DELETE FROM case_queue WHERE case_id = {p('case_id')} "
                 f"AND queue <> ALL(CAST({p('q_after')} AS VARCHAR(80)[])))",
-                f"qi AS (INSERT INTO case_queue (case_id, queue, workflow) SELECT {p('case_id')}, q, "
-                f"{p('q_workflow')} FROM unnest(CAST({p('q_after')} AS VARCHAR(80)[])) AS q "
-                f"ON CONFLICT DO NOTHING)"]
+                f"qi AS (INSERT INTO case_queue (case_id, queue, workflow, due_at, created_at) SELECT "
+                f"{p('case_id')}, q, {p('q_workflow')}, {self.queue_order} "
+                f"FROM unnest(CAST({p('q_after')} AS VARCHAR(80)[])) AS q ON CONFLICT DO NOTHING)"]
 
     @lru_cache(maxsize=64)  # noqa: B019
     def open_and_log(self, n: int, later: tuple[tuple[str, int], ...], queues: bool) -> str:
