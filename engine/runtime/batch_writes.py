@@ -62,7 +62,6 @@ class BatchedWrites:
         self._rows = 0                  # rows begun since the held rows were last sent
         self._backend = backend_of(conn)
         self.growth = growth or Growth()
-        self._grown = 0
 
     def begin_row(self) -> None:
         self._savepoint = None
