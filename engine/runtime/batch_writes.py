@@ -8,9 +8,11 @@ writes before it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
@@ -140,6 +142,17 @@ class BatchedWrites:
         keys = tuple(sorted(rows[0]))
         sql, order = _compiled(stmt, keys, self.dialect)
         flush_pending(self.conn)                     # (the before_execute listener Core would have run)
+        per = max(1, PARAMETERS // len(keys))
+        if len(rows) > 1 and per > 1:         # many rows per INSERT: one statement's work on the server each
+            for at in range(0, len(rows), per):
+                part = rows[at:at + per]
+                many = _rows_sql(sql, len(part), order is not None)
+                if order:
+                    pick = itemgetter(*order)
+                    run(self.conn, many, [v for r in part for v in (pick(r) if len(order) > 1 else (pick(r),))])
+                else:
+                    run(self.conn, many, {f"{k}__{i}": v for i, r in enumerate(part) for k, v in r.items()})
+            return
         params: Any = rows
         if order:
             pick = itemgetter(*order)
@@ -157,6 +170,20 @@ class BatchedWrites:
         if self._savepoint is not None:
             self._savepoint.rollback()
             self._savepoint = None
+
+
+PARAMETERS = 900        # per INSERT of many rows (old SQLite allows 999)
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+@lru_cache(maxsize=256)
+def _rows_sql(sql: str, n: int, positional: bool) -> str:
+    """A one-row `INSERT … VALUES (…)` for `n` rows; named parameters get the row's number (`name__3`)."""
+    head, _, group = sql.partition(" VALUES ")
+    group = group.partition(" RETURNING ")[0]            # (PostgreSQL's new ids: nothing reads them)
+    if positional:
+        return f"{head} VALUES {', '.join([group] * n)}"
+    return f"{head} VALUES " + ", ".join(_NAMED.sub(f"%(\\1__{i})s", group) for i in range(n))
 
 
 LIVE_SLA = frozenset({"running", "breached"})      # the clocks whose deadline orders the inbox (0010's NEAREST)
