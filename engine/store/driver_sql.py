@@ -334,8 +334,8 @@ def finish_open(conn: Connection, case: dict[str, Any], rows: list[dict[str, Any
     for text, p in waiting:
         run(conn, render(sql.style, text), p)
     if queues[1]:
-        run(conn, sql.insert_queue, [{"case_id": case["id"], "queue": q, "workflow": queues[0]}
-                                     for q in sorted(queues[1])], many=True)
+        run(conn, sql.insert_queue, [{"case_id": case["id"], "queue": q, "workflow": queues[0],
+                                      "created_at": case["created_at"]} for q in sorted(queues[1])], many=True)
     run(conn, sql.insert_case, values)
     if rows:
         insert_audit(conn, rows)
@@ -348,8 +348,8 @@ def insert_case(conn: Connection, case: dict[str, Any], rows: list[dict[str, Any
     flush_pending(conn)
     sql = sql_of(conn)
     if queues[1]:
-        run(conn, sql.insert_queue, [{"case_id": case["id"], "queue": q, "workflow": queues[0]}
-                                     for q in sorted(queues[1])], many=True)
+        run(conn, sql.insert_queue, [{"case_id": case["id"], "queue": q, "workflow": queues[0],
+                                      "created_at": case["created_at"]} for q in sorted(queues[1])], many=True)
     run(conn, sql.insert_case, {f"c_{k}": case.get(k) for k in CASE_COLUMNS})
     if rows:
         insert_audit(conn, rows)

@@ -103,17 +103,18 @@ class DialectSQL:
                                  f"WHERE case_id = {p('case_id')} ORDER BY id")
         self.insert_case = (f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) "
                             f"VALUES ({', '.join(p('c_' + c) for c in CASE_COLUMNS)})")
-        self.insert_queue = (f"INSERT INTO case_queue (case_id, queue, workflow) "
-                             f"VALUES ({p('case_id')}, {p('queue')}, {p('workflow')})")
-        # A step's new queue row carries its order — the case's nearest pending SLA deadline and created_at,
-        # as the transaction sees them — so revision 0011's trigger leaves it as written (it still puts right
-        # a row whose deadline this same statement moves, on PostgreSQL). `WHERE TRUE`: SQLite's upsert
-        # after a SELECT needs one.
-        self.queue_order = (f"(SELECT MIN(t.due_at) FROM timers t WHERE t.case_id = {p('case_id')} "
-                            f"AND t.kind = 'sla' AND t.status IN ('running', 'breached')), "
-                            f"(SELECT c.created_at FROM cases c WHERE c.id = {p('case_id')})")
+        # A new queue row carries its order — the case's nearest pending SLA deadline and created_at, as the
+        # transaction sees them — so revision 0011's trigger leaves it as written (a clock written after it, or
+        # in the same PostgreSQL statement, puts it right through the timers' triggers). A new case's row is
+        # not written yet: its created_at comes as a parameter. `WHERE TRUE`: SQLite's upsert after a SELECT.
+        nearest = (f"(SELECT MIN(t.due_at) FROM timers t WHERE t.case_id = {p('case_id')} "
+                   f"AND t.kind = 'sla' AND t.status IN ('running', 'breached'))")
+        self.queue_order = f"{nearest}, (SELECT c.created_at FROM cases c WHERE c.id = {p('case_id')})"
+        case_id = f"CAST({p('case_id')} AS VARCHAR(32))"       # (PostgreSQL: one type for the parameter)
+        self.insert_queue = (f"INSERT INTO case_queue (case_id, queue, workflow, due_at, created_at) "
+                             f"SELECT {case_id}, {p('queue')}, {p('workflow')}, {nearest}, {p('created_at')}")
         self.add_queue = (f"INSERT INTO case_queue (case_id, queue, workflow, due_at, created_at) "
-                          f"SELECT {p('case_id')}, {p('queue')}, {p('workflow')}, {self.queue_order} "
+                          f"SELECT {case_id}, {p('queue')}, {p('workflow')}, {self.queue_order} "
                           f"WHERE TRUE ON CONFLICT DO NOTHING")
         # SQLite maintains every index one of whose columns is in an UPDATE's SET list, whether or not the
         # value changed (an index entry is deleted and inserted again, so its page is written): a step sets
