@@ -170,9 +170,18 @@ class Engine:
             safeguards.check_not_future(definition, initial, definition.fields, now, "", f"open {workflow}",
                                         definition.initial)
             from caseflow.runtime import actions as case_actions  # the write side: reads never import it
-            with self.store.action() as conn, self.store.write(conn) as tx, driver_sql.opening(tx):
-                case_id = case_actions.open_case(self, tx, definition, initial, person, now, note, None,
-                                                 one_write=True)
+            for attempt in range(_ID_DRAWS):
+                case_id = new_case_id(workflow)
+                try:
+                    with self.store.action() as conn, self.store.write(conn) as tx, driver_sql.opening(tx):
+                        case_actions.open_case(self, tx, definition, initial, person, now, note, None,
+                                               one_write=True, case_id=case_id)
+                    break
+                except ConcurrentChange:
+                    # A case id has 32 random bits: among 100,000 cases two alike are more likely than not.
+                    # The write was rolled back; if the id was the taken value, open under a new one.
+                    if attempt == _ID_DRAWS - 1 or self.read_case_or_none(case_id) is None:
+                        raise
         return {"id": case_id, "workflow": workflow, "state": definition.initial}
 
     def check_opener(self, workflow: str, actor: str | None) -> None:
@@ -353,6 +362,14 @@ class Engine:
     def read_case(self, case_id: str) -> Snapshot:
         with self.store.read() as conn:
             return self.snapshot(conn, case_id)
+
+    def read_case_or_none(self, case_id: str) -> Any:
+        """The stored case row, or None (no definition loaded: only whether the id is taken)."""
+        with self.store.read() as conn:
+            return driver_sql.read_case(conn, case_id)
+
+
+_ID_DRAWS = 3            # case ids drawn for one open before a taken one is reported (exit 3)
 
 
 def _sig(s: Any) -> tuple[Any, Any, Any]:
