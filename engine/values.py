@@ -130,14 +130,16 @@ def format_datetime(value: datetime) -> str:
     return text
 
 
-@lru_cache(maxsize=64)
-def _formatted(value: datetime) -> str:
+def _utc_text(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_formatted = lru_cache(maxsize=64)(_utc_text)
 
 
 def format_now() -> str:
     """The real time now, as `format_datetime` stores it (a new moment each call: nothing to cache)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _utc_text(datetime.now(UTC))
 
 
 def sortable_time(value: object, fallback: str | None = None) -> str | None:

@@ -26,6 +26,7 @@ from caseflow.sla.clocks import INSERT_TIMER
 from caseflow.sla.windows import INSERT_WINDOW
 from caseflow.store.backend import backend_of
 from caseflow.store.driver_sql import flush_pending, run
+from caseflow.store.driver_text import nearest_deadline
 
 SEND_EVERY = 500        # rows whose held INSERTs are sent together (a transaction may hold several sends)
 
@@ -209,8 +210,7 @@ def _compiled(stmt: Any, keys: tuple[str, ...], dialect: sa.Dialect) -> tuple[st
 # The work-queue order triggers of revisions 0010/0011 (the order of a new case's queue rows; a timer
 # of a new case and the case row itself find no queue rows when the batch sends them first).
 QUEUE_TRIGGERS = ("case_queue_order", "cases_queue_order", "timers_queue_order_ins")
-_NEAREST = ("(SELECT MIN(t.due_at) FROM timers t WHERE t.case_id = case_queue.case_id AND t.kind = 'sla' "
-            "AND t.status IN ('running', 'breached'))")
+_NEAREST = nearest_deadline("case_queue.case_id")
 _ORDER_NEW_ROWS = (f"UPDATE case_queue SET due_at = {_NEAREST}, created_at = COALESCE(created_at, "
                    "(SELECT c.created_at FROM cases c WHERE c.id = case_queue.case_id)) "
                    f"WHERE rowid > ? AND (created_at IS NULL OR due_at IS NOT {_NEAREST})")

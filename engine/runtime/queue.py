@@ -82,9 +82,13 @@ def stable_reads(d: Definition, expr: Compiled) -> tuple[str, ...] | None:
     definition's constants that is all it reads), None for an expression that is not stable."""
     key = (d.sha256, expr.text)
     if key not in _STABLE_READS:
-        _STABLE_READS[key] = tuple(sorted(set(expr.names) | set(_IS_SET.findall(expr.text)))) \
-            if _stable(expr) else None
+        _STABLE_READS[key] = _reads_of(expr) if _stable(expr) else None
     return _STABLE_READS[key]
+
+
+def _reads_of(expr: Compiled) -> tuple[str, ...]:
+    """The names an expression reads: its variables and the fields `is_set('…')` asks about."""
+    return tuple(sorted(set(expr.names) | set(_IS_SET.findall(expr.text))))
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ def _todo(d: Definition, state: str) -> tuple[tuple[_ToDo, ...], bool]:
         for t in d.transitions_from(state):
             if t.inbox and not t.system and not t.signoffs:
                 guards = tuple(g for g in t.guards if stable(g))
-                reads = tuple(tuple(sorted(g.expr.names | set(_IS_SET.findall(g.expr.text)))) for g in guards)
+                reads = tuple(_reads_of(g.expr) for g in guards)
                 todo.append(_ToDo(t, guards, _pinned_field(d, t), reads))
         _TODO[key] = (tuple(todo), any(x.t.assignee_only for x in todo))
     return _TODO[key]

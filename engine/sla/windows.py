@@ -52,8 +52,8 @@ def overdue_clause(now_s: str) -> sa.ColumnElement[bool]:
 # step's last statement (store/driver_sql.py `later`), so nothing here reads a window back.
 _THE_OPEN = ("(SELECT MAX(id) FROM sla_windows WHERE case_id = :w_case AND clock = :w_clock "
              "AND outcome IS NULL)")
-INSERT_WINDOW = _INSERT = ("INSERT INTO sla_windows (case_id, workflow, clock, opened_at, opened_by, due_at) "
-           "VALUES (:case_id, :workflow, :clock, :opened_at, :opened_by, :due_at)")
+INSERT_WINDOW = ("INSERT INTO sla_windows (case_id, workflow, clock, opened_at, opened_by, due_at) "
+                 "VALUES (:case_id, :workflow, :clock, :opened_at, :opened_by, :due_at)")
 # The outcome of a window ending now: breached if a sweep recorded it, late after its deadline (the clock's,
 # else the window's own), else met — or cancelled when the case closed with the clock still running.
 _NOW, _DUE = "CAST(:now_s AS VARCHAR(32))", "COALESCE(CAST(:due_at AS VARCHAR(32)), due_at)"   # one type each
@@ -68,7 +68,7 @@ _RESCHEDULE = f"UPDATE sla_windows SET due_at = :due_at WHERE id = {_THE_OPEN}"
 
 def open_window(conn: Connection, *, case_id: str, workflow: str, clock: str, opened_at: str, due_at: str | None,
                 restarted: bool) -> None:
-    driver_sql.later(conn, _INSERT, {"case_id": case_id, "workflow": workflow, "clock": clock,
+    driver_sql.later(conn, INSERT_WINDOW, {"case_id": case_id, "workflow": workflow, "clock": clock,
                                      "opened_at": opened_at, "opened_by": "restart" if restarted else "start",
                                      "due_at": due_at})
 

@@ -47,6 +47,13 @@ def numbered(statement: str) -> tuple[str, Callable[[Mapping[str, Any]], Sequenc
     return text, itemgetter(*order)
 
 
+def nearest_deadline(case_id: str) -> str:
+    """SQL: the nearest deadline of the running or breached SLA clocks of the case `case_id` (an SQL
+    expression) — the order the work queues keep (revisions 0010/0011 write the same in their triggers)."""
+    return (f"(SELECT MIN(t.due_at) FROM timers t WHERE t.case_id = {case_id} AND t.kind = 'sla' "
+            f"AND t.status IN ('running', 'breached'))")
+
+
 CASE_COLUMNS = tuple(c.name for c in cases.c)
 AUDIT_COLUMNS = tuple(c.name for c in audit.c if c.name != "id")
 CaseRow = namedtuple("CaseRow", CASE_COLUMNS)      # type: ignore[misc]  # what Snapshot.of_row reads
@@ -107,8 +114,7 @@ class DialectSQL:
         # transaction sees them — so revision 0011's trigger leaves it as written (a clock written after it, or
         # in the same PostgreSQL statement, puts it right through the timers' triggers). A new case's row is
         # not written yet: its created_at comes as a parameter. `WHERE TRUE`: SQLite's upsert after a SELECT.
-        nearest = (f"(SELECT MIN(t.due_at) FROM timers t WHERE t.case_id = {p('case_id')} "
-                   f"AND t.kind = 'sla' AND t.status IN ('running', 'breached'))")
+        nearest = nearest_deadline(p('case_id'))
         self.queue_order = f"{nearest}, (SELECT c.created_at FROM cases c WHERE c.id = {p('case_id')})"
         case_id = f"CAST({p('case_id')} AS VARCHAR(32))"       # (PostgreSQL: one type for the parameter)
         self.insert_queue = (f"INSERT INTO case_queue (case_id, queue, workflow, due_at, created_at) "
@@ -156,14 +162,7 @@ class DialectSQL:
         deleted, the others inserted unless present. The two sets are disjoint, so the order in which
         PostgreSQL runs the CTEs cannot matter."""
         cols = ", ".join(AUDIT_COLUMNS)
-        p = self.param
-        return (f"WITH u AS ({self.update_case} RETURNING id), "
-                f"qd AS (DELETE FROM case_queue WHERE case_id = {p('case_id')} "
-                f"AND queue <> ALL(CAST({p('q_after')} AS VARCHAR(80)[])) AND EXISTS (SELECT 1 FROM u)), "
-                f"qi AS (INSERT INTO case_queue (case_id, queue, workflow, due_at, created_at) SELECT "
-                f"{p('case_id')}, q, {p('q_workflow')}, {self.queue_order} "
-                f"FROM unnest(CAST({p('q_after')} AS VARCHAR(80)[])) AS q WHERE EXISTS (SELECT 1 FROM u) "
-                f"ON CONFLICT DO NOTHING) "
+        return (f"WITH u AS ({self.update_case} RETURNING id), {', '.join(self._queue_ctes(gated=True))} "
                 f"INSERT INTO audit ({cols}) SELECT {cols} FROM (VALUES {self._values(n)}) AS v ({cols}) "
                 f"WHERE EXISTS (SELECT 1 FROM u)")
 
@@ -220,15 +219,18 @@ class DialectSQL:
         return (f"WITH {', '.join(ctes)} INSERT INTO audit ({cols}) SELECT {cols} FROM (VALUES {self._values(n)}) "
                 f"AS v ({cols}) WHERE (SELECT ok FROM chk) = 1")
 
-    def _queue_ctes(self) -> list[str]:
+    def _queue_ctes(self, gated: bool = False) -> list[str]:
         """The case's work queues set to the array `q_after`: rows not in it deleted, the others inserted
-        unless present (disjoint sets: the order the CTEs run in cannot matter)."""
+        unless present (disjoint sets: the order the CTEs run in cannot matter); `gated`: only if the
+        versioned UPDATE `u` found its version."""
         p = self.param
+        found = "EXISTS (SELECT 1 FROM u)"
+        also, only = (f" AND {found}", f" WHERE {found}") if gated else ("", "")
         return [f"qd AS (DELETE FROM case_queue WHERE case_id = {p('case_id')} "
-                f"AND queue <> ALL(CAST({p('q_after')} AS VARCHAR(80)[])))",
+                f"AND queue <> ALL(CAST({p('q_after')} AS VARCHAR(80)[])){also})",
                 f"qi AS (INSERT INTO case_queue (case_id, queue, workflow, due_at, created_at) SELECT "
                 f"{p('case_id')}, q, {p('q_workflow')}, {self.queue_order} "
-                f"FROM unnest(CAST({p('q_after')} AS VARCHAR(80)[])) AS q ON CONFLICT DO NOTHING)"]
+                f"FROM unnest(CAST({p('q_after')} AS VARCHAR(80)[])) AS q{only} ON CONFLICT DO NOTHING)"]
 
     @lru_cache(maxsize=64)  # noqa: B019
     def open_and_log(self, n: int, later: tuple[tuple[str, int], ...], queues: bool) -> str:
@@ -258,4 +260,4 @@ def _row_keys(i: int) -> tuple[str, ...]:
 
 
 __all__ = ["STALE_MARK", "MOVED_MARK", "CASE_COLUMNS", "AUDIT_COLUMNS", "CaseRow", "SIGNOFF_KINDS", "SIGNOFF_COLUMNS",
-           "SignoffRow", "TIMER_COLUMNS", "TimerRow", "DialectSQL", "render"]
+           "SignoffRow", "TIMER_COLUMNS", "TimerRow", "DialectSQL", "render", "numbered", "nearest_deadline"]
