@@ -29,7 +29,7 @@ from caseflow.definition.evaluate import stamp
 from caseflow.errors import CaseflowError, TransitionRefused, UsageError
 from caseflow.runtime import actions as case_actions
 from caseflow.runtime import safeguards
-from caseflow.runtime.batch_writes import BatchedWrites, Growth, queue_order_by_batch
+from caseflow.runtime.batch_writes import BatchedWrites, Growth, batch_settings, queue_order_by_batch
 from caseflow.runtime.engine import Engine
 from caseflow.runtime.snapshot import new_case_id
 from caseflow.store.tables import cases
@@ -169,7 +169,8 @@ def _one_batch(engine: Engine, workflow: str, actor: str, rows: list[Row], note:
     now = engine.now()
     opened: list[dict[str, Any]] = []
     refused: list[dict[str, Any]] = []
-    with engine.store.write() as conn, queue_order_by_batch(conn):
+    with engine.store.action() as own, batch_settings(own), engine.store.write(own) as conn, \
+            queue_order_by_batch(conn):
         engine.register(conn, engine.catalog.get(workflow), now)
         writes = BatchedWrites(conn, growth)
         ids = iter(_free_ids(conn, workflow, len(rows)))
