@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from caseflow.audit.keys import audit_key, mac
 from caseflow.errors import UsageError
+from caseflow.jsontext import encoder
 from caseflow.store.backend import backend_of
 from caseflow.store.driver_text import SIGNOFF_KINDS
 from caseflow.store.tables import attempts, audit, cases
@@ -67,7 +68,7 @@ def canonical(value: Any) -> str:
 
 
 # json.dumps with these options, its encoder built once (dumps builds one per call)
-_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str).encode
+_CANONICAL = encoder(sort_keys=True, separators=(",", ":"), default=str)
 
 
 def row_hash(row: dict[str, Any], keys: tuple[str, ...] = HASHED, complete: bool = False) -> str:

@@ -8,7 +8,6 @@ clocks. Any exception rolls all of it back together.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from caseflow.definition.expressions import Compiled, EvalContext
 from caseflow.definition.kinds import KINDS
 from caseflow.definition.model import Action, Definition, Person, Transition
 from caseflow.errors import InvalidData, RoleNotAllowed, SignoffRefused, TransitionRefused, WrongState
+from caseflow.jsontext import encoder
 from caseflow.runtime import assignment, queue
 from caseflow.runtime.turns import eligible_signers, pending_signoff_role
 from caseflow.sla import clocks as sla
@@ -375,4 +375,4 @@ def _dump(value: Any) -> str:
     return _DUMP(value)
 
 
-_DUMP = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode     # json.dumps's, built once
+_DUMP = encoder(sort_keys=True, separators=(", ", ": "))     # json.dumps's text, its encoder built once
