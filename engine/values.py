@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -305,6 +305,12 @@ def check_money_format(value: object) -> bool:
         return False
 
 
+# caseflow's own `format`s of a data schema: jsonschema's FormatChecker runs these (definition/schema.py),
+# and so does the quick field check before it (definition/evaluate.py) without importing jsonschema.
+FORMATS: dict[str, Callable[[object], bool]] = {"money": check_money_format, "date-time": check_datetime_format,
+                                                "date": check_date_format}
+
+
 def add_months(moment: datetime, months: int, tz: ZoneInfo) -> datetime:
     """Calendar months in a zone, clamped to the month's last day (Jan 31 + 1 month = Feb 28/29), in UTC.
 
@@ -315,4 +321,3 @@ def add_months(moment: datetime, months: int, tz: ZoneInfo) -> datetime:
     year, month = local.year + index // 12, index % 12 + 1
     last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
     return local.replace(year=year, month=month, day=min(local.day, last)).astimezone(UTC)
-

@@ -144,3 +144,24 @@ def test_a_table_left_for_later_is_built_on_first_use_and_metadata_has_every_tab
     assert same and columns == 6
     done = _python("from caseflow.store import tables\ntables.nothing")
     assert "module 'caseflow.store.tables' has no attribute 'nothing'" in done.stderr
+
+
+def test_a_step_whose_fields_caseflow_checks_itself_does_not_import_jsonschema(tmp_path):
+    """The data schema's fields of plain keywords and caseflow's own formats (values.FORMATS) are checked
+    without jsonschema (~85 ms to import); a value the quick check does not accept still goes to
+    jsonschema (tests/test_quick_schema.py)."""
+    url = f"sqlite:///{tmp_path / 'cf.db'}"
+    store = Store(url)
+    store.migrate()
+    case = open_complaint(Engine(store, Catalog.load(SHIPPED)))
+    store.dispose()
+    script = ("import sys\nfrom caseflow.cli.main import main\n"
+              "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
+              "print(code, 'jsonschema' in sys.modules, file=sys.stderr)")
+    base = ("--db", url, "--workflows", str(SHIPPED), "--as", "wang.fang")
+    _python(script, *base, "show", case)              # (caches the compiled workflows)
+    done = _python(script, *base, "advance", case, "assess")
+    assert "assessing" in done.stdout and done.stderr.strip().splitlines()[-1] == "0 False", done.stderr
+    done = _python(script, *base, "advance", case, "accept", "--set", "responsible_dept=engineering",
+                   "--set", "assessment_note=防水施工问题")
+    assert "investigating" in done.stdout and done.stderr.strip().splitlines()[-1] == "0 False", done.stderr

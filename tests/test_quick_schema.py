@@ -43,7 +43,10 @@ def field_schemas(draw: Any) -> dict[str, Any]:
 @given(field_schemas(), VALUES)
 def test_the_quick_check_accepts_only_what_jsonschema_accepts(schema: dict[str, Any], value: Any) -> None:
     checker = format_checker()
-    quick = _quick_of(schema, checker)
+    quick = _quick_of(schema)
+    if schema.get("format") == "email":           # not caseflow's own format: left to jsonschema
+        assert quick is None
+        return
     assert quick is not None
     valid = not list(Draft202012Validator(schema, format_checker=checker).iter_errors(value))
     if quick(value):
@@ -51,13 +54,12 @@ def test_the_quick_check_accepts_only_what_jsonschema_accepts(schema: dict[str, 
 
 
 def test_a_schema_with_a_keyword_it_does_not_know_goes_to_jsonschema() -> None:
-    assert _quick_of({"type": "string", "multipleOf": 2}, None) is None
-    assert _quick_of({"type": "array", "items": {"type": "string"}}, None) is None
-    assert _quick_of({"type": "string", "enum": [["a"]]}, None) is None
+    assert _quick_of({"type": "string", "multipleOf": 2}) is None
+    assert _quick_of({"type": "array", "items": {"type": "string"}}) is None
+    assert _quick_of({"type": "string", "enum": [["a"]]}) is None
 
 
 def test_the_quick_check_accepts_the_usual_valid_values() -> None:
-    checker = format_checker()
-    assert _quick_of({"type": "string", "format": "money", "label_zh": "金额"}, checker)("12.50")  # type: ignore[misc]
-    assert _quick_of({"type": "string", "enum": ["a", "b"]}, checker)("b")  # type: ignore[misc]
-    assert not _quick_of({"type": "string", "format": "money"}, checker)("12.5.0")  # type: ignore[misc]
+    assert _quick_of({"type": "string", "format": "money", "label_zh": "金额"})("12.50")  # type: ignore[misc]
+    assert _quick_of({"type": "string", "enum": ["a", "b"]})("b")  # type: ignore[misc]
+    assert not _quick_of({"type": "string", "format": "money"})("12.5.0")  # type: ignore[misc]

@@ -18,7 +18,7 @@ from caseflow.definition.expressions import Compiled, EvalContext, ExpressionErr
 from caseflow.definition.lint import did_you_mean
 from caseflow.definition.model import Definition, Transition
 from caseflow.errors import UsageError
-from caseflow.values import ValueProblem, format_datetime, format_money, parse_input, parse_money
+from caseflow.values import FORMATS, ValueProblem, format_datetime, format_money, parse_input, parse_money
 
 if TYPE_CHECKING:       # jsonschema is imported when data is first validated, not by `show`
     from jsonschema import Draft202012Validator
@@ -258,8 +258,7 @@ def _quick_check(definition: Definition, field: str) -> Callable[[Any], bool] | 
     key = (definition.sha256, field)
     if key not in _quick:
         schema = definition.data_schema.get("properties", {}).get(field)
-        _quick[key] = _quick_of(schema, _validator(definition, field).format_checker) \
-            if isinstance(schema, Mapping) else None
+        _quick[key] = _quick_of(schema) if isinstance(schema, Mapping) else None
     return _quick[key]
 
 
@@ -269,9 +268,11 @@ def _quick_table(definition: Definition) -> dict[str, Callable[[Any], bool] | No
     return {f: _quick_check(definition, f) for f in definition.data_schema.get("properties", {})}
 
 
-def _quick_of(schema: Mapping[str, Any], checker: Any) -> Callable[[Any], bool] | None:
+def _quick_of(schema: Mapping[str, Any]) -> Callable[[Any], bool] | None:
     """A check that accepts a value only if every keyword of `schema` surely does; None if `schema` has
-    a keyword it does not know."""
+    a keyword it does not know, or a `format` that is not caseflow's own (values.FORMATS: jsonschema
+    runs the same functions; its other formats are left to it, so a step that checks only fields of
+    caseflow's formats does not import jsonschema)."""
     if any(k not in _QUICK_KEYWORDS and k not in _ANNOTATIONS and not k.startswith("x-") for k in schema):
         return None
     kinds = schema.get("type")
@@ -288,8 +289,9 @@ def _quick_of(schema: Mapping[str, Any], checker: Any) -> Callable[[Any], bool] 
             return None
         tests.append(lambda v: any(type(v) is type(e) and v == e for e in allowed))
     if "format" in schema:
-        fmt = schema["format"]
-        tests.append(lambda v: checker is None or checker.conforms(v, fmt))
+        if schema["format"] not in FORMATS:
+            return None
+        tests.append(FORMATS[schema["format"]])
     lengths: tuple[tuple[str, Callable[[Any, Any], bool]], ...] = (
         ("maxLength", lambda v, n: len(v) <= n), ("minLength", lambda v, n: len(v) >= n))
     for word, holds in lengths:

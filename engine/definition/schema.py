@@ -79,9 +79,8 @@ def _plain(value: Any) -> Any:
 
 def format_checker() -> FormatChecker:
     checker = FormatChecker()
-    checker.checks("money")(values.check_money_format)
-    checker.checks("date-time")(values.check_datetime_format)
-    checker.checks("date")(values.check_date_format)
+    for name, check in values.FORMATS.items():
+        checker.checks(name)(check)
     return checker
 
 
