@@ -171,6 +171,7 @@ def _one_batch(engine: Engine, workflow: str, actor: str, rows: list[Row], note:
     refused: list[dict[str, Any]] = []
     with engine.store.action() as own, batch_settings(own), engine.store.write(own) as conn, \
             queue_order_by_batch(conn):
+        engine.store.backend.more_statements(conn)      # PostgreSQL's action connection is in autocommit: BEGIN
         engine.register(conn, engine.catalog.get(workflow), now)
         writes = BatchedWrites(conn, growth)
         ids = iter(_free_ids(conn, workflow, len(rows)))
