@@ -134,3 +134,62 @@ def test_imported_cases_carry_their_deadlines(engine, tmp_path):
     assert order(engine, "wang.fang") == [(ids[2], "2025-03-03T03:00:00.000Z"), (ids[1], "2025-03-03T03:30:00.000Z"),
                                           (ids[0], "2025-03-03T04:00:00.000Z")]
     stored_order_matches_the_clocks(engine)
+
+
+def test_every_kind_of_timer_write_keeps_the_stored_order(engine):
+    """Revision 0013 runs the timers' order triggers only for a row change that can move the order (WHEN on
+    the row's own values). Any SQL write of a clock — one row or many, INSERT, UPDATE of any column, DELETE,
+    a kind or status that starts or stops counting, a deadline moved or cleared — leaves every queue row
+    with its case's nearest running or breached SLA deadline: a seeded sequence of such writes, checked
+    after each one."""
+    import random
+    cases_ = [open_complaint(engine, form_no=f"TS-W{n}", received_at=f"2025-03-03T0{n + 1}:00") for n in range(3)]
+    stored_order_matches_the_clocks(engine)
+    rng = random.Random(18)
+    dues = [None, "2025-03-03T01:00:00.000Z", "2025-03-04T05:00:00.000Z", "2025-03-05T00:00:00.000Z"]
+    statuses = ["running", "breached", "paused", "met", "cancelled", "fired"]
+    with engine.store.engine.connect() as conn:
+        ids = list(conn.execute(sa.select(timers.c.id)).scalars())
+    for n in range(60):
+        choice = rng.choice(["status", "due", "kind", "other", "case", "insert", "delete"])
+        with engine.store.engine.begin() as conn:
+            if choice == "insert" or not ids:
+                cid = rng.choice(cases_)
+                ids.append(conn.execute(timers.insert().returning(timers.c.id), {
+                    "case_id": cid, "name": f"extra_{n}", "kind": rng.choice(["sla", "timer"]),
+                    "status": rng.choice(statuses), "started_at": "2025-03-03T00:00:00.000Z",
+                    "due_at": rng.choice(dues), "next_at": None}).scalar_one())
+            elif choice == "delete":
+                conn.execute(timers.delete().where(timers.c.id == ids.pop(rng.randrange(len(ids)))))
+            elif choice == "case":              # one statement, every clock of a case
+                conn.execute(timers.update().where(timers.c.case_id == rng.choice(cases_))
+                             .values(status=rng.choice(statuses), due_at=rng.choice(dues)))
+            else:
+                values = {"status": {"status": rng.choice(statuses)}, "due": {"due_at": rng.choice(dues)},
+                          "kind": {"kind": rng.choice(["sla", "timer"])},
+                          "other": {"warned": rng.randrange(3), "next_at": rng.choice(dues)}}[choice]
+                conn.execute(timers.update().where(timers.c.id == rng.choice(ids)).values(**values))
+        stored_order_matches_the_clocks(engine)
+
+
+def test_a_queue_row_marked_ordered_by_its_writer_is_left_as_written(engine):
+    """A statement that works out a queue row's order itself marks the row `ordered` (revision 0013): the
+    database leaves it as written. A row written without the mark (assignment, `migrate run`, SQL of one's
+    own) is still checked and put right. Every queue row caseflow's own steps, opens and imports write
+    carries the mark and the right order."""
+    cid = open_complaint(engine)
+    engine.advance(cid, "assess", "wang.fang")
+    with engine.store.engine.connect() as conn:
+        marks = {r.queue: r.ordered for r in conn.execute(sa.select(case_queue).where(case_queue.c.case_id == cid))}
+    assert marks and all(marks.values())
+    stored_order_matches_the_clocks(engine)
+    created = engine.read_case(cid).created_at
+    with engine.store.engine.begin() as conn:
+        for queue, mark in (("marked", {"ordered": True}), ("unmarked", {})):
+            conn.execute(case_queue.insert(), {"case_id": cid, "queue": queue, "workflow": "complaint",
+                                               "due_at": "2099-01-01T00:00:00.000Z", "created_at": created, **mark})
+    with engine.store.engine.connect() as conn:
+        due = dict(conn.execute(sa.select(case_queue.c.queue, case_queue.c.due_at)
+                                .where(case_queue.c.case_id == cid)).all())
+    assert due["marked"] == "2099-01-01T00:00:00.000Z"
+    assert due["unmarked"] == due[sorted(marks)[0]] != "2099-01-01T00:00:00.000Z"

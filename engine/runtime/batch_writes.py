@@ -46,9 +46,10 @@ class BatchedWrites:
     A refused row's held rows are dropped, and its SAVEPOINT (if any) rolled back.
 
     The held rows go cases first, then clocks, then work queues, each queue row with its case's order
-    (created_at, nearest pending SLA deadline) filled in from the rows sent with it: so the work-queue
-    triggers (migrations 0010, 0011) find nothing to rewrite — they still check (on SQLite one statement
-    per batch checks instead: `queue_order_by_batch`), and rewrite any row whose order is not right."""
+    (created_at, nearest pending SLA deadline) filled in from the rows sent with it, and marked `ordered` where
+    its case row went with it: so the work-queue triggers (migrations 0010, 0013) leave it as written (a row
+    sent without its case row is checked and put right; on SQLite one statement per batch does what they
+    would: `queue_order_by_batch`)."""
 
     BATCHED = (case_actions.INSERT_CASE, case_actions.INSERT_OUTBOX, INSERT_TIMER, audit.INSERT, INSERT_QUEUE)
     BATCHED_TEXT = frozenset({INSERT_WINDOW})        # SQL text an opening sends (driver_sql.later)
@@ -121,8 +122,10 @@ class BatchedWrites:
                     if r["kind"] == "sla" and r["status"] in LIVE_SLA and due is not None:
                         nearest[r["case_id"]] = min(due, nearest.get(r["case_id"], due))
             elif stmt is INSERT_QUEUE:
-                rows = [{**r, "due_at": nearest.get(r["case_id"]), "created_at": created.get(r["case_id"])}
-                        for r in rows]
+                # a row sent with its case row has all its clocks beside it (open_case writes them between its
+                # queue rows and its case row): its order is known, and it says so (`ordered`, revision 0013)
+                rows = [{**r, "due_at": nearest.get(r["case_id"]), "created_at": created.get(r["case_id"]),
+                         "ordered": True if r["case_id"] in created else None} for r in rows]
                 self._planned(timers)
             self._send(stmt, rows)
 

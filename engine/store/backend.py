@@ -63,8 +63,8 @@ class Backend:
 
     # -- connections --------------------------------------------------------------------------
     def create_engine(self, url: str, readonly: bool = False, wait: LockWait | None = None) -> SAEngine:
-        """An engine for `url`; `readonly`: its connections can only read (a read-only command, an
-        evidence copy); a writer waits for locks as `wait` says (store/locks.py)."""
+        """An engine for `url`; `readonly`: its connections only read (a read-only command, an evidence copy);
+        a writer waits for locks as `wait` says (store/locks.py)."""
         engine = sa.create_engine(url)
         _ping_when_idle(engine)
         return engine
@@ -156,12 +156,12 @@ class Backend:
         """Names of the triggers in force on this schema (present, and enabled)."""
         raise NotImplementedError
 
-    def row_trigger_ddl(self, name: str, table: str, event: str, body: str,
-                        when: str | None = None) -> tuple[list[str], list[str]]:
-        """(create, drop) of an AFTER `event` FOR EACH ROW trigger running SQL `body` where `when` holds (SQLite's)."""
-        only = f" WHEN {when}" if when else ""
-        return ([f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW{only} BEGIN {body}; END"],
-                [f"DROP TRIGGER {name}"])
+    def row_trigger_ddl(self, name: str, table: str, event: str, body: str, when: str | None = None,
+                        only: str | None = None) -> tuple[list[str], list[str]]:
+        """(create, drop) of an AFTER `event` row trigger running SQL `body` where `only` (no subquery), `when` hold."""
+        cond = " AND ".join(f"({c})" for c in (only, when) if c) if only else when
+        return ([f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW{f' WHEN {cond}' if cond else ''} "
+                 f"BEGIN {body}; END"], [f"DROP TRIGGER {name}"])
 
     def write_grants(self, conn: Connection, tables: tuple[str, ...]) -> list[tuple[str, str, str]]:
         """(grantee, table, privilege) of UPDATE/DELETE/TRUNCATE grants on `tables` to anyone but the owner."""
@@ -189,9 +189,8 @@ class SQLiteBackend(Backend):
         return database in ("", ":memory:") or "mode=memory" in url or database.startswith("file::memory:")
 
     def create_engine(self, url: str, readonly: bool = False, wait: LockWait | None = None) -> SAEngine:
-        """Read-only: a `mode=ro` URI, no journal-mode change, only deferred BEGINs, so it never takes
-        or waits for the write lock and works on a file nobody may write. A writer's BEGIN IMMEDIATE
-        waits for the write lock as `wait` says."""
+        """Read-only: a `mode=ro` URI, no journal-mode change, only deferred BEGINs, so it never takes or waits
+        for the write lock and works on a file nobody may write. A writer's BEGIN IMMEDIATE waits as `wait` says."""
         wait = wait or LockWait()
         target = sa.engine.make_url(url)
         if readonly and target.database and target.database != ":memory:" and not target.query.get("uri"):
@@ -342,11 +341,12 @@ class PostgresBackend(Backend):
     def append_only_triggers(self, table: str) -> list[str]:
         return [f"{table}_append_only", f"{table}_no_truncate"]
 
-    def row_trigger_ddl(self, name: str, table: str, event: str, body: str,
-                        when: str | None = None) -> tuple[list[str], list[str]]:
-        body = f"IF {when} THEN {body}; END IF" if when else body     # (a WHEN clause takes no subquery)
+    def row_trigger_ddl(self, name: str, table: str, event: str, body: str, when: str | None = None,
+                        only: str | None = None) -> tuple[list[str], list[str]]:
+        body = f"IF {when} THEN {body}; END IF" if when else body     # (a WHEN clause takes no subquery: `only`)
         return ([f"CREATE FUNCTION {name}() RETURNS trigger AS $$ BEGIN {body}; RETURN NULL; END $$ LANGUAGE plpgsql",
-                 f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW EXECUTE FUNCTION {name}()"],
+                 f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW{f' WHEN ({only})' if only else ''} "
+                 f"EXECUTE FUNCTION {name}()"],
                 [f"DROP TRIGGER {name} ON {table}", f"DROP FUNCTION {name}()"])
 
     def enabled_triggers(self, conn: Connection) -> set[str]:

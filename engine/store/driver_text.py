@@ -68,6 +68,8 @@ MOVED_MARK = "caseflow: its clocks moved"
 # The versioned UPDATE sets these (and the chain head); `received_at` is recomputed on every step.
 UPDATED = ("state", "data", "signoffs", "version", "updated_at", "next_signoff_role", "received_at")
 HEAD = ("audit_seq", "audit_hash")
+# A queue row written with its order (`ordered`: the trigger of revision 0013 leaves it as written).
+QUEUE_COLUMNS = "case_id, queue, workflow, due_at, created_at, ordered"
 
 
 class DialectSQL:
@@ -111,16 +113,17 @@ class DialectSQL:
         self.insert_case = (f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) "
                             f"VALUES ({', '.join(p('c_' + c) for c in CASE_COLUMNS)})")
         # A new queue row carries its order — the case's nearest pending SLA deadline and created_at, as the
-        # transaction sees them — so revision 0011's trigger leaves it as written (a clock written after it, or
-        # in the same PostgreSQL statement, puts it right through the timers' triggers). A new case's row is
-        # not written yet: its created_at comes as a parameter. `WHERE TRUE`: SQLite's upsert after a SELECT.
+        # transaction sees them — and says so (`ordered`), so revision 0013's trigger leaves it as written (a
+        # clock written after it, or in the same PostgreSQL statement, puts it right through the timers'
+        # triggers). A new case's row is not written yet: its created_at comes as a parameter. `WHERE TRUE`:
+        # SQLite's upsert after a SELECT.
         nearest = nearest_deadline(p('case_id'))
         self.queue_order = f"{nearest}, (SELECT c.created_at FROM cases c WHERE c.id = {p('case_id')})"
         case_id = f"CAST({p('case_id')} AS VARCHAR(32))"       # (PostgreSQL: one type for the parameter)
-        self.insert_queue = (f"INSERT INTO case_queue (case_id, queue, workflow, due_at, created_at) "
-                             f"SELECT {case_id}, {p('queue')}, {p('workflow')}, {nearest}, {p('created_at')}")
-        self.add_queue = (f"INSERT INTO case_queue (case_id, queue, workflow, due_at, created_at) "
-                          f"SELECT {case_id}, {p('queue')}, {p('workflow')}, {self.queue_order} "
+        self.insert_queue = (f"INSERT INTO case_queue ({QUEUE_COLUMNS}) "
+                             f"SELECT {case_id}, {p('queue')}, {p('workflow')}, {nearest}, {p('created_at')}, TRUE")
+        self.add_queue = (f"INSERT INTO case_queue ({QUEUE_COLUMNS}) "
+                          f"SELECT {case_id}, {p('queue')}, {p('workflow')}, {self.queue_order}, TRUE "
                           f"WHERE TRUE ON CONFLICT DO NOTHING")
         # SQLite maintains every index one of whose columns is in an UPDATE's SET list, whether or not the
         # value changed (an index entry is deleted and inserted again, so its page is written): a step sets
@@ -228,8 +231,8 @@ class DialectSQL:
         also, only = (f" AND {found}", f" WHERE {found}") if gated else ("", "")
         return [f"qd AS (DELETE FROM case_queue WHERE case_id = {p('case_id')} "
                 f"AND queue <> ALL(CAST({p('q_after')} AS VARCHAR(80)[])){also})",
-                f"qi AS (INSERT INTO case_queue (case_id, queue, workflow, due_at, created_at) SELECT "
-                f"{p('case_id')}, q, {p('q_workflow')}, {self.queue_order} "
+                f"qi AS (INSERT INTO case_queue ({QUEUE_COLUMNS}) SELECT "
+                f"{p('case_id')}, q, {p('q_workflow')}, {self.queue_order}, TRUE "
                 f"FROM unnest(CAST({p('q_after')} AS VARCHAR(80)[])) AS q{only} ON CONFLICT DO NOTHING)"]
 
     @lru_cache(maxsize=64)  # noqa: B019
@@ -241,8 +244,9 @@ class DialectSQL:
         ctes = [f"c AS ({self.insert_case})"]
         ctes += self._later(later)
         if queues:
-            ctes.append(f"qi AS (INSERT INTO case_queue (case_id, queue, workflow) SELECT {p('c_id')}, q, "
-                        f"{p('q_workflow')} FROM unnest(CAST({p('q_after')} AS VARCHAR(80)[])) AS q)")
+            ctes.append(f"qi AS (INSERT INTO case_queue ({QUEUE_COLUMNS}) SELECT "
+                        f"{p('c_id')}, q, {p('q_workflow')}, {nearest_deadline(p('c_id'))}, {p('c_created_at')}, TRUE "
+                        f"FROM unnest(CAST({p('q_after')} AS VARCHAR(80)[])) AS q)")
         return f"WITH {', '.join(ctes)} INSERT INTO audit ({cols}) VALUES {self._values(n)}"
 
     @staticmethod

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from caseflow.store.database import Store
 
-HEAD = "0012_no_next_signoff_index"
+HEAD = "0013_queue_order_when"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 

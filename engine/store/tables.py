@@ -102,6 +102,7 @@ def _case_queue() -> sa.Table:
         sa.Column("workflow", sa.String(64), nullable=False),
         sa.Column("due_at", sa.String(32), nullable=True),
         sa.Column("created_at", sa.String(32), nullable=True),
+        sa.Column("ordered", sa.Boolean, nullable=True),    # TRUE: its writer worked out the order (0013)
         sa.Index("ix_case_queue_order", "queue", "workflow", "due_at", "created_at", "case_id"),
     )
 
