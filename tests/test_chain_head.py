@@ -77,7 +77,8 @@ def _statements(store: Store, work: Any) -> list[str]:
 
 def test_a_plain_step_reads_and_writes_on_one_connection_in_few_statements(engine: Engine, store: Store) -> None:
     """`explain` on a refund moves no clock and runs no action: read, versioned UPDATE + audit INSERT (one
-    statement on PostgreSQL, where psycopg's COMMIT in autocommit sends nothing), no chain-head SELECT."""
+    statement on PostgreSQL, where psycopg's COMMIT in autocommit sends nothing), no chain-head SELECT. (On
+    PostgreSQL the read brings the case's timers with it, `SELECT 0, 0, … UNION ALL …`: driver_sql.read_for_step.)"""
     cid = open_refund(engine)
     engine.advance(cid, "start_before_work", "wang.fang")
     engine.advance(cid, "sign_termination", "lin.xiao")
@@ -102,7 +103,7 @@ def test_a_plain_step_reads_and_writes_on_one_connection_in_few_statements(engin
     # statement (store/driver_sql.py update_queues_and_log); on SQLite DELETE + INSERT of case_queue follow the
     # case's own write in the same transaction
     if store.backend.one_statement_write:
-        assert sent == ["SELECT id,", "WITH u", "COMMIT"], sent
+        assert sent == ["SELECT 0,", "WITH u", "COMMIT"], sent
     else:
         # (SQLite's BEGIN IMMEDIATE goes to the driver directly: store/locks.py begin_immediate)
         assert [s for s in sent if s != "BEGIN IMMEDIATE"] == ["SELECT id,", "UPDATE cases", "INSERT INTO",
@@ -116,12 +117,13 @@ def test_a_sign_off_that_restarts_its_clock_reads_once_and_writes_in_few_stateme
                                                                                      store: Store) -> None:
     """A sign-off reads the case with its sign-off evidence in one statement; its clock's restart (the timer
     row, the window it ends, the one it opens) and its work queues go with the audit rows: on PostgreSQL the
-    timers are read unlocked and the whole write is one statement in autocommit (store/driver_sql.py `later`,
-    `update_checked`) that locks the case row, then the timers, and checks they are the rows read."""
+    timers are read unlocked in that same statement (store/driver_sql.py `read_for_step`) and the whole write
+    is one statement in autocommit (`later`, `update_checked`) that locks the case row, then the timers, and
+    checks they are the rows read."""
     cid = refund_to_signing(engine)
     sent = _statements(store, lambda: engine.sign(cid, "lin.xiao"))
     if store.backend.one_statement_write:
-        assert sent == ["SELECT c.id,", "SELECT id,", "WITH u", "COMMIT"], sent
+        assert sent == ["SELECT 0,", "WITH u", "COMMIT"], sent
     else:
         # SQLite: the timers read needs nothing before it (BEGIN IMMEDIATE holds the write lock), so the case
         # row is written once, with its chain head, first; the restart at the same instant changes nothing of

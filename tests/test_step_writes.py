@@ -197,3 +197,32 @@ def test_a_sweep_between_a_steps_timer_read_and_its_write_is_not_lost(engine: En
     assert [(w[0], w[4]) for w in _windows(store, cid)] == [("start", "met"), ("restart", None)]
     assert [r["event"] for r in audit_rows(store, cid)].count("sign") == 1
     assert verify(store).ok
+
+
+def test_a_steps_read_brings_the_rows_the_separate_reads_give(engine: Engine, store: Store, clock: Clock) -> None:
+    """A step reads its case (with its sign-off evidence for a sign-off) and, on PostgreSQL, the case's timers
+    in the same statement (driver_sql.read_for_step), kept for the step's read of its clocks: the case row,
+    the evidence and the timers, with the texts its write compares, are those the separate reads give —
+    for a case with a clock, one without, and a case that is not there."""
+    from caseflow.store import driver_sql
+    from caseflow.store.driver_run import sql_of
+    signing = refund_to_signing(engine)
+    clock.advance(hours=1)
+    engine.sign(signing, "lin.xiao")
+    plain = open_complaint(engine)
+    engine.advance(plain, "assess", "wang.fang")
+    engine.advance(plain, "reject", "wang.fang", {"assessment_note": "不属于公司责任"})       # clocks stopped
+    with store.engine.connect() as conn:
+        for cid in (signing, plain, "NO-SUCH-CASE"):
+            assert driver_sql.read_for_step(conn, cid, signoffs=True) == driver_sql.read_case_signoffs(conn, cid)
+            assert driver_sql.read_for_step(conn, cid) == (driver_sql.read_case(conn, cid), [])
+            kept = driver_sql._READ.pop(conn, None)
+            if not store.backend.one_statement_write:
+                assert kept is None                 # SQLite reads its timers inside its write transaction
+                continue
+            if cid == "NO-SUCH-CASE":
+                assert kept is None
+                continue
+            found = conn.exec_driver_sql(sql_of(conn).case_timers_seen.replace("%(case_id)s", "%s"), (cid,)).all()
+            assert found and kept == (cid, case_row(store, cid)["version"], "|".join(r[-1] for r in found),
+                                      [driver_sql.TimerRow._make(r[:-1]) for r in found])

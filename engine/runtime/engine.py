@@ -113,8 +113,9 @@ class Engine:
             return row.text, row.path
         return self.catalog.version(sha, load)
 
-    def snapshot(self, conn: Connection, case_id: str) -> Snapshot:
-        row = driver_sql.read_case(conn, case_id)
+    def snapshot(self, conn: Connection, case_id: str, step: bool = False) -> Snapshot:
+        """The case as stored; `step`: the read a step decides on (driver_sql.read_for_step)."""
+        row = driver_sql.read_for_step(conn, case_id)[0] if step else driver_sql.read_case(conn, case_id)
         if row is None:
             raise NotFound("case", case_id)
         return Snapshot.of_row(row, self.definition_of(conn, row.definition))  # type: ignore[attr-defined]  # CaseRow: a namedtuple of CASE_COLUMNS
@@ -228,7 +229,7 @@ class Engine:
             audit.check_note(note)
             now = self.now()
             with self.store.action() as conn:          # one connection: the read, then the write
-                snap = self.snapshot(conn, case_id)
+                snap = self.snapshot(conn, case_id, step=True)
                 safeguards.check_not_before(snap, event, now)
                 change = self.plan(snap, event, person, sets or {}, note, now)
                 self.write(change, now, note, conn=conn)
@@ -341,7 +342,7 @@ class Engine:
             audit.check_note(note)
             now = self.now()
             with self.store.action() as conn:
-                row, evidence = driver_sql.read_case_signoffs(conn, case_id)     # one statement
+                row, evidence = driver_sql.read_for_step(conn, case_id, signoffs=True)     # one statement
                 if row is None:
                     raise NotFound("case", case_id)
                 snap = Snapshot.of_row(row, self.definition_of(conn, row.definition))  # type: ignore[attr-defined]

@@ -110,6 +110,21 @@ class DialectSQL:
         self.timer_text = f"CAST(ROW({', '.join(TIMER_COLUMNS)}) AS TEXT)"
         self.case_timers_seen = (f"SELECT {', '.join(TIMER_COLUMNS)}, {self.timer_text} FROM timers "
                                  f"WHERE case_id = {p('case_id')} ORDER BY id")
+        # PostgreSQL, a step's read: the case (with its sign-off evidence) and its timers as `case_timers_seen`
+        # reads them, one statement — rows of part 0 (the case, its log rows newest first), then part 1 (the
+        # timers, in id order); the step then sends nothing to read its clocks (`driver_sql.read_for_step`)
+        timer_cols = ", ".join(f"t.{c}" for c in TIMER_COLUMNS)
+        timers_part = (f"SELECT 1, t.id, {', '.join(['NULL'] * len(CASE_COLUMNS))}, {{}}{timer_cols}, "
+                       f"CAST(ROW({timer_cols}) AS TEXT) FROM timers t WHERE t.case_id = {p('case_id')} ORDER BY 1, 2")
+        no_timer = ", ".join(["NULL"] * (len(TIMER_COLUMNS) + 1))
+        self.select_case_clocks = (
+            f"SELECT 0, 0, {', '.join(CASE_COLUMNS)}, {no_timer} FROM cases WHERE id = {p('case_id')} "
+            f"UNION ALL {timers_part.format('')}")
+        signoffs = self.select_case_signoffs.partition(" FROM ")
+        self.select_case_signoffs_clocks = (
+            f"SELECT 0, -a.seq, {signoffs[0].removeprefix('SELECT ')}, {no_timer} FROM "
+            f"{signoffs[2].removesuffix(' ORDER BY a.seq DESC')} UNION ALL "
+            f"{timers_part.format(', '.join(['NULL'] * len(SIGNOFF_COLUMNS)) + ', ')}")
         self.insert_case = (f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) "
                             f"VALUES ({', '.join(p('c_' + c) for c in CASE_COLUMNS)})")
         # A new queue row carries its order — the case's nearest pending SLA deadline and created_at, as the
