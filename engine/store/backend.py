@@ -70,12 +70,12 @@ class Backend:
         return engine
 
     def action_options(self) -> dict[str, Any]:
-        """Options of an action's connection (`Store.action`): reading its snapshot, then (`write_options`)
-        writing; PostgreSQL's stays in autocommit (a plain step's write is one statement)."""
+        """Options of an action's connection (`Store.action`), kept for its write (`begin_write`): the snapshot
+        is a single read; PostgreSQL's stays in autocommit (a plain step's write is one statement)."""
         return self.single_read_options()
 
-    def write_options(self) -> dict[str, Any]:
-        return {READONLY: False, SINGLE_READ: False}
+    def begin_write(self, conn: Connection, wait: LockWait) -> None:
+        """`Store.write` on an action's connection (its options stay a single read's): SQLite takes its lock."""
 
     def more_statements(self, conn: Connection) -> None:
         """Before the first statement of a write that is more than the case row and its audit rows."""
@@ -170,15 +170,15 @@ class Backend:
     def analyze(self, conn: Connection, table: str | None = None) -> None:
         """Refresh the planner's statistics (after a bulk load), of every table or of `table`."""
 
-    def __repr__(self) -> str:
-        return f"<backend {self.name}>"
-
 
 class SQLiteBackend(Backend):
     """SQLite in WAL mode; a write transaction takes the write lock at BEGIN (BEGIN IMMEDIATE),
     so writers queue instead of failing half-way, and that lock already serializes chains."""
 
     name, explain, creates_on_open, one_writer = "sqlite", "EXPLAIN QUERY PLAN ", True, True
+
+    def begin_write(self, conn: Connection, wait: LockWait) -> None:     # (the begin hook began none)
+        begin_immediate(conn.connection.dbapi_connection, wait, unless_open=True)
 
     def database_file(self, url: str) -> Path | None:
         name = (sa.engine.make_url(url).database or "").removeprefix("file:").split("?")[0]

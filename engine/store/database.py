@@ -88,8 +88,8 @@ class Store:
             else:
                 if conn.in_transaction():        # a read on it began one (a definition loaded): end it
                     conn.commit()
-                conn.execution_options(**self.backend.write_options())
-                with conn.begin():
+                with conn.begin():               # (its options stay the action's: no event, no flag to flip)
+                    self.backend.begin_write(conn, self.wait)
                     yield conn
         except sa.exc.IntegrityError as exc:
             # a unique key taken by a concurrent writer between our read and our write
@@ -108,7 +108,10 @@ class Store:
         conn = None
         try:
             conn = self._held.take() or self.writer.connect()     # an action writes: the writer's connection
-            yield conn.execution_options(**self.backend.action_options())
+            options = self.backend.action_options()
+            if not options.items() <= conn.get_execution_options().items():     # (a kept one has them already)
+                conn.execution_options(**options)
+            yield conn
         except BaseException as exc:
             if conn is not None:
                 conn.close()

@@ -10,10 +10,13 @@ from caseflow.errors import LockTimeout, StorageError
 from caseflow.store.locks import NOTICE_AFTER, LockWait
 
 
-def begin_immediate(dbapi_conn: Any, wait: LockWait) -> None:
+def begin_immediate(dbapi_conn: Any, wait: LockWait, *, unless_open: bool = False) -> None:
     """BEGIN IMMEDIATE waiting as `wait` says: busy after `first_ms` (the connection's busy timeout),
-    the notice, then once more with the rest of the timeout; still busy: LockTimeout."""
+    the notice, then once more with the rest of the timeout; still busy: LockTimeout.
+    `unless_open`: nothing if the connection is in a transaction already."""
     import sqlite3
+    if unless_open and dbapi_conn.in_transaction:
+        return
     for attempt in (1, 2):
         try:
             dbapi_conn.execute("BEGIN IMMEDIATE")

@@ -93,8 +93,12 @@ def install() -> None:
     @contextmanager
     def write_after_barrier(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         barrier()
-        with original_write(self, *args, **kwargs) as conn:
-            yield conn
+        state["store_write"] = state.get("store_write", 0) + 1    # (an action's connection keeps its read options)
+        try:
+            with original_write(self, *args, **kwargs) as conn:
+                yield conn
+        finally:
+            state["store_write"] -= 1
 
     # Hook points: every transaction that may write (not Store.read's, not the schema check at
     # start-up) — its BEGIN, each SQL statement, just before COMMIT, just after it.
@@ -108,7 +112,8 @@ def install() -> None:
             state["quiet"] = False
 
     def on_begin(conn):  # noqa: ANN001
-        if not conn.get_execution_options().get("caseflow_readonly") and not state.get("quiet"):
+        writes = state.get("store_write") or not conn.get_execution_options().get("caseflow_readonly")
+        if writes and not state.get("quiet"):
             state["writing"] = 1
             hook("begin")
 
