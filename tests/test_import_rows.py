@@ -170,14 +170,32 @@ def test_the_queue_triggers_are_in_force_after_an_import_and_after_a_failed_batc
 
 
 def test_an_import_draws_case_ids_no_case_has(engine: Engine, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A case id has 32 random bits: among 100,000 cases two alike are likely. An import draws its batch's
-    ids first and draws again for any a stored case or another row already has."""
+    """A case id has 32 bits: among 100,000 cases a drawn one is likely taken. An import draws its batch's
+    ids first — one block, 17 apart — and skips any a stored case has."""
     taken = engine.open("complaint", "wang.fang", COMPLAINT)["id"]
-    drawn = iter([taken, "COM-0000000A", "COM-0000000A", "COM-0000000B"])
-    monkeypatch.setattr(bulk, "new_case_id", lambda workflow: next(drawn))
+    number = int(taken.split("-")[1], 16)
+    bases = iter([number])                       # the block starts on the taken id
+    monkeypatch.setattr(bulk, "_block_base", lambda span: next(bases))
     report = import_cases(engine, "complaint", "wang.fang", iter([Row(2, sets=COMPLAINT), Row(3, sets=COMPLAINT)]))
-    assert sorted(r["id"] for r in report.opened) == ["COM-0000000A", "COM-0000000B"] and not report.refused
-    assert _stored(store, "COM-0000000A") == _stored(store, "COM-0000000B") == _stored(store, taken)
+    ids = sorted(r["id"] for r in report.opened)
+    assert ids == [f"COM-{number + 17:08X}", f"COM-{number + 34:08X}"] and not report.refused    # skipped, then on
+    assert _stored(store, ids[0]) == _stored(store, ids[1]) == _stored(store, taken)
+
+
+def test_no_id_of_an_import_is_another_with_one_digit_mistyped_or_two_swapped(engine: Engine) -> None:
+    """An import's ids are neighbours (their index entries too), yet an operator who mistypes one hex digit
+    of an id, or swaps two neighbouring ones, finds no other case of the import: as with random ids."""
+    report = import_cases(engine, "complaint", "wang.fang", iter([Row(i, sets=COMPLAINT) for i in range(2, 302)]))
+    ids = {r["id"] for r in report.opened}
+    assert len(ids) == 300 and not report.refused
+    numbers = sorted(int(i.split("-")[1], 16) for i in ids)
+    assert numbers[-1] - numbers[0] == 299 * bulk.ID_STEP          # one block
+    digits = "0123456789ABCDEF"
+    for case_id in ids:
+        prefix, hexes = case_id.split("-")
+        typos = {hexes[:k] + d + hexes[k + 1:] for k in range(8) for d in digits} | \
+                {hexes[:k] + hexes[k + 1] + hexes[k] + hexes[k + 2:] for k in range(7)}
+        assert {f"{prefix}-{t}" for t in typos if t != hexes} & ids == set(), case_id
 
 
 def test_an_import_gives_back_its_connection_with_the_settings_it_had(

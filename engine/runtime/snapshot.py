@@ -62,5 +62,13 @@ class Change:
         self.signoffs, self.entries, self.inputs, self.actor, self.role = signoffs, entries, inputs, actor, role
 
 
+ID_SPACE = 2 ** 32          # a case id's number: 8 hex digits, short enough to read out on the phone
+
+
 def new_case_id(workflow: str) -> str:
-    return f"{workflow[:3].upper()}-{secrets.token_hex(4).upper()}"
+    return case_id_of(workflow, secrets.randbelow(ID_SPACE))
+
+
+def case_id_of(workflow: str, number: int) -> str:
+    """`COM-3F2A0C11`: the workflow's first three letters and the number in 8 hex digits."""
+    return f"{workflow[:3].upper()}-{number:08X}"
