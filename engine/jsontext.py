@@ -28,9 +28,9 @@ def encoder(*, sort_keys: bool, separators: tuple[str, str],
     if _make_encoder is None:
         return plain.encode
     item_separator, key_separator = separators
-    c_encode = _make_encoder(None, plain.default, json.encoder.encode_basestring, None, key_separator,
-                             item_separator, sort_keys, False, True)
     encode_string = json.encoder.encode_basestring
+    c_encode = _make_encoder(None, plain.default, encode_string, None, key_separator, item_separator,
+                             sort_keys, False, True)
     join = "".join
 
     def encode(value: Any) -> str:

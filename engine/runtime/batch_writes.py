@@ -251,7 +251,7 @@ def queue_order_by_batch(conn: Connection) -> Iterator[None]:
 # multi-row INSERT keeps a statement journal (the pages it changes, as they were, to undo it alone);
 # past 64 KiB SQLite spills that journal to a temporary file — 36 KB written per case, 90% of the
 # import's writes at 60,000 cases. In memory it costs no system call. A larger page cache keeps the
-# batch's index pages (random case ids: every leaf) from being read again from the file.
+# pages a batch changes (its index entries, and the index pages above them) from being read again.
 BATCH_SETTINGS = (("temp_store", "MEMORY"), ("cache_size", "-65536"))       # (64 MiB of pages)
 
 
