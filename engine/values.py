@@ -139,7 +139,7 @@ _formatted = lru_cache(maxsize=64)(_utc_text)
 
 def format_now() -> str:
     """The real time now, as `format_datetime` stores it (a new moment each call: nothing to cache)."""
-    return _utc_text(datetime.now(UTC))
+    return datetime.now(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"     # (…+00:00 → …Z)
 
 
 def sortable_time(value: object, fallback: str | None = None) -> str | None:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -157,7 +158,8 @@ class BatchedWrites:
                 many = _rows_sql(sql, len(part), order is not None)
                 if order:
                     pick = itemgetter(*order)
-                    run(self.conn, many, [v for r in part for v in (pick(r) if len(order) > 1 else (pick(r),))])
+                    run(self.conn, many, list(chain.from_iterable(map(pick, part))) if len(order) > 1
+                        else list(map(pick, part)))
                 else:
                     run(self.conn, many, {f"{k}__{i}": v for i, r in enumerate(part) for k, v in r.items()})
             return

@@ -26,8 +26,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from caseflow.errors import StorageError
 from caseflow.store.idle_ping import ping_when_idle as _ping_when_idle
-from caseflow.store.locks import PID, LockWait, watch
-from caseflow.store.sqlite_files import begin_immediate, open_read_only
+from caseflow.store.locks import PID, LockWait, server_waits_for_lock, watch
+from caseflow.store.sqlite_files import begin_immediate, bind_none_and_bool_directly, open_read_only
 from caseflow.store.urls import shown_url
 
 LOCKS = {"attempts": 7242001, "checkpoints": 7242002}    # advisory locks: one chain's writers (attempts, checkpoints)
@@ -192,6 +192,7 @@ class SQLiteBackend(Backend):
         """Read-only: a `mode=ro` URI, no journal-mode change, only deferred BEGINs, so it never takes or waits
         for the write lock and works on a file nobody may write. A writer's BEGIN IMMEDIATE waits as `wait` says."""
         wait = wait or LockWait()
+        bind_none_and_bool_directly()
         target = sa.engine.make_url(url)
         if readonly and target.database and target.database != ":memory:" and not target.query.get("uri"):
             from urllib.parse import quote
@@ -267,7 +268,7 @@ class PostgresBackend(Backend):
             dbapi_conn.commit()
             record.info[PID] = dbapi_conn.info.backend_pid
         url_text = engine.url         # the watcher thread holds no reference to the engine (nor its pool)
-        watch(engine, wait, lambda pid: _waits_for_lock(url_text, pid))
+        watch(engine, wait, lambda pid: server_waits_for_lock(url_text, pid))
         return engine
 
     def is_lock_timeout(self, exc: BaseException) -> bool:
@@ -366,17 +367,6 @@ class PostgresBackend(Backend):
 
     def analyze(self, conn: Connection, table: str | None = None) -> None:
         conn.execute(sa.text(f"ANALYZE {table}" if table else "ANALYZE"))
-
-
-def _waits_for_lock(url: sa.engine.URL, pid: int) -> bool | None:
-    """Is PostgreSQL server process `pid` waiting for a lock? (its own short connection; None: cannot tell)"""
-    try:
-        with sa.create_engine(url, poolclass=sa.pool.NullPool).connect() as conn:
-            kind = conn.execute(sa.text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"),
-                                {"pid": pid}).scalar()
-    except sa.exc.SQLAlchemyError:
-        return None
-    return kind == "Lock"
 
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (SQLiteBackend(), PostgresBackend())}

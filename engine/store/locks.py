@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine as SAEngine
 
@@ -148,4 +149,16 @@ def watch(engine: SAEngine, wait: LockWait, waiting: Callable[[int], bool | None
         watcher.ended()
 
 
-__all__ = ["LockWait", "DEFAULT_TIMEOUT", "NOTICE_AFTER", "NOTICE", "ENV", "PID", "watch"]
+def server_waits_for_lock(url: sa.engine.URL, pid: int) -> bool | None:
+    """Is PostgreSQL server process `pid` waiting for a lock? (its own short connection; None: cannot tell;
+    `PostgresBackend` asks it through `watch`)"""
+    try:
+        with sa.create_engine(url, poolclass=sa.pool.NullPool).connect() as conn:
+            kind = conn.execute(sa.text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"),
+                                {"pid": pid}).scalar()
+    except sa.exc.SQLAlchemyError:
+        return None
+    return kind == "Lock"
+
+
+__all__ = ["LockWait", "DEFAULT_TIMEOUT", "NOTICE_AFTER", "NOTICE", "ENV", "PID", "watch", "server_waits_for_lock"]

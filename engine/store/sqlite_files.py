@@ -1,5 +1,6 @@
 """The SQLite backend's file handling (store/backend.py, `SQLiteBackend`): opening a file read-only,
-and a BEGIN IMMEDIATE that waits for the write lock as `LockWait` says (store/locks.py)."""
+a BEGIN IMMEDIATE that waits for the write lock as `LockWait` says (store/locks.py), and how the
+driver binds NULL and booleans."""
 
 from __future__ import annotations
 
@@ -8,6 +9,24 @@ from typing import Any
 
 from caseflow.errors import LockTimeout, StorageError
 from caseflow.store.locks import NOTICE_AFTER, LockWait
+
+
+def bind_none_and_bool_directly() -> None:
+    """Adapters under which sqlite3 binds None and booleans the way it does anyway, only faster.
+
+    sqlite3 binds an exact str, int, float or bytearray as it is, and takes any other value — None
+    and bool among them — through its adapter lookup first: a missed lookup, then two attribute
+    lookups that fail (`__adapt__`, `__conform__`), about 0.4 µs a value; an imported complaint binds
+    17 NULLs and 4 booleans. With an adapter registered, the lookup finds it at once: None gives None,
+    bound as NULL; a bool gives `int(value)`, 0 or 1, what sqlite3 binds for a bool without one. The
+    registration is the sqlite3 module's, for the whole process; it changes no value any code binds."""
+    import sqlite3
+    sqlite3.register_adapter(type(None), _none)
+    sqlite3.register_adapter(bool, int)
+
+
+def _none(_value: None) -> None:
+    return None
 
 
 def begin_immediate(dbapi_conn: Any, wait: LockWait, *, unless_open: bool = False) -> None:
