@@ -46,6 +46,10 @@ class BatchedWrites:
     every earlier write) and, for the row being opened, starts a SAVEPOINT so the row can be undone.
     A refused row's held rows are dropped, and its SAVEPOINT (if any) rolled back.
 
+    On PostgreSQL the INSERTs are sent ahead in the driver's pipeline: the server inserts them while the
+    next rows are worked out; any other statement, the end of a row's SAVEPOINT, a refusal and the end of
+    the batch first wait for them (`sync`). Use it as a context manager, inside the batch's transaction.
+
     The held rows go cases first, then clocks, then work queues, each queue row with its case's order
     (created_at, nearest pending SLA deadline) filled in from the rows sent with it, and marked `ordered` where
     its case row went with it: so the work-queue triggers (migrations 0010, 0013) leave it as written (a row
@@ -67,6 +71,7 @@ class BatchedWrites:
         self._rows = 0                  # rows begun since the held rows were last sent
         self._backend = backend_of(conn)
         self.growth = growth or Growth()
+        self._ahead: Any = None         # the driver's pipeline while sent INSERTs run (PostgreSQL's)
 
     def begin_row(self) -> None:
         self._savepoint = None
@@ -88,8 +93,10 @@ class BatchedWrites:
             return None
         if self._savepoint is None:
             self._flush_before_row()
+            self.sync()
             self._savepoint = self.conn.begin_nested()
         self.flush()
+        self.sync()
         return self.conn.execute(stmt, params) if params is not None else self.conn.execute(stmt)
 
     def _flush_before_row(self) -> None:
@@ -108,6 +115,28 @@ class BatchedWrites:
         self._held = {}
         self._marks = {}
         self._rows = 0
+
+    def __enter__(self) -> BatchedWrites:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        """The INSERTs sent ahead waited for; if the batch is given up, their errors ignored (its own stands)."""
+        if exc[0] is None:
+            return self.sync()
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.__exit__(*exc)
+
+    def sync(self) -> None:
+        """Wait for the INSERTs sent ahead (`_send`; their errors raised here, as SQLAlchemy raises them):
+        before any other statement, before the batch commits or is given up."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return
+        try:
+            ahead.__exit__(None, None, None)
+        except self.dialect.loaded_dbapi.Error as exc:
+            self.conn._handle_dbapi_exception(exc, "the import's INSERTs, sent ahead", None, None, None)
 
     def _send_all(self, groups: list[tuple[Any, list[dict[str, Any]]]]) -> None:
         created: dict[str, str] = {}
@@ -141,6 +170,7 @@ class BatchedWrites:
         grown = self.growth
         grown.sent += timers
         if grown.sent >= max(2 * grown.analyzed_at, SEND_EVERY):
+            self.sync()                 # (statistics of the rows sent so far)
             for table in ("timers", "case_queue"):
                 self._backend.analyze(self.conn, table)
             grown.analyzed_at = grown.sent
@@ -148,6 +178,11 @@ class BatchedWrites:
     def _send(self, stmt: Any, rows: list[dict[str, Any]]) -> None:
         """One executemany of the held rows on the driver: the statement compiled once per set of columns
         (Core's executemany costs more per row than SQLite takes to insert it)."""
+        if self._ahead is None:         # sent ahead where the driver can (PostgreSQL's pipeline): the server
+            ahead = self._backend.send_ahead(self.conn)     # inserts them while the next rows are worked out
+            if ahead is not None:
+                ahead.__enter__()
+                self._ahead = ahead
         keys = tuple(sorted(rows[0]))
         sql, order = _compiled(stmt, keys, self.dialect)
         flush_pending(self.conn)                     # (the before_execute listener Core would have run)
@@ -171,12 +206,16 @@ class BatchedWrites:
 
     def end_row(self) -> None:
         if self._savepoint is not None:
+            self.sync()
             self._savepoint.commit()
             self._savepoint = None
 
     def drop_row(self) -> None:
+        """The row's held rows dropped, its SAVEPOINT (if any) rolled back; what was sent ahead waited for
+        (the caller records the refusal next)."""
         for key, (_stmt, rows) in self._held.items():
             del rows[self._marks.get(key, 0):]
+        self.sync()
         if self._savepoint is not None:
             self._savepoint.rollback()
             self._savepoint = None

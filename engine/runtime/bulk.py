@@ -174,31 +174,31 @@ def _one_batch(engine: Engine, workflow: str, actor: str, rows: list[Row], note:
             queue_order_by_batch(conn):
         engine.store.backend.more_statements(conn)      # PostgreSQL's action connection is in autocommit: BEGIN
         engine.register(conn, engine.catalog.get(workflow), now)
-        writes = BatchedWrites(conn, growth)
         ids = iter(_free_ids(conn, workflow, len(rows)))
-        for row in rows:
-            writes.begin_row()
-            try:
-                if row.problem:
-                    raise UsageError(row.problem)
-                _check_row_text(row)
-                definition, person, initial = engine.plan_open(workflow, actor, row.sets, row.data)
-                safeguards.check_not_future(definition, initial, definition.fields, now, "", f"open {workflow}",
-                                            definition.initial)
-                case_id = case_actions.open_case(engine, cast(Connection, writes), definition, initial, person,
-                                                 now, note, None, registered=True, case_id=next(ids))
-                writes.end_row()
-                opened.append({"line": row.line, "id": case_id})
-            except (TransitionRefused, UsageError, ValueProblem, sa.exc.IntegrityError) as exc:
-                writes.drop_row()                     # nothing of a refused row is written
-                error = "ConcurrentChange" if isinstance(exc, sa.exc.IntegrityError) else type(exc).__name__
-                message = "a unique value was taken meanwhile" if isinstance(exc, sa.exc.IntegrityError) \
-                    else str(exc).removeprefix("--set ").removeprefix("--data ")
-                audit.append_attempt(conn, case_id=None, workflow=workflow, event="import", actor=actor,
-                                     error=error, reason=f"line {row.line}: {message}", effective_at=stamp(now),
-                                     os_user=engine.os_user)
-                refused.append({"line": row.line, "error": error, "message": message})
-        writes.flush()
+        with BatchedWrites(conn, growth) as writes:
+            for row in rows:
+                writes.begin_row()
+                try:
+                    if row.problem:
+                        raise UsageError(row.problem)
+                    _check_row_text(row)
+                    definition, person, initial = engine.plan_open(workflow, actor, row.sets, row.data)
+                    safeguards.check_not_future(definition, initial, definition.fields, now, "",
+                                                f"open {workflow}", definition.initial)
+                    case_id = case_actions.open_case(engine, cast(Connection, writes), definition, initial, person,
+                                                     now, note, None, registered=True, case_id=next(ids))
+                    writes.end_row()
+                    opened.append({"line": row.line, "id": case_id})
+                except (TransitionRefused, UsageError, ValueProblem, sa.exc.IntegrityError) as exc:
+                    writes.drop_row()                     # nothing of a refused row is written
+                    error = "ConcurrentChange" if isinstance(exc, sa.exc.IntegrityError) else type(exc).__name__
+                    message = "a unique value was taken meanwhile" if isinstance(exc, sa.exc.IntegrityError) \
+                        else str(exc).removeprefix("--set ").removeprefix("--data ")
+                    audit.append_attempt(conn, case_id=None, workflow=workflow, event="import", actor=actor,
+                                         error=error, reason=f"line {row.line}: {message}", effective_at=stamp(now),
+                                         os_user=engine.os_user)
+                    refused.append({"line": row.line, "error": error, "message": message})
+            writes.flush()
     report.opened += opened          # only once the batch is committed
     report.refused += refused
     report.batches += 1

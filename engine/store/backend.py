@@ -80,6 +80,11 @@ class Backend:
     def more_statements(self, conn: Connection) -> None:
         """Before the first statement of a write that is more than the case row and its audit rows."""
 
+    def send_ahead(self, conn: Connection) -> Any:
+        """The driver's pipeline on `conn` — statements sent without waiting for each one's result, their errors
+        raised when it ends — or None where there is none (an import's INSERTs: runtime/batch_writes.py)."""
+        return None
+
     # Hot-path SQL (store/driver_sql.py): a named parameter for the DB-API driver; whether a data-modifying
     # CTE makes the versioned UPDATE and the audit INSERT one statement; whether it is sent numbered (`$1, …`).
     # `one_writer`: a write transaction holds the whole database, so it may set triggers aside (an import).
@@ -284,6 +289,9 @@ class PostgresBackend(Backend):
         dbapi: Any = conn.connection.dbapi_connection
         if dbapi.autocommit and dbapi.info.transaction_status == 0:     # psycopg.pq.TransactionStatus.IDLE
             conn.exec_driver_sql("BEGIN")
+
+    def send_ahead(self, conn: Connection) -> Any:
+        return conn.connection.dbapi_connection.pipeline()     # type: ignore[union-attr]
 
     def consistent_options(self) -> dict[str, Any]:
         return {**super().consistent_options(), "isolation_level": "REPEATABLE READ"}

@@ -1,0 +1,75 @@
+"""An import's INSERTs are sent ahead on PostgreSQL (the driver's pipeline: runtime/batch_writes.py) and
+checked when the batch ends: one that the database refuses fails its batch, as it does on SQLite (a
+ConcurrentChange: retry), and nothing of the batch is written; the connection goes on working."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from caseflow.errors import ConcurrentChange
+from caseflow.runtime import batch_writes, bulk
+from caseflow.runtime.bulk import Row, import_cases
+from caseflow.runtime.engine import Engine
+from caseflow.store.database import Store
+from caseflow.store.tables import attempts, audit, case_queue, cases, timers
+
+COMPLAINT = {"form_no": "TS-1", "customer_name": "张三", "phone": "13812345678", "address": "上海市浦东新区世纪大道100号",
+             "channel": "phone", "category": "quality", "description": "卫生间防水层漏水", "severity": "normal",
+             "received_at": "2025-03-03T09:30"}
+
+
+def _counts(store: Store) -> dict[str, int]:
+    with store.engine.connect() as conn:
+        return {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+                for t in (cases, audit, timers, case_queue, attempts)}
+
+
+def test_an_insert_the_database_refuses_fails_its_batch_and_writes_nothing_of_it(
+        engine: Engine, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    taken = engine.open("complaint", "wang.fang", COMPLAINT)["id"]
+    before = _counts(store)
+    # the batch's ids as a race would leave them: the first one taken meanwhile by another writer
+    monkeypatch.setattr(bulk, "_free_ids", lambda conn, workflow, n: [taken] + [f"COM-0000{i:04X}" for i in range(n - 1)])
+    rows = [Row(line, sets={**COMPLAINT, "form_no": f"TS-{line}"}) for line in range(2, 5)]
+    with pytest.raises(ConcurrentChange, match="nothing was changed; retry"):
+        import_cases(engine, "complaint", "wang.fang", iter(rows))
+    assert _counts(store) == before
+    monkeypatch.undo()
+    report = import_cases(engine, "complaint", "wang.fang", iter(rows))      # the same connections, again
+    assert [r["line"] for r in report.opened] == [2, 3, 4] and not report.refused
+    assert _counts(store)["cases"] == before["cases"] + 3
+
+
+def test_rows_sent_ahead_in_several_sends_and_a_refusal_between_them_are_all_kept(
+        engine: Engine, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sends every 2 rows (one sent ahead while the next rows are worked out), a refused row in the middle:
+    its refusal is recorded in the attempts log, every other row is opened with its clocks and queues."""
+    monkeypatch.setattr(batch_writes, "SEND_EVERY", 2)
+    before = _counts(store)
+    rows: list[Any] = [Row(line, sets={**COMPLAINT, "form_no": f"TS-{line}"}) for line in range(2, 9)]
+    rows[3] = Row(5, sets={**COMPLAINT, "form_no": "TS-5", "severity": "enormous"})
+    report = import_cases(engine, "complaint", "wang.fang", iter(rows))
+    assert [r["line"] for r in report.opened] == [2, 3, 4, 6, 7, 8]
+    assert [r["line"] for r in report.refused] == [5]
+    after = _counts(store)
+    assert after["cases"] - before["cases"] == 6 and after["attempts"] - before["attempts"] == 1
+    assert after["timers"] - before["timers"] == 12 and after["case_queue"] - before["case_queue"] == 12
+    assert after["audit"] - before["audit"] == 18
+
+
+def test_an_insert_refused_after_it_was_sent_ahead_raises_sqlalchemys_error_when_the_batch_waits(
+        engine: Engine, store: Store) -> None:
+    """The refused INSERT is the only one sent: on PostgreSQL its error comes back only when the batch waits
+    for what it sent (`sync`), and is raised as SQLAlchemy raises it (on SQLite at once, the same error)."""
+    taken = engine.open("complaint", "wang.fang", COMPLAINT)["id"]
+    with store.engine.connect() as conn:
+        row = dict(conn.execute(sa.select(cases).where(cases.c.id == taken)).one()._mapping)
+    with store.write() as conn:
+        with pytest.raises(sa.exc.IntegrityError), batch_writes.BatchedWrites(conn) as writes:
+            writes.execute(bulk.case_actions.INSERT_CASE, row)        # held
+            writes.flush()                                            # sent (ahead, on PostgreSQL)
+            writes.sync()
+        conn.rollback()
