@@ -154,24 +154,25 @@ def import_cases(engine: Engine, workflow: str, actor: str | None, rows: Iterato
         audit.check_note(note)
     pending: list[Row] = []
     growth = Growth()                  # the timer rows written, for the planner's statistics (batch_writes)
-    for row in rows:
-        pending.append(row)
-        if len(pending) >= batch:
-            _one_batch(engine, workflow, actor or "", pending, note, report, progress, growth)
-            pending = []
-    if pending:
-        _one_batch(engine, workflow, actor or "", pending, note, report, progress, growth)
+    # one connection for every batch, with the batch settings (its SQLite page cache stays warm between them)
+    with engine.store.action() as own, batch_settings(own):
+        for row in rows:
+            pending.append(row)
+            if len(pending) >= batch:
+                _one_batch(engine, own, workflow, actor or "", pending, note, report, progress, growth)
+                pending = []
+        if pending:
+            _one_batch(engine, own, workflow, actor or "", pending, note, report, progress, growth)
     report.seconds = time.perf_counter() - began
     return report
 
 
-def _one_batch(engine: Engine, workflow: str, actor: str, rows: list[Row], note: str | None,
+def _one_batch(engine: Engine, own: Connection, workflow: str, actor: str, rows: list[Row], note: str | None,
                report: ImportReport, progress: Callable[[int], None] | None, growth: Growth) -> None:
     now = engine.now()
     opened: list[dict[str, Any]] = []
     refused: list[dict[str, Any]] = []
-    with engine.store.action() as own, batch_settings(own), engine.store.write(own) as conn, \
-            queue_order_by_batch(conn):
+    with engine.store.write(own) as conn, queue_order_by_batch(conn):
         engine.store.backend.more_statements(conn)      # PostgreSQL's action connection is in autocommit: BEGIN
         engine.register(conn, engine.catalog.get(workflow), now)
         ids = iter(_free_ids(conn, workflow, len(rows)))
