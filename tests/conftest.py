@@ -102,14 +102,97 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             pytest.fail("CI=true but CASEFLOW_TEST_PG is not set: PostgreSQL tests must run in CI")
         pytest.skip("PostgreSQL not configured (set CASEFLOW_TEST_PG)")
     schema = f"t_{secrets.token_hex(6)}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
+    with _pg_admin().connect() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.connect() as conn:
+    yield _in_schema(schema)
+    with _pg_admin().connect() as conn:
         conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+
+
+_ADMIN: list[sa.Engine] = []
+
+
+def _pg_admin() -> sa.Engine:
+    """One autocommit engine on CASEFLOW_TEST_PG for the whole run (creating and dropping test schemas)."""
+    if not _ADMIN:
+        assert PG_URL
+        _ADMIN.append(sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT"))
+    return _ADMIN[0]
+
+
+def _in_schema(schema: str) -> str:
+    sep = "&" if PG_URL and "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+class Migrated:
+    """`Store(url).migrate(simulation=True)` on an empty database, done once per run and then repeated.
+
+    SQLite: the migrated file is copied. PostgreSQL: every statement the migration sent is
+    recorded (parameters rendered as literals, the reads left out) and sent again as one script
+    into the test's own schema, so its tables, indexes, triggers, functions and rows are the
+    ones Alembic made (pg_dump of a replayed schema equals pg_dump of the migrated one).
+    """
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self._sqlite: Path | None = None
+        self._script: str | None = None
+
+    def __call__(self, url: str) -> None:
+        """Make the database at `url` a migrated simulation database if it is still empty (else leave it)."""
+        if url.startswith("sqlite"):
+            target = Path(url.removeprefix("sqlite:///"))
+            if not target.exists():
+                shutil.copyfile(self._sqlite_file(), target)
+            return
+        schema = url.rsplit("search_path%3D", 1)[1]
+        script = self._pg_script()
+        with _pg_admin().begin() as conn:
+            if not conn.execute(sa.text("SELECT 1 FROM pg_tables WHERE schemaname = :s"), {"s": schema}).first():
+                conn.exec_driver_sql(f"SET LOCAL search_path TO {schema};\n{script}")
+
+    def _sqlite_file(self) -> Path:
+        if self._sqlite is None:
+            path = self.base / "migrated.db"
+            store = Store(f"sqlite:///{path}")
+            store.migrate(simulation=True)
+            store.engine.dispose()
+            assert not Path(f"{path}-wal").exists(), "the template's WAL was not checkpointed into the file"
+            self._sqlite = path
+        return self._sqlite
+
+    def _pg_script(self) -> str:
+        if self._script is None:
+            import psycopg
+            schema = f"t_template_{secrets.token_hex(4)}"
+            with _pg_admin().connect() as conn:
+                conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+            sent: list[str] = []
+
+            def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+                assert not many, "the migration sent an executemany; record each row"
+                sent.append(psycopg.ClientCursor(cursor.connection).mogrify(statement, parameters or None))
+
+            store = Store(_in_schema(schema))
+            assert store.writer is store.engine
+            sa.event.listen(store.engine, "before_cursor_execute", record)
+            store.migrate(simulation=True)
+            store.dispose()
+            with _pg_admin().connect() as conn:
+                conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+            writes = [s for s in sent if not s.lstrip().upper().startswith("SELECT")]
+            assert writes, "the migration sent nothing"
+            self._script = ";\n".join(writes)
+        return self._script
+
+
+@pytest.fixture(scope="session")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Migrated]:
+    """migrated(url): the database a fresh `Store(url).migrate(simulation=True)` makes, from a copy."""
+    yield Migrated(tmp_path_factory.mktemp("migrated"))
+    if _ADMIN:
+        _ADMIN.pop().dispose()
 
 
 @dataclass
@@ -139,9 +222,10 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
+def store(db_url: str, migrated: Migrated) -> Iterator[Store]:
+    migrated(db_url)                    # tests move the clock by hand: a simulation database
     s = Store(db_url)
-    s.migrate(simulation=True)          # tests move the clock by hand: a simulation database
+    s.migrate(simulation=True)          # at head already: a read that checks it is a simulation
     yield s
     s.engine.dispose()
 
@@ -163,10 +247,11 @@ class Result:
 
 
 @pytest.fixture
-def run(db_url: str, clock: Clock) -> Any:
+def run(db_url: str, clock: Clock, migrated: Migrated) -> Any:
     """Run the CLI in-process against the test database: run('--as', 'wang.fang', 'show', cid)."""
     runner = CliRunner()
     if db_url.startswith("postgresql"):      # on PostgreSQL the owner creates the schema (`caseflow db init`)
+        migrated(db_url)
         owner = Store(db_url)
         owner.migrate(simulation=True)
         owner.engine.dispose()
