@@ -91,6 +91,19 @@ def verification_record(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
         os.environ["CASEFLOW_CACHE_DIR"] = before
 
 
+@pytest.fixture(scope="session")
+def shipped_verification(verification_record: Path) -> Result:
+    """`caseflow verify --fresh --bound 8 --json` of the shipped workflows, once per run (~35 s of CPU).
+
+    A real search every time (--fresh); it records its clean result, which every later
+    `validate` of the same files reuses, as it reuses a user's (validate searches to bound 6).
+    """
+    root = SHIPPED.parent.parent                     # `workflows` is the repository's link to them
+    r = CliRunner().invoke(cli, ["--workflows", str(root / "workflows"), "verify", "--fresh", "--bound", "8",
+                                 "--json"], catch_exceptions=False)
+    return Result(r.exit_code, r.stdout, r.stderr)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database URL on each backend."""

@@ -106,11 +106,11 @@ def _refund(run) -> str:  # noqa: ANN001
 
 @pytest.mark.parametrize("command", [("audit", "--format", "csv"), ("export", "--format", "csv"),
                                      ("export", "--format", "ocel")])
-def test_output_never_overwrites_the_database(tmp_path, clock, command):
+def test_output_never_overwrites_the_database(tmp_path, clock, migrated, command):
     """SQLite only: a PostgreSQL database is no file -o could name (its run covers existing files below)."""
     from ..conftest import run as make_run
     database = tmp_path / "caseflow.db"
-    run = make_run.__wrapped__(f"sqlite:///{database}", clock)
+    run = make_run.__wrapped__(f"sqlite:///{database}", clock, migrated)
     cid = _refund(run)
     store = Store(f"sqlite:///{database}")
     before = snapshot(store, cid)
