@@ -258,5 +258,5 @@ def test_upgrading_a_database_computes_the_queues_of_its_open_cases(engine, stor
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0008_chain_head")
     store.migrate()                                        # what the next CLI call (or `db upgrade`) does
-    assert migrate.current(store) == migrate.HEAD == "0014_no_timers_case_index"
+    assert migrate.current(store) == migrate.HEAD == "0013_queue_order_when"
     assert stored() == written

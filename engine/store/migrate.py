@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from caseflow.store.database import Store
 
-HEAD = "0014_no_timers_case_index"
+HEAD = "0013_queue_order_when"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 

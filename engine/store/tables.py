@@ -156,7 +156,7 @@ attempts = sa.Table(
 timers = sa.Table(
     "timers", _metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("case_id", sa.String(32), nullable=False),      # (read through uq_timer_case_name)
+    sa.Column("case_id", sa.String(32), nullable=False, index=True),
     sa.Column("name", sa.String(64), nullable=False),
     sa.Column("kind", sa.String(8), nullable=False),            # sla | timer
     sa.Column("status", sa.String(16), nullable=False),         # running paused met breached fired cancelled

@@ -4,7 +4,7 @@ One index-exact query: every write of a case stores the queues it is in (`case_q
 runtime/queue.py — its roles with work, its signers, `@assignee`), so the inbox asks for
 the cases in the person's queues (their roles and `@me`, of the workflows they may read)
 through ix_case_queue_queue, each joined to its row by primary key, with its nearest
-running SLA deadline from `timers` (uq_timer_case_name). Each row it returns is then
+running SLA deadline from `timers` (ix_timers_case_id). Each row it returns is then
 described by the code `caseflow show` uses (`views.cases.events`, `views.work.work_for`);
 the stored queues are a superset, so the few rows whose work depends on the clock or on
 the person (a guard over `now`, a signer who already signed) may still be dropped here.
@@ -81,7 +81,7 @@ def _query(pairs: tuple[tuple[str, str], ...], me: str, first: int | None, offse
     reads gives its first `offset + first` rows with a deadline and as many without, in that order,
     straight from ix_case_queue_order (an ordered LIMIT each, no sort); the union of those few
     rows — a case in two of the queues once — is sorted and cut. Only the rows of the page are
-    joined to `cases` (primary key) and have their breaches counted (uq_timer_case_name).
+    joined to `cases` (primary key) and have their breaches counted (ix_timers_case_id).
     """
     each = None if first is None else offset + first
     parts: list[sa.Select[Any]] = []
