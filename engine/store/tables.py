@@ -156,6 +156,8 @@ attempts = sa.Table(
 timers = sa.Table(
     "timers", _metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # (not redundant with uq_timer_case_name: without it SQLite reads a case's nearest SLA deadline —
+    # `kind = 'sla' AND case_id = ?`, the queue triggers' — through ix_timers_kind_started, every SLA clock)
     sa.Column("case_id", sa.String(32), nullable=False, index=True),
     sa.Column("name", sa.String(64), nullable=False),
     sa.Column("kind", sa.String(8), nullable=False),            # sla | timer
