@@ -147,6 +147,12 @@ def _walk(engine, cid: str, steps: list[Step], plan: dict[str, Any]) -> None:
             return
 
 
+# (database, case, person) that `show` refused: who may read a case depends only on the org and its
+# definition, which no example changes, so a refusal is not asked for again (each costs a write: the
+# attempts log records it)
+REFUSED: set[tuple[str, str, str]] = set()
+
+
 def expected(engine, user: str) -> list[dict[str, Any]]:
     """The inbox as `show` describes each case: the oracle (its `inbox` field and its SLAs)."""
     with engine.store.engine.connect() as conn:
@@ -154,9 +160,12 @@ def expected(engine, user: str) -> list[dict[str, Any]]:
     out = []
     now = ts(engine.now())
     for cid in ids:
+        if (engine.store.url, cid, user) in REFUSED:
+            continue
         try:
             v = show(engine, cid, user)
         except NotPermitted:          # a case you may not read (read_roles) is never in your inbox
+            REFUSED.add((engine.store.url, cid, user))
             continue
         if v["inbox"] is None:
             continue

@@ -41,10 +41,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
     wheels = list((base / "dist").glob("caseflow-*.whl"))
     assert len(wheels) == 1, wheels
-    made = sh([sys.executable, "-m", "venv", str(base / "venv")], base, env)
+    # a venv of its own, filled by this pip (--python): nothing in it but the wheel and its dependencies
+    made = sh([sys.executable, "-m", "venv", "--without-pip", str(base / "venv")], base, env)
     assert made.returncode == 0, made.stderr
     bin_dir = base / "venv" / "bin"
-    pip = sh([str(bin_dir / "pip"), "install", "-q", "-c", str(ROOT / "constraints.txt"), str(wheels[0])], base, env)
+    pip = sh([sys.executable, "-m", "pip", "--python", str(bin_dir / "python"), "install", "-q",
+              "-c", str(ROOT / "constraints.txt"), str(wheels[0])], base, env)
     assert pip.returncode == 0, pip.stdout[-2000:] + pip.stderr[-2000:]
     return bin_dir, {**env, "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"}
 
