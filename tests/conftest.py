@@ -161,9 +161,11 @@ class Migrated:
             return
         schema = url.rsplit("search_path%3D", 1)[1]
         script = self._pg_script()
-        with _pg_admin().begin() as conn:
+        with _pg_admin().connect() as conn:      # (autocommit: the script is one transaction of its own)
             if not conn.execute(sa.text("SELECT 1 FROM pg_tables WHERE schemaname = :s"), {"s": schema}).first():
-                conn.exec_driver_sql(f"SET LOCAL search_path TO {schema};\n{script}")
+                # the driver's own execute, no parameters: the text goes to the server as it is
+                sql = f"BEGIN;\nSET LOCAL search_path TO {schema};\n{script};\nCOMMIT"
+                conn.connection.driver_connection.execute(sql)
 
     def _sqlite_file(self) -> Path:
         if self._sqlite is None:
@@ -185,7 +187,9 @@ class Migrated:
 
             def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
                 assert not many, "the migration sent an executemany; record each row"
-                sent.append(psycopg.ClientCursor(cursor.connection).mogrify(statement, parameters or None))
+                # as the server received it: parameters as literals (and a %% of a statement sent with
+                # parameters, even none, as the % it stands for)
+                sent.append(psycopg.ClientCursor(cursor.connection).mogrify(statement, parameters))
 
             store = Store(_in_schema(schema))
             assert store.writer is store.engine
