@@ -9,12 +9,11 @@ whose whole history was deleted, or a tail cut off: that is what checkpoints
 (digests over all chain heads, each one chained to the one before) are for.
 Every problem names the case and row and says what is wrong, in operator terms.
 
-Beyond the chains, `verify` proves the whole case (see `replay.py`): the case
-row, its clocks, the unique keys and the decision counters must be what the
-chain says; the definition texts must hash to their keys and the log's guards
-must be in place (`integrity.py`). With an audit key every row's MAC is
-checked, so rows appended with recomputed hashes are caught; with an anchor
-file every checkpoint kept outside the database must still be there.
+Beyond the chains, `verify` proves the whole case (see `replay.py`): the case row, its clocks, the
+unique keys, the decision counters and the work queues (`queue_check.py`) must be what the chain
+says; the definition texts must hash to their keys and the log's guards must be in place
+(`integrity.py`). With an audit key every row's MAC is checked, so rows appended with recomputed
+hashes are caught; with an anchor file every checkpoint kept outside the database must still be there.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from sqlalchemy.engine import Connection
 from caseflow.audit import integrity
 from caseflow.audit.chain import ATTEMPT_HASHED, GENESIS, canonical, row_hash
 from caseflow.audit.keys import audit_key, key_id, mac, mac_ok
+from caseflow.audit.queue_check import QueuesOf, check_queues
 from caseflow.audit.replay import Definitions, Tables, check_counters, check_keys, compare_case, compare_clocks, replay
 from caseflow.store.database import Store
 from caseflow.store.tables import attempts, audit, checkpoints
@@ -314,15 +314,15 @@ def _check_macs(case_id: str, rows: list[dict[str, Any]], key: bytes) -> list[Pr
 
 
 def verify(store: Store, expect: str | None = None, catalog: Any = None, anchor: str | None = None,
-           key: bytes | None = None) -> VerifyReport:
+           key: bytes | None = None, queues: QueuesOf | None = None) -> VerifyReport:
     """Recompute every chain, the checkpoints, and every mutable table against its history.
 
     `expect` is a checkpoint digest kept outside the database, `anchor` a file
     of them (`audit checkpoint --anchor`): the defence against someone who
     rewrites the log *and* every checkpoint consistently, or deletes
     checkpoints. `key` (default: the configured audit key) checks every MAC.
-    `catalog` compiles old definition versions for the unique-key check.
-    """
+    `catalog` compiles old definition versions for the unique-key check and, with `queues`
+    (`runtime.queue.queues`), for the check of the work queues."""
     report = VerifyReport()
     key = key if key is not None else audit_key()
     report.keyed = key_id(key) if key is not None else None
@@ -389,6 +389,8 @@ def verify(store: Store, expect: str | None = None, catalog: Any = None, anchor:
             report.problems += check_against_checkpoints(case_id, [], expected[case_id])
         if catalog is not None:
             report.problems += [Problem(*f) for f in check_keys(tables, keys_expected, keys_checked)]
+        if queues is not None:
+            report.problems += [Problem(*f) for f in check_queues(conn, tables.cases, defs, queues, keys_checked)]
         if all_intact:
             report.problems += [Problem(*f) for f in check_counters(tables, counted)]
         _check_attempts(conn, report, expected.get(ATTEMPTS_KEY, {}), key)

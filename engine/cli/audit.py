@@ -100,7 +100,7 @@ def verify(app: App, expect: str | None, anchor: str | None) -> None:
     """Prove every case from its chain; exit 0 only if the log and every case agree.
 
     Recomputes every hash chain and checkpoint, replays each case's log against
-    its case row, clocks, unique keys and decision counters, checks definition
+    its case row, clocks, unique keys, decision counters and work queues, checks definition
     texts and the log's guards; with CASEFLOW_AUDIT_KEY_FILE every row's MAC,
     with --anchor every checkpoint kept outside the database.
 
@@ -110,7 +110,8 @@ def verify(app: App, expect: str | None, anchor: str | None) -> None:
       caseflow --as jiang.wen audit verify --json
     """
     from caseflow.audit.verify import verify as run_verify
-    report = run_verify(app.engine.store, expect=expect, catalog=app.engine.catalog, anchor=anchor)
+    from caseflow.runtime.queue import queues
+    report = run_verify(app.engine.store, expect=expect, catalog=app.engine.catalog, anchor=anchor, queues=queues)
     app.out(report.as_dict(), _render_verify(report))
     if not report.ok:
         raise click.exceptions.Exit(1)
