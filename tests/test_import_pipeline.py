@@ -16,9 +16,7 @@ from caseflow.runtime.engine import Engine
 from caseflow.store.database import Store
 from caseflow.store.tables import attempts, audit, case_queue, cases, timers
 
-COMPLAINT = {"form_no": "TS-1", "customer_name": "张三", "phone": "13812345678", "address": "上海市浦东新区世纪大道100号",
-             "channel": "phone", "category": "quality", "description": "卫生间防水层漏水", "severity": "normal",
-             "received_at": "2025-03-03T09:30"}
+from .test_import_rows import COMPLAINT
 
 
 def _counts(store: Store) -> dict[str, int]:
