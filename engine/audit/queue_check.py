@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from caseflow.audit.replay import Definitions, Found, _loads
+from caseflow.audit.replay import Definitions, Found, loads
 from caseflow.store.tables import case_queue
 
 QueuesOf = Callable[[Any, str, Mapping[str, Any], Sequence[Mapping[str, Any]], "str | None"], frozenset[str]]
@@ -37,7 +37,7 @@ def check_queues(conn: Connection, cases: dict[str, dict[str, Any]], defs: Defin
         d = defs.get(case["definition"])
         if d is None or case["state"] not in d.states:
             continue
-        want = queues_of(d, case["state"], _loads(case["data"]) or {}, _loads(case["signoffs"]) or [],
+        want = queues_of(d, case["state"], loads(case["data"]) or {}, loads(case["signoffs"]) or [],
                          case["assignee"])
         got = have.get(case_id, set())
         out += [(case_id, None, "queue", f"case {case_id} is missing from the work queue {q} its state gives it: "

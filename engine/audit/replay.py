@@ -55,7 +55,8 @@ class Replayed:
     counted: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
 
-def _loads(text: Any) -> Any:
+def loads(text: Any) -> Any:
+    """A stored JSON text parsed (None if it is not JSON); a value already parsed as it is."""
     if not isinstance(text, str):
         return text
     try:
@@ -68,7 +69,7 @@ def replay(rows: list[dict[str, Any]]) -> Replayed:
     """Rows of one case, ordered by seq, chain already verified."""
     out = Replayed()
     for r in rows:
-        changes = _loads(r["changes"])
+        changes = loads(r["changes"])
         changes = changes if isinstance(changes, dict) else {}
         kind = r["kind"]
         if r["to_state"] is not None:
@@ -84,7 +85,7 @@ def replay(rows: list[dict[str, Any]]) -> Replayed:
         if kind in CLEARS_SIGNOFFS:
             out.signoffs = []
         if kind == "signoff":
-            roles = _loads(r["roles"]) or [None]
+            roles = loads(r["roles"]) or [None]
             out.signoffs.append({"role": roles[0], "by": r["actor"], "at": r["effective_at"]})
         if kind == "migrate":
             moved = (changes.get("@migration") or {}).get("signoffs")
@@ -126,12 +127,12 @@ def compare_case(case_id: str, case: dict[str, Any], proved: Replayed) -> list[t
         else:
             out.append((last, "version", f"case row is at version {case['version']} but its history proves "
                                           f"version {proved.version} (row {last}): the case row was changed"))
-    data = _loads(case["data"])
+    data = loads(case["data"])
     fields = _same_data(data if isinstance(data, dict) else {}, proved.data)
     if fields:
         out.append((None, "data", f"case data differs from what its history records in {', '.join(fields)} "
                                   f"(the case row was edited, or rows were deleted)"))
-    signoffs = _loads(case["signoffs"])
+    signoffs = loads(case["signoffs"])
     signoffs = signoffs if isinstance(signoffs, list) else [None]
     if [_signature(s) for s in signoffs] != [_signature(s) for s in proved.signoffs]:
         shown = ", ".join(f"{s.get('by')} as {s.get('role')}" for s in signoffs if isinstance(s, dict)) or "none"
@@ -225,5 +226,5 @@ def check_counters(tables: Tables, counted: dict[tuple[str, str, str], int]) -> 
     return out
 
 
-__all__ = ["Replayed", "replay", "compare_case", "compare_clocks", "Tables", "Definitions", "check_keys",
+__all__ = ["Replayed", "replay", "loads", "compare_case", "compare_clocks", "Tables", "Definitions", "check_keys",
            "check_counters"]

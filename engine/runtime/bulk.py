@@ -244,21 +244,13 @@ _TAKEN = sa.select(cases.c.id).where(cases.c.id.in_(sa.bindparam("ids", expandin
 
 
 def _check_row_text(row: Row) -> None:
-    if not _storable("".join([*row.sets, *row.sets.values()])):     # (one check of all its text, mostly)
+    try:        # all of the row's text at once: storable if and only if each part is (no NUL; a lone
+        check_text("".join([*row.sets, *row.sets.values()]), "")    # surrogate stays one when joined)
+    except ValueProblem:
         for key, value in row.sets.items():         # which one, for the message
             check_text(key, f"column {key[:40]!r}")
             check_text(value, f"{key}")
     _check_json_text(row.data)
-
-
-def _storable(text: str) -> bool:
-    """What `check_text` accepts: the text of a row joined is storable if and only if each part is (no NUL;
-    a lone surrogate, the one thing UTF-8 cannot encode, stays one when joined)."""
-    try:
-        check_text(text, "")
-    except ValueProblem:
-        return False
-    return True
 
 
 def _check_json_text(value: Any) -> None:
