@@ -88,8 +88,10 @@ class Backend:
     # Hot-path SQL (store/driver_sql.py): a named parameter for the DB-API driver; whether a data-modifying
     # CTE makes the versioned UPDATE and the audit INSERT one statement; whether it is sent numbered (`$1, …`).
     # `one_writer`: a write transaction holds the whole database, so it may set triggers aside (an import).
+    # `table_exists`: one row if the table `{}` names is there (store/migrate.py, at every start: not reflection).
     param_style: ClassVar[str] = ":{}"
     one_statement_write, numbered, one_writer = False, False, False
+    table_exists: ClassVar[str] = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = {}"
 
     def is_lock_timeout(self, exc: BaseException) -> bool:
         """The database gave up waiting for a lock (`lock_timeout`)."""
@@ -257,8 +259,7 @@ class PostgresBackend(Backend):
     name, has_logins = "postgresql", True
 
     def create_engine(self, url: str, readonly: bool = False, wait: LockWait | None = None) -> SAEngine:
-        """Read-only: every transaction of the session is READ ONLY (autocommit reads too). Every session
-        sets `lock_timeout` and says when it waits for a lock (store/locks.py)."""
+        """Every session sets `lock_timeout`, says when it waits (store/locks.py); `readonly`: all READ ONLY."""
         engine = sa.create_engine(url)
         _ping_when_idle(engine)
         wait = wait or LockWait()
@@ -283,6 +284,7 @@ class PostgresBackend(Backend):
         return {**super().single_read_options(), "isolation_level": "AUTOCOMMIT"}
 
     param_style, one_statement_write, numbered = "%({})s", True, True
+    table_exists = "SELECT 1 WHERE to_regclass(CAST({} AS text)) IS NOT NULL"      # (found by the search_path)
 
     def more_statements(self, conn: Connection) -> None:
         """The action's connection is in autocommit: BEGIN before a write of several statements."""
