@@ -153,7 +153,8 @@ def _render(report: Any, plan: Any) -> str:
     if report.kind != "dry-run":
         head += f"; moved {c['migrated']}" + (f", changed meanwhile {c['lost']}" if c["lost"] else "") \
             + (f", moved by another runner {c['skipped']}" if c["skipped"] else "") \
-            + (f", failed {c['failed']}" if c["failed"] else "")
+            + (f", failed {c['failed']}" if c["failed"] else "") \
+            + (f", held back by --limit {c['held_back']}" if c.get("held_back") else "")
     refused = Counter(v.refused.event for v in report.verdicts if v.refused is not None)
     if refused:
         head += "\nfirst refused action: " + ", ".join(f"{e} {n}" for e, n in refused.most_common())
@@ -168,10 +169,14 @@ def _outcome(report: Any, v: Any) -> str:
 @migrate.command("run")
 @click.argument("plan_file", metavar="PLAN")
 @click.option("--dry-run", is_flag=True, help="Judge every case; change nothing (the dry run is recorded).")
+@click.option("--case", "case_ids", multiple=True, metavar="ID",
+              help="Only this open case (repeat for more): a canary before the rest.")
+@click.option("--limit", type=int, metavar="N", help="Move at most N cases (the first by id); hold back the rest.")
 @note_option
 @click.option("--json", "local_json", is_flag=True, help="Machine-readable output.")
 @pass_app
-def run_cmd(app: App, plan_file: str, dry_run: bool, note: str | None, local_json: bool) -> None:
+def run_cmd(app: App, plan_file: str, dry_run: bool, case_ids: tuple[str, ...], limit: int | None,
+            note: str | None, local_json: bool) -> None:
     """Judge (--dry-run) or migrate the open cases a PLAN covers.
 
     Each case's logged history is replayed under the new version: migratable
@@ -180,12 +185,15 @@ def run_cmd(app: App, plan_file: str, dry_run: bool, note: str | None, local_jso
     action: the first one is named), invalid (the data breaks the new schema).
     Without --dry-run each case that may move does, in its own transaction
     (needs can_migrate); a case changed meanwhile stays and the command exits 3
-    (run it again). Several runs of one plan at once share the work.
+    (run it again). Several runs of one plan at once share the work. --case
+    and --limit move a few first (a canary); running the plan again moves the
+    rest, and `migrate revert RUN` undoes one run.
 
     \b
     Example:
       caseflow --as zhang.wei migrate plan refund --to tests/migration/review/refund.yaml -o plan.yaml
       caseflow --as zhang.wei migrate run plan.yaml --dry-run
+      caseflow --as zhang.wei migrate run plan.yaml --limit 1 --note "先迁移一件"
       caseflow --as zhang.wei migrate run plan.yaml --note "新增财务审核"
     """
     import json as _json
@@ -193,7 +201,9 @@ def run_cmd(app: App, plan_file: str, dry_run: bool, note: str | None, local_jso
     from caseflow.migration import run as runs
     plan = _load(app, plan_file)
     engine = app.engine
-    report = runs.dry_run(engine, plan, app.user) if dry_run else runs.migrate(engine, plan, app.user, note)
+    select = runs.Selection(tuple(dict.fromkeys(case_ids)), limit)
+    report = (runs.dry_run(engine, plan, app.user, select) if dry_run
+              else runs.migrate(engine, plan, app.user, note, select=select))
     if app.as_json or local_json:
         click.echo(_json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:

@@ -20,11 +20,11 @@ def cases(engine):
     return fresh, signed
 
 
-def write(run, tmp_path: Path) -> Path:
+def write(run, tmp_path: Path, open_cases: int = 2) -> Path:
     out = tmp_path / "plan.yaml"
     r = run("--as", "zhang.wei", "migrate", "plan", "refund", "--to", REVIEW, "-o", str(out))
     assert r.exit_code == 0, r.stderr
-    assert r.stdout.startswith(f"wrote {out}: 2 open case(s) of refund ")
+    assert r.stdout.startswith(f"wrote {out}: {open_cases} open case(s) of refund ")
     return out
 
 
