@@ -321,3 +321,17 @@ class MigrationIncomplete(StaleCase):
         shown = ", ".join(self.case_ids[:5]) + (" …" if len(self.case_ids) > 5 else "")
         return (f"migration run {self.run}: {len(self.case_ids)} case(s) were changed by someone else while "
                 f"{self.verb} ({shown}); they stay where they were; run it again to retry them")
+
+
+class ImportStopped(CaseflowError):
+    """An import stopped part-way after some of its batches were committed: those cases are kept. The exit code
+    is the cause's (5 database, 6 lock wait, 130 interrupted, …); `next_line` is where to go on (--from-line)."""
+
+    def __init__(self, workflow: str, opened: int, refused: int, next_line: int, reason: str, exit_code: int) -> None:
+        kept = f"{opened:,} case(s) from the lines before it were imported and are kept" + (
+            f" ({refused:,} row(s) there refused: caseflow audit --attempts)" if refused else "")
+        super().__init__(f"import of {workflow} stopped at line {next_line}: {reason}; {kept}; to import the rest, "
+                         f"run the same command again with --from-line {next_line}")
+        self.workflow, self.opened, self.refused, self.next_line = workflow, opened, refused, next_line
+        self.reason = reason
+        self.exit_code = exit_code      # type: ignore[misc]  # the cause's code, for this instance

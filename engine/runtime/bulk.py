@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 from caseflow.audit import chain as audit
 from caseflow.datafile import DATA_MAX_BYTES, load_data, regular_file
 from caseflow.definition.evaluate import stamp
-from caseflow.errors import CaseflowError, TransitionRefused, UsageError
+from caseflow.errors import CaseflowError, ImportStopped, TransitionRefused, UsageError
 from caseflow.runtime import actions as case_actions
 from caseflow.runtime import safeguards
 from caseflow.runtime.batch_writes import BatchedWrites, Growth, batch_settings, queue_order_by_batch
@@ -55,6 +55,7 @@ class ImportReport:
     refused: list[dict[str, Any]] = field(default_factory=list)     # {line, error, message}
     batches: int = 0
     seconds: float = 0.0
+    through_line: int = 0            # every row starting up to this line is committed (or was skipped)
 
     def as_dict(self) -> dict[str, Any]:
         return {"workflow": self.workflow, "opened": len(self.opened), "refused": len(self.refused),
@@ -145,8 +146,13 @@ def _jsonl_rows(handle: Any) -> Iterator[Row]:
 
 
 def import_cases(engine: Engine, workflow: str, actor: str | None, rows: Iterator[Row], *, batch: int = BATCH,
-                 note: str | None = None, progress: Callable[[int], None] | None = None) -> ImportReport:
-    """Open one case per row, `batch` rows per transaction; refused rows are reported, not raised."""
+                 note: str | None = None, progress: Callable[[int], None] | None = None,
+                 from_line: int = 1) -> ImportReport:
+    """Open one case per row, `batch` rows per transaction; refused rows are reported, not raised. Rows that
+    start before `from_line` are skipped (to go on after an import that stopped: `ImportStopped`).
+
+    An error that stops the import after a batch was committed (the database gone, a lock wait, Ctrl-C)
+    is raised as `ImportStopped`, naming the line to go on from; before that, as itself."""
     began = time.perf_counter()
     report = ImportReport(workflow)
     engine.check_opener(workflow, actor)          # who may open at all: one refusal, nothing imported
@@ -154,15 +160,27 @@ def import_cases(engine: Engine, workflow: str, actor: str | None, rows: Iterato
         audit.check_note(note)
     pending: list[Row] = []
     growth = Growth()                  # the timer rows written, for the planner's statistics (batch_writes)
-    # one connection for every batch, with the batch settings (its SQLite page cache stays warm between them)
-    with engine.store.action() as own, batch_settings(own):
-        for row in rows:
-            pending.append(row)
-            if len(pending) >= batch:
+    report.through_line = from_line - 1
+    try:
+        # one connection for every batch, with the batch settings (its SQLite page cache stays warm between them)
+        with engine.store.action() as own, batch_settings(own):
+            for row in rows:
+                if row.line < from_line:
+                    continue
+                pending.append(row)
+                if len(pending) >= batch:
+                    _one_batch(engine, own, workflow, actor or "", pending, note, report, progress, growth)
+                    pending = []
+            if pending:
                 _one_batch(engine, own, workflow, actor or "", pending, note, report, progress, growth)
-                pending = []
-        if pending:
-            _one_batch(engine, own, workflow, actor or "", pending, note, report, progress, growth)
+    except (CaseflowError, KeyboardInterrupt) as exc:
+        if not report.batches:
+            raise
+        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        code = 130 if isinstance(exc, KeyboardInterrupt) else exc.exit_code
+        waiting = [r.line for r in pending if r.line > report.through_line]     # (read, not committed)
+        raise ImportStopped(workflow, len(report.opened), len(report.refused),
+                            waiting[0] if waiting else report.through_line + 1, reason, code) from exc
     report.seconds = time.perf_counter() - began
     return report
 
@@ -203,6 +221,7 @@ def _one_batch(engine: Engine, own: Connection, workflow: str, actor: str, rows:
     report.opened += opened          # only once the batch is committed
     report.refused += refused
     report.batches += 1
+    report.through_line = rows[-1].line
     if progress:
         progress(len(rows))
 
