@@ -30,8 +30,11 @@ from caseflow.cli.main import cli
 from caseflow.runtime.engine import Engine
 from caseflow.store.database import Store
 
-# Compiled definitions are cached per test session, not in the user's ~/.cache (definition/cache.py).
-os.environ.setdefault("CASEFLOW_CACHE_DIR", tempfile.mkdtemp(prefix="caseflow-test-cache-"))
+# One cache directory per test process (compiled definitions, verification records), never the user's
+# ~/.cache: made when the suite is imported, removed when the run ends (pytest_unconfigure). Each
+# process makes its own (pytest-xdist workers too), so each removes exactly what it made.
+RUN_CACHE = Path(tempfile.mkdtemp(prefix="caseflow-test-cache-"))
+os.environ["CASEFLOW_CACHE_DIR"] = str(RUN_CACHE)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PG_URL = os.environ.get("CASEFLOW_TEST_PG")
 DEFAULT_USER = "wei.hua"      # the `run` fixture's CASEFLOW_USER: an auditor (can_audit); pass --as "" for nobody
@@ -78,21 +81,15 @@ def shanghai(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI).astimezone(UTC)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def verification_record(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One verification record for the whole run (never the user's ~/.cache): shipped workflows verify once."""
-    where = tmp_path_factory.mktemp("caseflow-cache")
-    before = os.environ.get("CASEFLOW_CACHE_DIR")
-    os.environ["CASEFLOW_CACHE_DIR"] = str(where)
-    yield where
-    if before is None:
-        os.environ.pop("CASEFLOW_CACHE_DIR", None)
-    else:
-        os.environ["CASEFLOW_CACHE_DIR"] = before
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The run's cache directory goes with the run (the user's own CASEFLOW_CACHE_DIR was never used)."""
+    shutil.rmtree(RUN_CACHE, ignore_errors=True)
+    if RUN_CACHE.exists():
+        print(f"warning: could not remove the test run's cache directory {RUN_CACHE}")
 
 
 @pytest.fixture(scope="session")
-def shipped_verification(verification_record: Path) -> Result:
+def shipped_verification() -> Result:
     """`caseflow verify --fresh --bound 8 --json` of the shipped workflows, once per run (~35 s of CPU).
 
     A real search every time (--fresh); it records its clean result, which every later

@@ -48,7 +48,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     pip = sh([sys.executable, "-m", "pip", "--python", str(bin_dir / "python"), "install", "-q",
               "-c", str(ROOT / "constraints.txt"), str(wheels[0])], base, env)
     assert pip.returncode == 0, pip.stdout[-2000:] + pip.stderr[-2000:]
-    return bin_dir, {**env, "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"}
+    return bin_dir, {**env, "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+                     "CASEFLOW_CACHE_DIR": str(base / "cache")}       # an empty cache, not the user's
 
 
 def test_the_wheel_carries_its_data_and_runs_from_an_empty_directory(installed, tmp_path):
@@ -70,6 +71,8 @@ def test_the_wheel_carries_its_data_and_runs_from_an_empty_directory(installed, 
     assert "done: 6 cases in sqlite:///caseflow-demo-2.db" in second
     caseflow("init", "wf")
     caseflow("--workflows", "wf", "validate")
+    # served by the verification records packaged in the wheel: no search ran, so none was recorded
+    assert not (Path(env["CASEFLOW_CACHE_DIR"]) / "verified").exists()
     assert json.loads(caseflow("schema"))["$schema"].endswith("2020-12/schema")
     case_id = caseflow("--as", "wang.fang", "open", "refund", "--set", "order_no=D-1", "--set", "customer_name=王建国",
                        "--set", "contract_amount=86000", "--set", "amount_paid=20000",

@@ -138,30 +138,35 @@ def workflows(app: App) -> None:
       caseflow workflows
       caseflow workflows --json
     """
-    from caseflow.verification.record import load, org_digest
+    from caseflow.verification.packaged import shown
+    from caseflow.verification.record import org_digest
     org_key = org_digest(app.catalog.org)
     rows = []
     for d in app.catalog.current.values():
-        entry = load(d.sha256, org_key) or {}
+        entry = shown(d, org_key) or {}
         rows.append({"workflow": d.workflow, "label_zh": d.label_zh, "definition": d.sha256, "path": d.path,
                      "states": len(d.states), "transitions": len(d.transitions),
                      "verified": {"properties": entry.get("properties", {}), "bound": entry.get("bound"),
-                                  "at": entry.get("verified_at"), "ok": entry.get("ok")} if entry else None})
+                                  "at": entry.get("verified_at"), "ok": entry.get("ok"),
+                                  "definition": entry.get("definition"),
+                                  "packaged": bool(entry.get("packaged"))} if entry else None})
     from caseflow.views.table import render_table
-    human = render_table([{**r, "version": r["definition"][:12], "proved": _verified(r["verified"])} for r in rows],
+    human = render_table([{**r, "version": r["definition"][:12], "proved": _verified(r["verified"], r["definition"])}
+                          for r in rows],
                          [("workflow", "workflow"), ("label_zh", "名称"), ("version", "definition"),
                           ("states", "states"), ("transitions", "transitions"), ("path", "path"),
                           ("proved", "verified")], right=("states", "transitions"), most=80)
     app.out(rows, human)
 
 
-def _verified(v: dict[str, Any] | None) -> str:
+def _verified(v: dict[str, Any] | None, sha: str) -> str:
+    from caseflow.verification.record import made_for
     if not v:
         return "not verified (run: caseflow verify)"
     props = v["properties"]
     held = [k for k, s in props.items() if s == "holds"]
     failed = [k for k, s in props.items() if s != "holds"]
-    text = f"verified {len(held)}/{len(props)} within bound {v['bound']} at {v['at']}"
+    text = f"verified {len(held)}/{len(props)} within bound {v['bound']} at {v['at']}{made_for(v, sha)}"
     if held:
         text += f": {', '.join(held)}"
     if failed:

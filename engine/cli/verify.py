@@ -103,8 +103,10 @@ def _lines(outcome: Any, org: Org) -> list[str]:
     for p in declared(outcome.definition):
         lines.append(f"{p.file}:{p.line}:{p.col}: {p.label_zh} ({p.id}): "
                      f"{VERDICTS.get(statuses.get(p.id, 'holds'), 'holds')} within bound {entry.get('bound')}")
+    from caseflow.verification.record import made_for
+    how = made_for(entry, outcome.definition.sha256)
     lines.append(f"{outcome.definition.workflow}: {len(statuses)}/{len(statuses)} properties hold within bound "
-                 f"{entry.get('bound')} (verified {entry.get('verified_at')}; --fresh searches again)")
+                 f"{entry.get('bound')} (verified {entry.get('verified_at')}{how}; --fresh searches again)")
     return lines
 
 
@@ -119,6 +121,7 @@ def _json(outcome: Any) -> dict[str, Any]:
         row = {"workflow": outcome.definition.workflow, "file": outcome.definition.path,
                "definition": outcome.definition.sha256, "bound": entry.get("bound"), "ok": entry.get("ok"),
                "verified_at": entry.get("verified_at"), "recorded": True,
+               "recorded_for": entry.get("definition"), "packaged": bool(entry.get("packaged")),
                "properties": [{"id": k, "verdict": v} for k, v in entry.get("properties", {}).items()]}
     row["lints"] = lint_rows
     return row

@@ -32,6 +32,7 @@ from caseflow.definition.model import (
     State,
     Transition,
     Trigger,
+    meaning_of,
     sha256_of,
 )
 from caseflow.definition.source import Source, parse_source, read_source
@@ -107,6 +108,7 @@ class _Compiler:
     def __init__(self, src: Source) -> None:
         self.src = src
         self.doc: dict[str, Any] = src.data
+        self.meaning = meaning_of(src.data)          # before anything reads the document
         self.errors: list[DefinitionError] = []
         self.fields: dict[str, Any] = dict(self.doc.get("data", {}).get("properties", {}))
         variables = {name: cel_type(schema) for name, schema in self.fields.items()}
@@ -211,7 +213,7 @@ class _Compiler:
             open_accepts=access.open_accepts(doc, self.fields, transitions, decisions),
             read_roles=access.read_roles(doc, open_roles, states, transitions, clocks),
             assign_roles=frozenset(doc.get("assign_roles", [])), assign_to=tuple(doc.get("assign_to", [])),
-            summary=tuple(doc.get("summary") or doc.get("data", {}).get("required", [])[:3]))
+            summary=tuple(doc.get("summary") or doc.get("data", {}).get("required", [])[:3]), meaning=self.meaning)
 
     def _open_roles(self, transitions: tuple[Transition, ...]) -> frozenset[str]:
         """Who may open a case: declared, or whoever may work its first step (deny by default)."""

@@ -22,6 +22,37 @@ def sha256_of(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def meaning_of(document: Any) -> str:
+    """What a definition says, apart from how it is written: the sha256 of its parsed YAML document.
+
+    Comments, blank lines, indentation, quoting, flow or block style and anchors do not change it;
+    any value, key or order of keys does (a `set:` applies in order, so order is kept, not sorted).
+    Each value is written with its type, so `1`, `"1"`, `1.0` and `true` differ. Verification
+    records are kept by it (verification/record.py): a copy that differs only in comments, such as
+    `caseflow init`'s, reuses the proof of the original.
+    """
+    out: list[str] = []
+    _canonical(document, out)
+    return hashlib.sha256("".join(out).encode("utf-8")).hexdigest()
+
+
+def _canonical(value: Any, out: list[str]) -> None:
+    if isinstance(value, dict):
+        out.append(f"{{{len(value)}")
+        for k, v in value.items():
+            _canonical(k, out)
+            _canonical(v, out)
+        out.append("}")
+    elif isinstance(value, list | tuple):
+        out.append(f"[{len(value)}")
+        for v in value:
+            _canonical(v, out)
+        out.append("]")
+    else:                              # text, numbers, booleans, null, dates: each with its type and length
+        shown = value if isinstance(value, str) else repr(value)
+        out.append(f"{type(value).__name__}{len(shown)}:{shown}")
+
+
 @record(frozen=True)
 class Guard:
     expr: Compiled
@@ -160,6 +191,7 @@ class Definition:
     assign_roles: frozenset[str] = frozenset()   # who may assign cases to people (assign, --balance)
     assign_to: tuple[str, ...] = ()              # roles an assignee holds; the first is --balance's default
     summary: tuple[str, ...] = ()                # fields an inbox row shows
+    meaning: str = ""                            # meaning_of the parsed file: its content, not its layout
 
     def transitions_from(self, state: str) -> list[Transition]:
         return list(self._from.get(state, ()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from caseflow.definition.model import Org
+from caseflow.errors import DefinitionError
 from caseflow.verification.check import Finding, Report
 
 VERDICTS = {"holds": "holds", "violated": "VIOLATED", "unknown": "unknown (solver gave up)"}
@@ -63,7 +64,12 @@ def as_json(r: Report, verified_at: str | None = None) -> dict[str, Any]:
     }
 
 
-def record_entry(r: Report) -> dict[str, Any]:
-    """What the verification record keeps (see record.py)."""
-    return {"workflow": r.definition.workflow, "bound": r.bound, "ok": r.ok,
-            "properties": {f.prop.id: f.status for f in r.findings}, "seconds": round(r.seconds, 3)}
+def record_entry(r: Report, found: list[DefinitionError]) -> dict[str, Any]:
+    """What the verification record keeps (see record.py) of a search and the lints `found` beside it:
+    clean (ok) only when every property holds and no lint is an error."""
+    from caseflow.verification.lints import Warning_
+    return {"workflow": r.definition.workflow, "bound": r.bound,
+            "ok": r.ok and not [e for e in found if not isinstance(e, Warning_)],
+            "properties": {f.prop.id: f.status for f in r.findings}, "seconds": round(r.seconds, 3),
+            "lints": [{"file": e.file, "line": e.line, "col": e.col, "message": e.message, "hint": e.hint,
+                       "warning": isinstance(e, Warning_)} for e in found]}

@@ -7,7 +7,7 @@ from typing import Any
 
 from caseflow.definition.model import Definition, Org
 from caseflow.errors import DefinitionError
-from caseflow.verification import lints, record
+from caseflow.verification import lints, packaged, record
 from caseflow.verification.check import Report, verify
 from caseflow.verification.explorer import DEFAULT_BOUND
 from caseflow.verification.report import record_entry
@@ -47,20 +47,24 @@ def verify_one(d: Definition, org: Org, catalog: Any, bound: int = DEFAULT_BOUND
                save: bool = True) -> Outcome:
     org_key = record.org_digest(org)
     if reuse:
-        entry = record.fresh(d.sha256, org_key, bound)
+        entry = packaged.reusable(d, org_key, bound)
         if entry is not None:
-            return Outcome(d, None, [_lint_from(x) for x in entry.get("lints", [])], entry)
+            return Outcome(d, None, _lints_of(d, org, entry), entry)
     found = lints.check(d, org)
     report = verify(d, org, catalog, bound)
     outcome = Outcome(d, report, found)
     if save:
-        entry = record_entry(report)
-        entry["ok"] = entry["ok"] and not [e for e in found if not isinstance(e, lints.Warning_)]
-        entry["lints"] = [{"file": e.file, "line": e.line, "col": e.col, "message": e.message, "hint": e.hint,
-                           "warning": isinstance(e, lints.Warning_)} for e in found]
-        record.save(d.sha256, org_key, entry)
-        outcome.recorded = record.load(d.sha256, org_key)
+        record.save(d, org_key, record_entry(report, found))
+        outcome.recorded = record.load(d, org_key)
     return outcome
+
+
+def _lints_of(d: Definition, org: Org, entry: dict[str, Any]) -> list[DefinitionError]:
+    """A reused record's lints, in this file: as recorded for the same text, found again for another layout."""
+    recorded = entry.get("lints", [])
+    if recorded and entry.get("definition") != d.sha256:
+        return lints.check(d, org)              # the same content, so the same lints, but on other lines
+    return [_lint_from({**x, "file": d.path}) for x in recorded]
 
 
 def _lint_from(x: dict[str, Any]) -> DefinitionError:
