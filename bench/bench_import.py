@@ -2,6 +2,7 @@
 
     python bench/bench_import.py --quick     # 2,000 complaints each way (SQLite)
     python bench/bench_import.py             # 100,000 complaints each way (SQLite and PostgreSQL)
+    python bench/bench_import.py --only postgres --rows 20000
 
 The same complaint rows (the shipped complaint workflow: data schema, two SLA
 clocks, hash-chained audit) are opened in two fresh databases: once by
@@ -82,10 +83,11 @@ def main() -> None:
     ap.add_argument("--rows", type=int)
     ap.add_argument("--pg", help="PostgreSQL URL (default CASEFLOW_BENCH_PG or /tmp/pgdev/url)")
     ap.add_argument("--skip-pg", action="store_true")
+    ap.add_argument("--only", choices=("sqlite", "postgres"), help="one backend")
     args = ap.parse_args()
     n = args.rows or (2_000 if args.quick else 100_000)
-    pg = None if (args.skip_pg or args.quick) else _pg_url(args.pg)
-    backends = ["sqlite"] + (["postgres"] if pg and _pg_reachable(pg) else [])
+    pg = None if (args.skip_pg or args.quick or args.only == "sqlite") else _pg_url(args.pg)
+    backends = [b for b in ["sqlite"] + (["postgres"] if pg and _pg_reachable(pg) else []) if args.only in (None, b)]
     catalog = Catalog.load(SHIPPED)
     for kind in backends:
         r = compare(kind, pg, catalog, n)

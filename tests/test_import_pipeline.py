@@ -1,6 +1,6 @@
-"""An import's INSERTs are sent ahead on PostgreSQL (the driver's pipeline: runtime/batch_writes.py) and
-checked when the batch ends: one that the database refuses fails its batch, as it does on SQLite (a
-ConcurrentChange: retry), and nothing of the batch is written; the connection goes on working."""
+"""An import's rows are sent ahead on PostgreSQL (COPY on a sender thread: store/copy_ahead.py, runtime/
+batch_writes.py) and checked when the batch waits: a row the database refuses fails its batch, as it does on
+SQLite (a ConcurrentChange: retry), and nothing of the batch is written; the connection goes on working."""
 
 from __future__ import annotations
 
@@ -71,3 +71,19 @@ def test_an_insert_refused_after_it_was_sent_ahead_raises_sqlalchemys_error_when
             writes.flush()                                            # sent (ahead, on PostgreSQL)
             writes.sync()
         conn.rollback()
+
+
+def test_text_copy_has_to_escape_is_stored_as_a_single_open_stores_it(engine: Engine, store: Store) -> None:
+    """Tabs, line breaks, backslashes and a literal `\\N` in the values: COPY's own escapes (PostgreSQL) take
+    none of them for a separator or a NULL; the rows equal a single open's and every hash still verifies."""
+    from caseflow.audit.verify import verify
+
+    from .test_import_rows import _stored
+    tricky = {**COMPLAINT, "description": "漏水\t第二段\n第三行\r\n\\N 与 \\\\ 和 \"引号\" 'x' ,;|",
+              "address": "A\\tB\\nC"}
+    single = engine.open("complaint", "wang.fang", tricky)["id"]
+    report = import_cases(engine, "complaint", "wang.fang", iter([Row(2, data=tricky), Row(3, sets=tricky)]))
+    assert [r["line"] for r in report.opened] == [2, 3]
+    for r in report.opened:
+        assert _stored(store, r["id"]) == _stored(store, single)
+    assert verify(store).ok

@@ -46,9 +46,10 @@ class BatchedWrites:
     every earlier write) and, for the row being opened, starts a SAVEPOINT so the row can be undone.
     A refused row's held rows are dropped, and its SAVEPOINT (if any) rolled back.
 
-    On PostgreSQL the INSERTs are sent ahead in the driver's pipeline: the server inserts them while the
-    next rows are worked out; any other statement, the end of a row's SAVEPOINT, a refusal and the end of
-    the batch first wait for them (`sync`). Use it as a context manager, inside the batch's transaction.
+    On PostgreSQL the rows are sent ahead by COPY on a sender thread (store/copy_ahead.py): the server takes
+    them while the next rows are worked out; any other statement, the end of a row's SAVEPOINT, a refusal and
+    the end of the batch first wait for them (`sync`). Use it as a context manager, inside the batch's
+    transaction.
 
     The held rows go cases first, then clocks, then work queues, each queue row with its case's order
     (created_at, nearest pending SLA deadline) filled in from the rows sent with it, and marked `ordered` where
@@ -71,7 +72,7 @@ class BatchedWrites:
         self._rows = 0                  # rows begun since the held rows were last sent
         self._backend = backend_of(conn)
         self.growth = growth or Growth()
-        self._ahead: Any = None         # the driver's pipeline while sent INSERTs run (PostgreSQL's)
+        self._ahead: Any = None         # the sender while sent rows are taken (PostgreSQL's COPY thread)
 
     def begin_row(self) -> None:
         self._savepoint = None
@@ -120,23 +121,23 @@ class BatchedWrites:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        """The INSERTs sent ahead waited for; if the batch is given up, their errors ignored (its own stands)."""
+        """The rows sent ahead waited for; if the batch is given up, their errors ignored (its own stands)."""
         if exc[0] is None:
             return self.sync()
         ahead, self._ahead = self._ahead, None
         if ahead is not None:
-            ahead.__exit__(*exc)
+            ahead.abandon()
 
     def sync(self) -> None:
-        """Wait for the INSERTs sent ahead (`_send`; their errors raised here, as SQLAlchemy raises them):
+        """Wait for the rows sent ahead (`_send`; their errors raised here, as SQLAlchemy raises them):
         before any other statement, before the batch commits or is given up."""
         ahead, self._ahead = self._ahead, None
         if ahead is None:
             return
         try:
-            ahead.__exit__(None, None, None)
+            ahead.wait()
         except self.dialect.loaded_dbapi.Error as exc:
-            self.conn._handle_dbapi_exception(exc, "the import's INSERTs, sent ahead", None, None, None)
+            self.conn._handle_dbapi_exception(exc, "the import's rows, sent ahead", None, None, None)
 
     def _send_all(self, groups: list[tuple[Any, list[dict[str, Any]]]]) -> None:
         created: dict[str, str] = {}
@@ -176,16 +177,17 @@ class BatchedWrites:
             grown.analyzed_at = grown.sent
 
     def _send(self, stmt: Any, rows: list[dict[str, Any]]) -> None:
-        """One executemany of the held rows on the driver: the statement compiled once per set of columns
-        (Core's executemany costs more per row than SQLite takes to insert it)."""
-        if self._ahead is None:         # sent ahead where the driver can (PostgreSQL's pipeline): the server
-            ahead = self._backend.send_ahead(self.conn)     # inserts them while the next rows are worked out
-            if ahead is not None:
-                ahead.__enter__()
-                self._ahead = ahead
+        """The held rows on the driver: sent ahead where the backend can (PostgreSQL's COPY), else one
+        executemany, the statement compiled once per set of columns (Core's executemany costs more per row
+        than SQLite takes to insert it)."""
         keys = tuple(sorted(rows[0]))
-        sql, order = _compiled(stmt, keys, self.dialect)
         flush_pending(self.conn)                     # (the before_execute listener Core would have run)
+        if self._ahead is None:
+            self._ahead = self._backend.send_ahead(self.conn)
+        if self._ahead is not None:
+            self._copy(stmt, keys, rows)
+            return
+        sql, order = _compiled(stmt, keys, self.dialect)
         per = max(1, PARAMETERS // len(keys))
         if len(rows) > 1 and per > 1:         # many rows per INSERT: one statement's work on the server each
             for at in range(0, len(rows), per):
@@ -203,6 +205,18 @@ class BatchedWrites:
             pick = itemgetter(*order)
             params = [pick(r) for r in rows] if len(order) > 1 else [(pick(r),) for r in rows]
         run(self.conn, sql, params, many=True)
+
+    def _copy(self, stmt: Any, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+        """The rows to the sender, in `keys` order; statement listeners see the COPY with its rows."""
+        table = stmt.table.name if isinstance(stmt, sa.Insert) else _text_table(stmt.text)
+        pick = itemgetter(*keys)
+        values = [pick(r) for r in rows] if len(keys) > 1 else [(pick(r),) for r in rows]
+        statement = self._ahead.copy(table, keys, values)
+        dispatch = self.conn.dispatch
+        for fn in dispatch.before_cursor_execute:
+            fn(self.conn, None, statement, values, None, True)
+        for fn in dispatch.after_cursor_execute:
+            fn(self.conn, None, statement, values, None, True)
 
     def end_row(self) -> None:
         if self._savepoint is not None:
@@ -222,6 +236,14 @@ class BatchedWrites:
 
 
 PARAMETERS = 900        # per INSERT of many rows (old SQLite allows 999)
+_TEXT_TABLE = re.compile(r"INSERT INTO (\w+) ")
+
+
+def _text_table(text: str) -> str:
+    """The table of an INSERT written as text (INSERT_WINDOW)."""
+    found = _TEXT_TABLE.match(text)
+    assert found is not None, text
+    return found.group(1)
 _NAMED = re.compile(r"%\((\w+)\)s")
 
 

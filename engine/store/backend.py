@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from caseflow.errors import StorageError
+from caseflow.store.copy_ahead import CopyAhead
 from caseflow.store.idle_ping import ping_when_idle as _ping_when_idle
 from caseflow.store.locks import PID, LockWait, server_waits_for_lock, watch
 from caseflow.store.sqlite_files import begin_immediate, bind_none_and_bool_directly, open_read_only
@@ -63,8 +64,7 @@ class Backend:
 
     # -- connections --------------------------------------------------------------------------
     def create_engine(self, url: str, readonly: bool = False, wait: LockWait | None = None) -> SAEngine:
-        """An engine for `url`; `readonly`: its connections only read (a read-only command, an evidence copy);
-        a writer waits for locks as `wait` says (store/locks.py)."""
+        """An engine for `url`; `readonly`: its connections only read; writers wait as `wait` says (locks.py)."""
         engine = sa.create_engine(url)
         _ping_when_idle(engine)
         return engine
@@ -81,8 +81,8 @@ class Backend:
         """Before the first statement of a write that is more than the case row and its audit rows."""
 
     def send_ahead(self, conn: Connection) -> Any:
-        """The driver's pipeline on `conn` — statements sent without waiting for each one's result, their errors
-        raised when it ends — or None where there is none (an import's INSERTs: runtime/batch_writes.py)."""
+        """Where the server can take an import's rows while the client works out the next ones, a sender with
+        `copy(table, columns, rows)`, `wait()`, `abandon()` (store/copy_ahead.py); else None (batch_writes.py)."""
         return None
 
     # Hot-path SQL (store/driver_sql.py): a named parameter for the DB-API driver; whether a data-modifying
@@ -293,7 +293,7 @@ class PostgresBackend(Backend):
             conn.exec_driver_sql("BEGIN")
 
     def send_ahead(self, conn: Connection) -> Any:
-        return conn.connection.dbapi_connection.pipeline()     # type: ignore[union-attr]
+        return CopyAhead(conn.connection.dbapi_connection, conn.dialect.identifier_preparer.quote)
 
     def consistent_options(self) -> dict[str, Any]:
         return {**super().consistent_options(), "isolation_level": "REPEATABLE READ"}
