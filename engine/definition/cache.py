@@ -84,18 +84,19 @@ def key(text_sha: str, org_sha: str, kind: str) -> str:
     return f"{build[:16]}-" + hashlib.sha256(f"{text_sha}|{org_sha}|{kind}|{build}".encode()).hexdigest()
 
 
-def private(path: Path) -> bool:
-    st = path.stat()
+def private(path: Path, st: os.stat_result | None = None) -> bool:
+    """Owned by this user and writable by nobody else (`st`: its stat, if already made)."""
+    st = st or path.stat()
     return st.st_uid == os.geteuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def touch_if_old(path: Path) -> None:
+def touch_if_old(path: Path, st: os.stat_result) -> None:
     """Mark a hit (least recently used goes first), at most once an hour per entry: reads stay reads."""
-    try:
-        if path.stat().st_mtime < time.time() - TOUCH_AFTER_S:
+    if st.st_mtime < time.time() - TOUCH_AFTER_S:
+        try:
             os.utime(path)
-    except OSError:
-        return                         # a read-only cache still serves; it only ages
+        except OSError:
+            return                     # a read-only cache still serves; it only ages
 
 
 def load(entry: str, expected: type) -> Any:
@@ -105,7 +106,8 @@ def load(entry: str, expected: type) -> Any:
         return None
     path = where / f"{entry}.pickle"
     try:
-        if not (private(where) and private(path)):
+        st = path.stat()
+        if not (private(where) and private(path, st)):
             return None
         with path.open("rb") as f:
             found = pickle.load(f)
@@ -113,7 +115,7 @@ def load(entry: str, expected: type) -> Any:
         return None                    # missing or unreadable: compile instead
     if not isinstance(found, expected):
         return None
-    touch_if_old(path)
+    touch_if_old(path, st)
     return found
 
 

@@ -92,14 +92,15 @@ def load(d: Definition, org: str) -> dict[str, Any] | None:
         return None
     path = _path(where, d.meaning, org)
     try:
-        if not (cache.private(where) and cache.private(path)):    # nobody else's claim that it was proven
+        st = path.stat()
+        if not (cache.private(where) and cache.private(path, st)):    # nobody else's claim that it was proven
             return None
         entry = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(entry, dict) or entry.get("meaning") != d.meaning or entry.get("org") != org:
         return None
-    cache.touch_if_old(path)
+    cache.touch_if_old(path, st)
     return entry
 
 
