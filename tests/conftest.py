@@ -92,8 +92,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def shipped_verification() -> Result:
     """`caseflow verify --fresh --bound 8 --json` of the shipped workflows, once per run (~35 s of CPU).
 
-    A real search every time (--fresh); it records its clean result, which every later
-    `validate` of the same files reuses, as it reuses a user's (validate searches to bound 6).
+    A real search every time (--fresh), recorded in the run's cache (`caseflow workflows` shows it).
+    The packaged records of the shipped workflows, which `validate` of them reuses, are checked
+    against it (tests/verification/test_packaged.py).
     """
     root = SHIPPED.parent.parent                     # `workflows` is the repository's link to them
     r = CliRunner().invoke(cli, ["--workflows", str(root / "workflows"), "verify", "--fresh", "--bound", "8",

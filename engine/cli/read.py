@@ -132,6 +132,9 @@ def workflows(app: App) -> None:
 
     The last column says which `properties:` of this version were proven for the
     current org.yaml, to which bound and when (by `caseflow verify` or `validate`).
+    A proof is kept by the file's content, not its text: it names the definition it
+    was made for when that differs only in comments or layout (`caseflow init`'s
+    copies), and the shipped workflows' proofs come with caseflow.
 
     \b
     Example:

@@ -24,7 +24,6 @@ from typing import Any
 from caseflow.catalog import SHIPPED, Catalog
 from caseflow.definition.model import Definition
 from caseflow.verification import record
-from caseflow.verification.explorer import DEFAULT_BOUND
 
 PATH = SHIPPED / "verified.json"
 COMMAND = "python -m caseflow.verification.packaged"
@@ -64,6 +63,7 @@ def shown(d: Definition, org: str) -> dict[str, Any] | None:
 
 def problems(catalog: Catalog) -> list[str]:
     """Why the packaged records do not serve `catalog`'s workflows (the shipped ones: none, when current)."""
+    from caseflow.verification.explorer import DEFAULT_BOUND  # (z3: not on `caseflow workflows`' path)
     org = record.org_digest(catalog.org)
     packed = {r["workflow"]: r for r in records().values()}
     out = []
@@ -89,6 +89,7 @@ def build() -> dict[str, Any]:
 
     from caseflow.verification import lints
     from caseflow.verification.check import verify
+    from caseflow.verification.explorer import DEFAULT_BOUND
     from caseflow.verification.report import record_entry
     catalog = Catalog.load(SHIPPED)
     org = record.org_digest(catalog.org)

@@ -188,3 +188,16 @@ def test_records_are_bounded_and_only_caseflows_are_removed(searches: list[str],
     # kept, newest first: the one just written, then 2 of the rest (the young other-verifier one is newest)
     assert young.exists() and current[3].exists() and not any(p.exists() for p in current[:3])
     assert all(p.exists() for p in foreign) and (where / f"{'a' * 32}-{'0' * 16}.json").exists()
+
+
+def test_with_the_cache_off_nothing_is_recorded_anywhere(searches: list[str], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CASEFLOW_CACHE_DIR", "off")
+    monkeypatch.chdir(tmp_path)
+    w = workflows(tmp_path / "a")
+    for _ in range(2):
+        assert validate(w, str(w / "followup_visit.yaml"))[0] == 0
+    assert searches == ["followup_visit", "followup_visit"]     # nothing kept, so nothing reused
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]   # (not a directory named "off")
+    assert validate(SHIPPED, str(SHIPPED / "refund.yaml"))[0] == 0
+    assert searches == ["followup_visit", "followup_visit"]     # the packaged record still serves
