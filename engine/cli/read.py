@@ -169,12 +169,13 @@ def _verified(v: dict[str, Any] | None, sha: str) -> str:
     props = v["properties"]
     held = [k for k, s in props.items() if s == "holds"]
     failed = [k for k, s in props.items() if s != "holds"]
-    text = f"verified {len(held)}/{len(props)} within bound {v['bound']} at {v['at']}{made_for(v, sha)}"
+    text = f"verified {len(held)}/{len(props)} within bound {v['bound']} at {v['at']}"
     if held:
         text += f": {', '.join(held)}"
     if failed:
         text += f"; not holding: {', '.join(failed)}"
-    return text
+    how = made_for(v, sha)                 # last: a narrow table cuts this, not the properties
+    return text + (f";{how}" if how.startswith(" for") else how)
 
 
 @cli.command()

@@ -201,3 +201,18 @@ def test_with_the_cache_off_nothing_is_recorded_anywhere(searches: list[str], tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]   # (not a directory named "off")
     assert validate(SHIPPED, str(SHIPPED / "refund.yaml"))[0] == 0
     assert searches == ["followup_visit", "followup_visit"]     # the packaged record still serves
+
+
+def test_workflows_names_the_definition_a_reused_record_was_made_for(searches: list[str], tmp_path: Path) -> None:
+    first = workflows(tmp_path / "a")
+    assert validate(first, str(first / "followup_visit.yaml"))[0] == 0
+    second = workflows(tmp_path / "b", NOTE + (first / "followup_visit.yaml").read_text(encoding="utf-8"))
+    made = Catalog.load(first).get("followup_visit").sha256
+    listing = CliRunner().invoke(cli, ["--workflows", str(second), "workflows"], catch_exceptions=False).stdout
+    row = next(x for x in listing.splitlines() if x.startswith("followup_visit"))
+    assert "verified 1/1 within bound 6 at 20" in row and ": no_traps; for def" in row, row     # cut at 80 columns
+    rows = json.loads(CliRunner().invoke(cli, ["--workflows", str(second), "--json", "workflows"],
+                                         catch_exceptions=False).stdout)
+    mine = next(r for r in rows if r["workflow"] == "followup_visit")
+    assert mine["verified"]["definition"] == made != mine["definition"] and not mine["verified"]["packaged"]
+    assert searches == ["followup_visit"]
