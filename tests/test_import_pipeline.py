@@ -87,3 +87,22 @@ def test_text_copy_has_to_escape_is_stored_as_a_single_open_stores_it(engine: En
     for r in report.opened:
         assert _stored(store, r["id"]) == _stored(store, single)
     assert verify(store).ok
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_statistics_are_taken_as_an_empty_database_fills_not_for_a_file_small_beside_it(
+        engine: Engine, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The planner's statistics of `timers` and `case_queue` are taken each time the import has doubled the timer
+    rows they count (batch_writes `_planned`): into an empty database at 1,000 and 2,000 timer rows (500 cases
+    each send), and none for 300 cases into the 1,500 it holds then — ANALYZE would cost more than it saves."""
+    taken: list[str | None] = []
+    analyze = type(store.backend).analyze
+    monkeypatch.setattr(type(store.backend), "analyze", lambda self, conn, table=None: (taken.append(table),
+                                                                                         analyze(self, conn, table)))
+    rows = [Row(line, sets={**COMPLAINT, "form_no": f"TS-{line}"}) for line in range(2, 1502)]
+    assert len(import_cases(engine, "complaint", "wang.fang", iter(rows)).opened) == 1500
+    assert taken == ["timers", "case_queue"] * 2
+    taken.clear()
+    more = [Row(line, sets={**COMPLAINT, "form_no": f"M-{line}"}) for line in range(2, 302)]
+    assert len(import_cases(engine, "complaint", "wang.fang", iter(more)).opened) == 300
+    assert taken == []
