@@ -218,10 +218,11 @@ class BatchedWrites:
         table = stmt.table.name if isinstance(stmt, sa.Insert) else _text_table(stmt.text)
         pick = itemgetter(*keys)
         values = [pick(r) for r in rows] if len(keys) > 1 else [(pick(r),) for r in rows]
-        statement = self._ahead.copy(table, keys, values)
+        statement = self._ahead.statement(table, keys)
         dispatch = self.conn.dispatch
         for fn in dispatch.before_cursor_execute:
             fn(self.conn, None, statement, values, None, True)
+        self._ahead.copy(statement, values)
         for fn in dispatch.after_cursor_execute:
             fn(self.conn, None, statement, values, None, True)
 
@@ -251,6 +252,8 @@ def _text_table(text: str) -> str:
     found = _TEXT_TABLE.match(text)
     assert found is not None, text
     return found.group(1)
+
+
 _NAMED = re.compile(r"%\((\w+)\)s")
 
 

@@ -62,7 +62,8 @@ class Backend:
 
     def send_ahead(self, conn: Connection) -> Any:
         """Where the server can take an import's rows while the client works out the next ones, a sender with
-        `copy(table, columns, rows)`, `wait()`, `abandon()` (store/copy_ahead.py); else None (batch_writes.py)."""
+        `statement(table, columns)`, `copy(statement, rows)`, `wait()`, `abandon()` (store/copy_ahead.py);
+        else None (runtime/batch_writes.py)."""
         return None
 
     # Hot-path SQL (store/driver_sql.py): a named parameter for the DB-API driver; whether a data-modifying

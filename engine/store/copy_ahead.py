@@ -36,12 +36,14 @@ class CopyAhead:
         self._thread = threading.Thread(target=self._send, name="caseflow-copy", daemon=True)
         self._thread.start()
 
-    def copy(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-        """Queue the rows (in `columns` order) for table `table`; returns the COPY statement (for listeners)."""
-        statement = f"COPY {self._quote(table)} ({', '.join(map(self._quote, columns))}) FROM STDIN"
+    def statement(self, table: str, columns: Sequence[str]) -> str:
+        """The COPY of rows of `table` with `columns`, in that order."""
+        return f"COPY {self._quote(table)} ({', '.join(map(self._quote, columns))}) FROM STDIN"
+
+    def copy(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Queue the rows for `statement` (a `statement(…)`); after an error nothing more is sent."""
         if self._error is None:
             self._jobs.put((statement, rows))
-        return statement
 
     def _send(self) -> None:
         while True:
