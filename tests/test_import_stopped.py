@@ -140,3 +140,31 @@ def test_from_line_through_the_cli(run, store: Store, tmp_path: Path) -> None:
     assert order_numbers(store) == ["D-2", "D-3"]
     r = run("--as", "wang.fang", "import", "refund", str(path), "--from-line", "0")
     assert r.exit_code == 2 and "--from-line" in r.stderr
+
+
+def test_ctrl_c_while_a_batch_is_being_sent_rolls_it_back_and_the_connection_goes_on(
+        engine: Engine, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C as the second batch's rows go to the database (PostgreSQL: while its first COPY is being sent
+    by the sender thread): the batch is rolled back whole, the first batch is kept, and a later import on the
+    same engine works (nothing of the interrupted send is left on the connection)."""
+    from caseflow.runtime import batch_writes
+    monkeypatch.setattr(batch_writes, "SEND_EVERY", 4)
+    path = refund_file(tmp_path, 14)                         # lines 2–15: batches 2–7, 8–13, 14–15
+    seen: list[str] = []
+
+    def interrupt(conn, cursor, statement, params, context, many) -> None:  # noqa: ANN001
+        if statement.split()[0] in ("COPY", "INSERT") and "audit" in statement.split()[1:3]:
+            seen.append(statement)
+            if len(seen) == 3:           # batch 1 sent its audit rows twice (4 + 2 rows); batch 2's first send
+                raise KeyboardInterrupt
+    sa.event.listen(store.engine, "before_cursor_execute", interrupt)
+    try:
+        with pytest.raises(ImportStopped) as stopped:
+            import_cases(engine, "refund", "wang.fang", read_rows(path), batch=6)
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", interrupt)
+    assert (stopped.value.exit_code, stopped.value.next_line) == (130, 8)
+    assert order_numbers(store) == [f"D-{i}" for i in range(6)]
+    report = import_cases(engine, "refund", "wang.fang", read_rows(path), batch=6, from_line=8)
+    assert len(report.opened) == 8
+    assert order_numbers(store) == sorted(f"D-{i}" for i in range(14))
