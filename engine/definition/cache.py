@@ -21,10 +21,11 @@ another build (an older caseflow, or another install sharing the directory)
 and the older unprefixed layout go once they are a day old; then, newest
 first, at most MAX_ENTRIES entries and MAX_BYTES are kept. A hit refreshes an
 entry's mtime when it is an hour old, so "oldest" means "least recently
-used". Only caseflow's own entries are ever removed: a regular file owned by
-this user, named as an entry, whose first bytes are a pickle of a caseflow
-class, in a directory that passes the checks above. `prune` does the same
-for the verification records (verification/record.py).
+used". Only caseflow's own files are ever removed, and only from a directory
+that passes the checks above: regular files owned by this user (never a link),
+named as an entry (another build's must also start as a pickle of a caseflow
+class), or a `.caseflow-tmp-` write an hour old. `prune` does the same for
+the verification records (verification/record.py).
 """
 
 from __future__ import annotations

@@ -66,11 +66,16 @@ def _path(where: Path, meaning: str, org: str) -> Path:
 
 
 def save(d: Definition, org: str, entry: dict[str, Any]) -> None:
-    """Write atomically (several validate runs may finish at once); a read-only cache is skipped."""
+    """Write atomically (several validate runs may finish at once); a read-only cache is skipped. A clean
+    result does not replace this verifier's clean result to a higher bound (`verify --fresh --bound 4`)."""
     where = directory()
     if where is None:
         return
     target = _path(where, d.meaning, org)
+    kept = load(d, org)
+    if kept and kept.get("verifier") == verifier_digest() and kept.get("ok") and entry.get("ok") \
+            and kept.get("bound", 0) > entry.get("bound", 0):
+        return                         # a clean proof to a higher bound says more than this one
     payload = {**entry, "workflow": d.workflow, "definition": d.sha256, "meaning": d.meaning, "org": org,
                "verifier": verifier_digest(), "verified_at": datetime.now(UTC).isoformat(timespec="seconds")}
     try:

@@ -216,3 +216,20 @@ def test_workflows_names_the_definition_a_reused_record_was_made_for(searches: l
     mine = next(r for r in rows if r["workflow"] == "followup_visit")
     assert mine["verified"]["definition"] == made != mine["definition"] and not mine["verified"]["packaged"]
     assert searches == ["followup_visit"]
+
+
+def test_a_clean_search_to_a_lower_bound_keeps_the_higher_proof(searches: list[str], tmp_path: Path) -> None:
+    w = workflows(tmp_path / "a")
+
+    def run(*args: str) -> str:
+        r = CliRunner().invoke(cli, ["--workflows", str(w), "verify", *args, str(w / "followup_visit.yaml")],
+                               catch_exceptions=False)
+        assert r.exit_code == 0, r.stdout + r.stderr
+        return r.stdout
+    run("--bound", "8")
+    run("--fresh", "--bound", "4")
+    assert searches == ["followup_visit", "followup_visit"]
+    assert "properties hold within bound 8 (verified 20" in run("--bound", "8")      # reused, not searched
+    assert searches == ["followup_visit", "followup_visit"]
+    [kept] = (tmp_path / "cache" / "verified").glob("*.json")
+    assert json.loads(kept.read_text(encoding="utf-8"))["bound"] == 8
