@@ -207,17 +207,13 @@ class BatchedWrites:
                 else:
                     run(self.conn, many, {f"{k}__{i}": v for i, r in enumerate(part) for k, v in r.items()})
             return
-        params: Any = rows
-        if order:
-            pick = itemgetter(*order)
-            params = [pick(r) for r in rows] if len(order) > 1 else [(pick(r),) for r in rows]
+        params: Any = _tuples(rows, order) if order else rows     # (positional where the driver's style is)
         run(self.conn, sql, params, many=True)
 
     def _copy(self, stmt: Any, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
         """The rows to the sender, in `keys` order; statement listeners see the COPY with its rows."""
         table = stmt.table.name if isinstance(stmt, sa.Insert) else _text_table(stmt.text)
-        pick = itemgetter(*keys)
-        values = [pick(r) for r in rows] if len(keys) > 1 else [(pick(r),) for r in rows]
+        values = _tuples(rows, keys)
         statement = self._ahead.statement(table, keys)
         dispatch = self.conn.dispatch
         for fn in dispatch.before_cursor_execute:
@@ -241,6 +237,12 @@ class BatchedWrites:
         if self._savepoint is not None:
             self._savepoint.rollback()
             self._savepoint = None
+
+
+def _tuples(rows: list[dict[str, Any]], names: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """Each row's values of `names`, in that order."""
+    pick = itemgetter(*names)
+    return [pick(r) for r in rows] if len(names) > 1 else [(pick(r),) for r in rows]
 
 
 PARAMETERS = 900        # per INSERT of many rows (old SQLite allows 999)
