@@ -72,7 +72,7 @@ class Backend:
     # `table_exists`: one row if the table `{}` names is there (store/migrate.py, at every start: not reflection).
     param_style: ClassVar[str] = ":{}"
     one_statement_write, numbered, one_writer = False, False, False
-    table_exists: ClassVar[str] = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = {}"
+    table_exists: ClassVar[str] = "SELECT 1 FROM information_schema.tables WHERE table_name = {}"     # (SQL standard)
 
     def is_lock_timeout(self, exc: BaseException) -> bool:
         """The database gave up waiting for a lock (`lock_timeout`)."""

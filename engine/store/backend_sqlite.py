@@ -21,6 +21,7 @@ class SQLiteBackend(Backend):
     so writers queue instead of failing half-way, and that lock already serializes chains."""
 
     name, explain, creates_on_open, one_writer = "sqlite", "EXPLAIN QUERY PLAN ", True, True
+    table_exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = {}"
 
     def begin_write(self, conn: Connection, wait: LockWait) -> None:     # (the begin hook began none)
         begin_immediate(conn.connection.dbapi_connection, wait, unless_open=True)
