@@ -269,6 +269,13 @@ _INSERT = ("INSERT INTO audit (case_id, seq, workflow, definition, kind, event, 
            "roles, changes, note, effective_at, recorded_at, prev_hash, hash) VALUES ({v})")
 
 
+def sqlite_pragmas(sync: str | None) -> tuple[str, ...]:
+    """The settings caseflow's store gives a SQLite writer (store/backend_sqlite.py), for the raw floors."""
+    from caseflow.store.backend_sqlite import WAL_CHECKPOINT_PAGES
+    return ("journal_mode=WAL", f"synchronous={sync}", "busy_timeout=30000", "foreign_keys=ON",
+            f"wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+
+
 class RawFloor:
     """The same four statements through the DB-API driver."""
 
@@ -276,8 +283,7 @@ class RawFloor:
         self.ids, self.db = ids, db
         if db.kind == "sqlite":
             self.conn: Any = sqlite3.connect(db.path, isolation_level=None, timeout=30)
-            for pragma in ("journal_mode=WAL", f"synchronous={db.sync}", "busy_timeout=30000",
-                           "foreign_keys=ON"):
+            for pragma in sqlite_pragmas(db.sync):
                 self.conn.execute(f"PRAGMA {pragma}")
             p = "?"
         else:

@@ -75,6 +75,7 @@ def connect(db: Path, sync: str) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={sync}")
     conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA wal_autocheckpoint=4000")      # caseflow's WAL_CHECKPOINT_PAGES (this venv has no caseflow)
     conn.execute("CREATE TABLE IF NOT EXISTS instances (id INTEGER PRIMARY KEY, "
                  "state TEXT NOT NULL, updated_at REAL NOT NULL)")
     return conn
