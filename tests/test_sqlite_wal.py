@@ -23,7 +23,8 @@ def _wal(db: Path) -> tuple[float, int]:
     word, https://sqlite.org/fileformat2.html#walformat: it counts the times the log restarted after a
     checkpoint)."""
     wal = db.with_name(db.name + "-wal")
-    head = wal.read_bytes()[:16]
+    with wal.open("rb") as f:
+        head = f.read(16)
     return wal.stat().st_size / PAGE, int.from_bytes(head[12:16], "big")
 
 

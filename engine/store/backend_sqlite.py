@@ -19,8 +19,8 @@ from caseflow.store.sqlite_files import begin_immediate, bind_none_and_bool_dire
 # checkpoint: two fsyncs under synchronous=NORMAL, whatever the number of pages). SQLite's default,
 # 1,000, is about 40 steps of a complaint (25-30 pages each): every 40th step paid ~25 ms of fsync.
 # 4,000 (16 MiB of log at most) pays it a quarter as often, and a checkpoint copies each page once
-# however often the steps since rewrote it: 200 complaints walked (`bench/checkpoint` figures in
-# README, "SQLite settings") 360 → 414 steps/s, p99 step 30 → 6 ms, the longest step ~75 ms both.
+# however often the steps since rewrote it: 200 complaints walked (`python bench/bench_wal.py`,
+# README "SQLite settings") 400 → 439 steps/s, p99 step 25.6 → 4.9 ms, the longest 35 → 80 ms.
 WAL_CHECKPOINT_PAGES = 4000
 
 
