@@ -269,11 +269,15 @@ _INSERT = ("INSERT INTO audit (case_id, seq, workflow, definition, kind, event, 
            "roles, changes, note, effective_at, recorded_at, prev_hash, hash) VALUES ({v})")
 
 
-def sqlite_pragmas(sync: str | None) -> tuple[str, ...]:
-    """The settings caseflow's store gives a SQLite writer (store/backend_sqlite.py), for the raw floors."""
+def raw_sqlite(path: Path | str, sync: str | None) -> sqlite3.Connection:
+    """A raw sqlite3 connection with the settings caseflow's store gives a SQLite writer
+    (store/backend_sqlite.py), for the raw floors; BEGIN and COMMIT are the caller's."""
     from caseflow.store.backend_sqlite import WAL_CHECKPOINT_PAGES
-    return ("journal_mode=WAL", f"synchronous={sync}", "busy_timeout=30000", "foreign_keys=ON",
-            f"wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+    for pragma in ("journal_mode=WAL", f"synchronous={sync}", "busy_timeout=30000", "foreign_keys=ON",
+                   f"wal_autocheckpoint={WAL_CHECKPOINT_PAGES}"):
+        conn.execute(f"PRAGMA {pragma}")
+    return conn
 
 
 class RawFloor:
@@ -282,9 +286,8 @@ class RawFloor:
     def __init__(self, db: Database, ids: list[str]) -> None:
         self.ids, self.db = ids, db
         if db.kind == "sqlite":
-            self.conn: Any = sqlite3.connect(db.path, isolation_level=None, timeout=30)
-            for pragma in sqlite_pragmas(db.sync):
-                self.conn.execute(f"PRAGMA {pragma}")
+            assert db.path is not None
+            self.conn: Any = raw_sqlite(db.path, db.sync)
             p = "?"
         else:
             import psycopg

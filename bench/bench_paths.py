@@ -192,9 +192,8 @@ class RawFloor(Floor):
         self.sqlite = db.kind == "sqlite"
         self.pids: set[int] = set()
         if self.sqlite:
-            self.conn: Any = sqlite3.connect(db.path, isolation_level=None, timeout=30)
-            for pragma in adv.sqlite_pragmas(db.sync):
-                self.conn.execute(f"PRAGMA {pragma}")
+            assert db.path is not None
+            self.conn: Any = adv.raw_sqlite(db.path, db.sync)
             p = "?"
         else:
             import psycopg
@@ -278,6 +277,9 @@ class CoreFloor(Floor):
 
 # -- the engine's own statements, replayed raw ---------------------------------------------------
 
+Batch = tuple[int, list[list[tuple[str, Any, bool]]]]        # (the engine's steps, its transactions' statements)
+
+
 def engine_statements(engine: sa.engine.Engine, work: Callable[[], int]) -> Batch:
     """The statements (text, parameters, executemany) the engine sent to the DB-API cursor during `work`,
     one list per committed transaction (with the reads before it; BEGIN/COMMIT left out)."""
@@ -300,15 +302,10 @@ def engine_statements(engine: sa.engine.Engine, work: Callable[[], int]) -> Batc
     return done, [s for s in steps if s]
 
 
-Batch = tuple[int, list[list[tuple[str, Any, bool]]]]        # (the engine's steps, its transactions' statements)
-
-
 def replay_rates(db: adv.Database, copy: Path, batches: list[Batch]) -> list[float]:
     """The engine's statements run again on raw sqlite3 against `copy` (the database as it was before they
     ran), each transaction in BEGIN IMMEDIATE … COMMIT with the raw floor's settings: steps/s per batch."""
-    conn = sqlite3.connect(copy, isolation_level=None, timeout=30)
-    for pragma in adv.sqlite_pragmas(db.sync):
-        conn.execute(f"PRAGMA {pragma}")
+    conn = adv.raw_sqlite(copy, db.sync)
     cur, rates = conn.cursor(), []
     try:
         for steps, transactions in batches:

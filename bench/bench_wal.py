@@ -50,12 +50,9 @@ def walk(directory: Path, pages: int, cases: int) -> dict[str, float]:
             t0 = time.perf_counter()
             cid = engine.open("complaint", "wang.fang", dict(adv.COMPLAINT))["id"]
             steps.append(time.perf_counter() - t0)
-            for event, actor, sets in adv.MAIN_PATH:
+            for step in adv.MAIN_PATH:
                 t0 = time.perf_counter()
-                if event == "sign":
-                    engine.sign(cid, actor)
-                else:
-                    engine.advance(cid, event, actor, adv._accepted(engine, event, sets))
+                adv.walk(engine, [step], cid)
                 steps.append(time.perf_counter() - t0)
         took = time.perf_counter() - started
         wal = Path(f"{db.path}-wal").stat().st_size
