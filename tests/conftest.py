@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -234,6 +235,33 @@ def shipped_catalog() -> Catalog:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
+
+
+@contextmanager
+def fresh_store(db_url: str, migrated: Migrated) -> Iterator[Store]:
+    """Another fresh migrated simulation database on db_url's backend, removed on exit (e.g. one per
+    hypothesis example, which the function-scoped `store` cannot give): a new file or schema each time."""
+    name = f"x{secrets.token_hex(6)}"
+    if db_url.startswith("sqlite"):
+        path = Path(db_url.removeprefix("sqlite:///")).with_name(f"{name}.db")
+        url = f"sqlite:///{path}"
+    else:
+        with _pg_admin().connect() as conn:
+            conn.execute(sa.text(f"CREATE SCHEMA {name}"))
+        url = _in_schema(name)
+    migrated(url)
+    s = Store(url)
+    s.migrate(simulation=True)
+    try:
+        yield s
+    finally:
+        s.dispose()
+        if url.startswith("sqlite"):
+            for leftover in path.parent.glob(f"{name}.db*"):
+                leftover.unlink()
+        else:
+            with _pg_admin().connect() as conn:
+                conn.execute(sa.text(f"DROP SCHEMA {name} CASCADE"))
 
 
 @pytest.fixture
