@@ -47,3 +47,33 @@ def test_nothing_but_a_caseflow_refusal_leaves_the_machine(shipped_catalog):
                         assert "is not possible in" in str(exc)
                         refused += 1
     assert fired and refused
+
+
+def test_a_move_without_guards_is_remembered_and_guards_are_asked_every_time(shipped_catalog):
+    """A firing that evaluates no guard is asked of transitions once per (state, transition): the second
+    answer is the first, without the machine; a guarded one goes to the machine each time, so a guard
+    that held for one case still refuses the next."""
+    d = shipped_catalog.get("refund")
+    m = machine_for(d)
+    plain = next(t for t in d.transitions if not t.guards and not t.system and t.sources)
+    state = plain.sources[0]
+    first = m.fire(state, plain, case_id="REF-1")
+    triggered = []
+    event = m._machine.events[plain.event]
+    original = event.trigger
+    event.trigger = lambda model: triggered.append(model) or original(model)    # type: ignore[method-assign]
+    try:
+        assert m.fire(state, plain, case_id="REF-2") == first
+        assert triggered == []                                   # remembered: the machine was not asked
+        with pytest.raises(WrongState):                          # a state it cannot move from is still refused
+            m.fire(next(s for s in d.states if s not in plain.sources), plain, case_id="REF-3")
+    finally:
+        event.trigger = original                                 # type: ignore[method-assign]
+    guarded = next(t for t in d.transitions if t.event == "start_before_work")
+    ok, ctx = scope(d, {"work_started": False, "amount_paid": "100.00", "contract_amount": "1000.00"},
+                    NOW, "wang.fang")
+    assert m.fire("requested", guarded, ok, ctx, case_id="REF-4") == "terminating"
+    bad, ctx = scope(d, {"work_started": True, "amount_paid": "100.00", "contract_amount": "1000.00"},
+                     NOW, "wang.fang")
+    with pytest.raises(GuardFailed):
+        m.fire("requested", guarded, bad, ctx, case_id="REF-5")

@@ -80,14 +80,23 @@ class CaseMachine:
             if t.signoffs and t.signoffs.reject_to:
                 self._machine.add_transition(f"reject::{t.event}", list(t.sources),
                                              t.signoffs.reject_to, conditions=[_is_chosen(t.index)])
+        # (state, transition, reject) → the state the machine moved to, for firings that evaluate no guard:
+        # then the machine's answer depends on nothing else, and the definition is frozen.
+        self._moved: dict[tuple[str, int, bool], str] = {}
 
     def fire(self, state: str, transition: Transition, act: Mapping[str, Any] | None = None,
              ctx: EvalContext | None = None, *, case_id: str = "", reject: bool = False) -> str:
         """Move from `state` through `transition`, its guards evaluated on (`act`, `ctx`); the new state.
 
         Raises GuardFailed naming the first guard that does not hold, WrongState if the machine
-        has no such move from `state`.
+        has no such move from `state`. A firing that evaluates no guard (the transition has none, a
+        reject, or no activation given) is asked of the machine once per (state, transition); its
+        answer is remembered.
         """
+        key = (state, transition.index, reject)
+        remembered = act is None or reject or not transition.guards
+        if remembered and key in self._moved:
+            return self._moved[key]
         model = _Context(state, transition.index, act, ctx)
         name = f"reject::{transition.event}" if reject else transition.event
         try:
@@ -102,6 +111,8 @@ class CaseMachine:
             raise WrongState(case_id, transition.event, state,
                              f"{self.definition.event_label(transition.event)} is not possible in "
                              f"{self.definition.label(state)}")
+        if remembered:
+            self._moved[key] = model.state
         return model.state
 
     def failing(self, state: str, transition: Transition, act: Mapping[str, Any],

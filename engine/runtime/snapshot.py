@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Any
 
 from caseflow.audit.chain import Entry
 from caseflow.definition.model import Definition, Transition
+from caseflow.jsontext import decoder
 from caseflow.records import field, record
 
 
@@ -34,7 +34,7 @@ class Snapshot:
     @classmethod
     def of_row(cls, row: Any, definition: Definition) -> Snapshot:
         """The one place a case row becomes a Snapshot (Engine.snapshot, the sweeper's locked read)."""
-        return cls(row.id, row.workflow, definition, row.state, json.loads(row.data), json.loads(row.signoffs),
+        return cls(row.id, row.workflow, definition, row.state, _LOADS(row.data), _LOADS(row.signoffs),
                    row.version, row.parent_case, row.created_at, row.updated_at,
                    getattr(row, "assignee", None), getattr(row, "assigned_at", None),
                    getattr(row, "work_started_at", None), getattr(row, "audit_seq", None),
@@ -62,6 +62,7 @@ class Change:
         self.signoffs, self.entries, self.inputs, self.actor, self.role = signoffs, entries, inputs, actor, role
 
 
+_LOADS = decoder()
 ID_SPACE = 2 ** 32          # a case id's number: 8 hex digits, short enough to read out on the phone
 
 
