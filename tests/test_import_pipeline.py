@@ -106,3 +106,37 @@ def test_statistics_are_taken_as_an_empty_database_fills_not_for_a_file_small_be
     more = [Row(line, sets={**COMPLAINT, "form_no": f"M-{line}"}) for line in range(2, 302)]
     assert len(import_cases(engine, "complaint", "wang.fang", iter(more)).opened) == 300
     assert taken == []
+
+
+def test_held_rows_of_one_statement_with_other_columns_are_each_stored_as_given(engine: Engine, store: Store) -> None:
+    """A statement's held rows are one group whatever their columns (batch_writes `execute`); rows of another set
+    of columns among them (a clock given without its deadline, keys in another order) are sent apart, each with
+    its own columns, and stored as given; a dropped row's held rows go, the rows before and after it stay."""
+    from caseflow.sla.clocks import INSERT_TIMER
+    case_id = engine.open("complaint", "wang.fang", COMPLAINT)["id"]
+
+    def clock(name: str, **more: Any) -> dict[str, Any]:
+        return {"case_id": case_id, "name": name, "kind": "timer", "status": "running",
+                "started_at": "2025-03-03T10:00:00+08:00", **more}
+    given = {"a": clock("a", due_at="2025-03-04T10:00:00+08:00", next_at="2025-03-04T10:00:00+08:00"),
+             "b": clock("b"), "d": clock("d", warned=2), "e": {**dict(reversed(clock("e").items()))}}
+    with store.write() as conn, batch_writes.BatchedWrites(conn) as writes:
+        writes.begin_row()
+        writes.execute(INSERT_TIMER, given["b"])       # (the first of them has the fewest columns)
+        writes.execute(INSERT_TIMER, [given["a"], given["d"]])
+        writes.end_row()
+        writes.begin_row()
+        writes.execute(INSERT_TIMER, clock("c", due_at="2025-03-05T10:00:00+08:00"))       # refused: dropped
+        writes.execute(INSERT_TIMER, [clock("c2")])
+        writes.drop_row()
+        writes.begin_row()
+        writes.execute(INSERT_TIMER, given["e"])
+        writes.end_row()
+        writes.flush()
+    with store.engine.connect() as conn:
+        found = {r.name: r for r in conn.execute(sa.select(timers).where(timers.c.case_id == case_id,
+                                                                          timers.c.kind == "timer"))}
+    assert sorted(found) == ["a", "b", "d", "e"]
+    for name, row in given.items():
+        assert {k: getattr(found[name], k) for k in row} == row
+        assert found[name].warned == row.get("warned", 0) and (found[name].due_at is None) == ("due_at" not in row)

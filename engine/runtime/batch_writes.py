@@ -9,11 +9,11 @@ writes before it.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -68,8 +68,8 @@ class BatchedWrites:
         self.dialect = conn.dialect
         self._batched = frozenset(map(id, self.BATCHED))
         self._rank = {id(stmt): n for n, stmt in enumerate(self.FIRST)}
-        self._held: dict[tuple[Any, ...], tuple[Any, list[dict[str, Any]]]] = {}
-        self._marks: dict[tuple[Any, ...], int] = {}     # per held group: its length before this row
+        self._held: dict[int, tuple[Any, list[dict[str, Any]]]] = {}     # id(statement): (it, its held rows)
+        self._mine: list[list[dict[str, Any]]] = []     # per row this row added: its held group, in order
         self._savepoint: Any = None
         self._rows = 0                  # rows begun since the held rows were last sent
         self._backend = backend_of(conn)
@@ -81,18 +81,22 @@ class BatchedWrites:
         if self._rows >= SEND_EVERY:           # memory stays bounded however many rows a transaction has
             self.flush()
         self._rows += 1
-        self._marks = {k: len(rows) for k, (_, rows) in self._held.items()}
+        self._mine = []
 
     def execute(self, stmt: Any, params: Any = None) -> Any:
         if params is not None and (id(stmt) in self._batched
                                    or (isinstance(stmt, sa.TextClause) and stmt.text in self.BATCHED_TEXT)):
-            held = self._held
-            for p in params if isinstance(params, list) else (params,):
-                key = (id(stmt), *p)          # (the columns, in the order the caller wrote them)
-                group = held.get(key)
-                if group is None:
-                    group = held[key] = (stmt, [])
-                group[1].append(p)
+            # one group per statement (whatever the columns: `_send` tells sets of them apart, mostly one)
+            group = self._held.get(id(stmt))
+            if group is None:
+                group = self._held[id(stmt)] = (stmt, [])
+            rows = group[1]
+            if isinstance(params, list):
+                rows += params
+                self._mine += [rows] * len(params)
+            else:
+                rows.append(params)
+                self._mine.append(rows)       # (so that the row's own are known: drop_row, _flush_before_row)
             return None
         if self._savepoint is None:
             self._flush_before_row()
@@ -105,18 +109,18 @@ class BatchedWrites:
     def _flush_before_row(self) -> None:
         """Send the rows of the batch's earlier cases, keep this case's rows held (behind the SAVEPOINT)."""
         earlier = []
-        for key, (stmt, rows) in self._held.items():
-            cut = self._marks.get(key, 0)
+        own = Counter(map(id, self._mine))
+        for stmt, rows in self._held.values():
+            cut = len(rows) - own[id(rows)]
             if cut:
                 earlier.append((stmt, rows[:cut]))
                 del rows[:cut]
         self._send_all(earlier)
-        self._marks = {key: 0 for key in self._held}
 
     def flush(self) -> None:
         self._send_all([group for group in self._held.values() if group[1]])
         self._held = {}
-        self._marks = {}
+        self._mine = []
         self._rows = 0
 
     def __enter__(self) -> BatchedWrites:
@@ -156,9 +160,13 @@ class BatchedWrites:
                         nearest[r["case_id"]] = min(due, nearest.get(r["case_id"], due))
             elif stmt is INSERT_QUEUE:
                 # a row sent with its case row has all its clocks beside it (open_case writes them between its
-                # queue rows and its case row): its order is known, and it says so (`ordered`, revision 0013)
-                rows = [{**r, "due_at": nearest.get(r["case_id"]), "created_at": created.get(r["case_id"]),
-                         "ordered": True if r["case_id"] in created else None} for r in rows]
+                # queue rows and its case row): its order is known, and it says so (`ordered`, revision 0013).
+                # (Filled in on the held rows themselves: `store_new` builds them for this INSERT alone.)
+                for r in rows:
+                    case_id = r["case_id"]
+                    r["due_at"] = nearest.get(case_id)
+                    r["created_at"] = created.get(case_id)
+                    r["ordered"] = True if case_id in created else None
                 self._planned(timers)
             self._send(stmt, rows)
 
@@ -191,29 +199,35 @@ class BatchedWrites:
         flush_pending(self.conn)                     # (the before_execute listener Core would have run)
         if self._ahead is None:
             self._ahead = self._backend.send_ahead(self.conn)
-        if self._ahead is not None:
-            self._copy(stmt, keys, rows)
+        sql, order = (None, None) if self._ahead is not None else _compiled(stmt, keys, self.dialect)
+        values = _alike(rows, order or keys)
+        if values is None:                  # rows of other columns among them: each set of columns apart
+            for part in _by_columns(rows):
+                self._send(stmt, part)
             return
-        sql, order = _compiled(stmt, keys, self.dialect)
+        if self._ahead is not None:
+            self._copy(stmt, keys, values)
+            return
+        assert sql is not None
         per = max(1, PARAMETERS // len(keys))
         if len(rows) > 1 and per > 1:         # many rows per INSERT: one statement's work on the server each
             for at in range(0, len(rows), per):
-                part = rows[at:at + per]
-                many = _rows_sql(sql, len(part), order is not None)
+                many = _rows_sql(sql, min(per, len(rows) - at), order is not None)
                 if order:
-                    pick = itemgetter(*order)
-                    run(self.conn, many, list(chain.from_iterable(map(pick, part))) if len(order) > 1
-                        else list(map(pick, part)))
+                    flat: list[Any] = []
+                    for one in values[at:at + per]:      # (faster than chain.from_iterable)
+                        flat += one
+                    run(self.conn, many, flat)
                 else:
+                    part = rows[at:at + per]
                     run(self.conn, many, {f"{k}__{i}": v for i, r in enumerate(part) for k, v in r.items()})
             return
-        params: Any = _tuples(rows, order) if order else rows     # (positional where the driver's style is)
+        params: Any = values if order else rows     # (positional where the driver's style is)
         run(self.conn, sql, params, many=True)
 
-    def _copy(self, stmt: Any, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
-        """The rows to the sender, in `keys` order; statement listeners see the COPY with its rows."""
+    def _copy(self, stmt: Any, keys: tuple[str, ...], values: list[tuple[Any, ...]]) -> None:
+        """The rows (`values`, in `keys` order) to the sender; statement listeners see the COPY with its rows."""
         table = stmt.table.name if isinstance(stmt, sa.Insert) else _text_table(stmt.text)
-        values = _tuples(rows, keys)
         statement = self._ahead.statement(table, keys)
         dispatch = self.conn.dispatch
         for fn in dispatch.before_cursor_execute:
@@ -231,8 +245,9 @@ class BatchedWrites:
     def drop_row(self) -> None:
         """The row's held rows dropped, its SAVEPOINT (if any) rolled back; what was sent ahead waited for
         (the caller records the refusal next)."""
-        for key, (_stmt, rows) in self._held.items():
-            del rows[self._marks.get(key, 0):]
+        for rows in reversed(self._mine):       # (each group's own rows are its last ones)
+            rows.pop()
+        self._mine = []
         self.sync()
         if self._savepoint is not None:
             self._savepoint.rollback()
@@ -242,7 +257,29 @@ class BatchedWrites:
 def _tuples(rows: list[dict[str, Any]], names: tuple[str, ...]) -> list[tuple[Any, ...]]:
     """Each row's values of `names`, in that order."""
     pick = itemgetter(*names)
-    return [pick(r) for r in rows] if len(names) > 1 else [(pick(r),) for r in rows]
+    return list(map(pick, rows)) if len(names) > 1 else [(pick(r),) for r in rows]
+
+
+def _alike(rows: list[dict[str, Any]], names: tuple[str, ...]) -> list[tuple[Any, ...]] | None:
+    """`_tuples(rows, names)` if every row has the first row's columns (`names`: all of them, in the order the
+    statement takes them; or those its text names), else None. Checked without comparing a row's keys: as
+    many as the first row's, and `names` all among them."""
+    if len(set(map(len, rows))) > 1:
+        return None
+    try:
+        return _tuples(rows, names)
+    except KeyError:
+        if len(_by_columns(rows)) == 1:
+            raise                   # (a column the statement needs that no row has: as SQLAlchemy would refuse)
+        return None
+
+
+def _by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The rows by their set of columns, each set in the order it first came."""
+    sets: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for r in rows:
+        sets.setdefault(frozenset(r), []).append(r)
+    return list(sets.values())
 
 
 PARAMETERS = 900        # per INSERT of many rows (old SQLite allows 999)

@@ -194,18 +194,20 @@ def _one_batch(engine: Engine, own: Connection, workflow: str, actor: str, rows:
         engine.store.backend.more_statements(conn)      # PostgreSQL's action connection is in autocommit: BEGIN
         engine.register(conn, engine.catalog.get(workflow), now)
         ids = iter(_free_ids(conn, workflow, len(rows)))
+        event = f"open {workflow}"
+        plan_open, check_not_future, open_case = engine.plan_open, safeguards.check_not_future, case_actions.open_case
         with BatchedWrites(conn, growth) as writes:
+            through = cast(Connection, writes)
             for row in rows:
                 writes.begin_row()
                 try:
                     if row.problem:
                         raise UsageError(row.problem)
                     _check_row_text(row)
-                    definition, person, initial = engine.plan_open(workflow, actor, row.sets, row.data)
-                    safeguards.check_not_future(definition, initial, definition.fields, now, "",
-                                                f"open {workflow}", definition.initial)
-                    case_id = case_actions.open_case(engine, cast(Connection, writes), definition, initial, person,
-                                                     now, note, None, registered=True, case_id=next(ids))
+                    definition, person, initial = plan_open(workflow, actor, row.sets, row.data)
+                    check_not_future(definition, initial, definition.fields, now, "", event, definition.initial)
+                    case_id = open_case(engine, through, definition, initial, person, now, note, None,
+                                        registered=True, case_id=next(ids))
                     writes.end_row()
                     opened.append({"line": row.line, "id": case_id})
                 except (TransitionRefused, UsageError, ValueProblem, sa.exc.IntegrityError) as exc:
@@ -269,7 +271,8 @@ def _check_row_text(row: Row) -> None:
         for key, value in row.sets.items():         # which one, for the message
             check_text(key, f"column {key[:40]!r}")
             check_text(value, f"{key}")
-    _check_json_text(row.data)
+    if row.data:            # (a CSV row has none)
+        _check_json_text(row.data)
 
 
 def _check_json_text(value: Any) -> None:
