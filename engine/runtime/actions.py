@@ -372,7 +372,7 @@ def plan_signature(engine: Engine, snap: Snapshot, person: Person, reject: bool,
 
 
 def _dump(value: Any) -> str:
-    return _DUMP(value) if value else ("[]" if isinstance(value, list) else _DUMP(value))   # (no sign-offs yet)
+    return "[]" if value == [] else _DUMP(value)      # (no sign-offs yet: most steps)
 
 
 _DUMP = encoder(sort_keys=True, separators=(", ", ": "))     # json.dumps's text, its encoder built once
