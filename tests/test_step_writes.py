@@ -13,6 +13,8 @@ import re
 from typing import Any
 
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from caseflow.audit.verify import verify
 from caseflow.catalog import Catalog
@@ -226,3 +228,35 @@ def test_a_steps_read_brings_the_rows_the_separate_reads_give(engine: Engine, st
             found = conn.exec_driver_sql(sql_of(conn).case_timers_seen.replace("%(case_id)s", "%s"), (cid,)).all()
             assert found and kept == (cid, case_row(store, cid)["version"], "|".join(r[-1] for r in found),
                                       [driver_sql.TimerRow._make(r[:-1]) for r in found])
+
+
+_KINDS = ("open", "transition", "reject", "signoff", "migrate", "sla")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(_KINDS), st.one_of(st.none(), st.integers(1, 6))), max_size=8),
+       st.integers(1, 6))
+def test_a_sign_offs_read_proves_what_the_whole_log_proves(engine: Engine, store: Store,
+                                                           log: list[tuple[str, int | None]], version: int) -> None:
+    """A sign-off's read brings the case's log rows only from the newest one at or before the case's version
+    that is not a signature (driver_text.select_case_signoffs): the sign-offs they prove (audit.signoffs_of)
+    are those the case's whole log proves — through rows of a later version (a racing signature), rows
+    written before case_version was recorded (None: cannot say), a migration's carried-over sign-offs, and
+    log rows of other kinds."""
+    from caseflow.audit.chain import _SIGNOFF_ROWS, signoffs_of
+    from caseflow.store import driver_sql
+    from caseflow.store.tables import audit, cases
+    cid = open_complaint(engine)
+    rows = audit_rows(store, cid)
+    base = {k: rows[0][k] for k in ("workflow", "definition", "effective_at", "recorded_at", "prev_hash", "hash")}
+    moved = json.dumps({"@migration": {"signoffs": [[], [{"role": "finance_manager", "by": "zhou.min", "at": "t"}]]}})
+    with store.engine.begin() as conn:
+        for n, (kind, at_version) in enumerate(log):
+            conn.execute(audit.insert().values(
+                **base, case_id=cid, seq=len(rows) + 1 + n, kind=kind, event=kind, actor=f"p{n}",
+                roles=json.dumps([f"role{n}"]), changes=moved if kind == "migrate" else "{}", case_version=at_version))
+        conn.execute(cases.update().where(cases.c.id == cid).values(version=version))
+    with store.engine.connect() as conn:
+        _row, evidence = driver_sql.read_case_signoffs(conn, cid)
+        whole = signoffs_of(conn.execute(_SIGNOFF_ROWS, {"case_id": cid}), version)
+    assert signoffs_of(evidence, version) == whole

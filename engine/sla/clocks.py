@@ -138,7 +138,12 @@ def started(clock: Clock, calendar: BusinessCalendar | None, tz: ZoneInfo, start
             verb: str) -> tuple[dict[str, Any], str]:
     """(the timer row's values, the audit note) of a clock (re)started at `start`, seen at `now`: worked out
     once per clock, calendar, start and moment, like `plan_fresh` (the cases of one import batch received
-    at the same time share them). The values are shared: read them, never change them."""
+    at the same time share them). The values are shared: read them, never change them.
+
+    Both moments count in whole seconds only (`_whole`): the row keeps the start as whole seconds, and
+    `now` is only compared with a midnight (Plan.next_at), so the steps of one second share the values."""
+    start, now = _whole(start), _whole(now)
+
     def make() -> tuple[dict[str, Any], str]:
         at = parse_datetime(ts(start))
         plan = plan_fresh(clock, calendar, tz, at)
@@ -149,6 +154,11 @@ def started(clock: Clock, calendar: BusinessCalendar | None, tz: ZoneInfo, start
             note += " (provisional: the holiday calendar does not cover it yet)"
         return values, note
     return _remembered((clock, calendar), (tz, start, now, verb), make)
+
+
+def _whole(moment: datetime) -> datetime:
+    """`moment` less its fraction of a second (what `ts` writes of it, in the same zone)."""
+    return moment.replace(microsecond=0) if moment.microsecond else moment
 
 
 # -- transitions ----------------------------------------------------------------------------

@@ -82,10 +82,15 @@ class DialectSQL:
         self.param = p = backend.param_style.format
         self.select_case = f"SELECT {', '.join(CASE_COLUMNS)} FROM cases WHERE id = {p('case_id')}"
         # a sign-off's read: the case and, newest first, its log rows that say which sign-offs it holds
+        # (audit.signoffs_of walks them down to the newest row at or before the case's version that is not a
+        # signature: only the rows from that one on are read — not the case's whole log, each beside the case)
         kinds = ", ".join(f"'{k}'" for k in SIGNOFF_KINDS)
+        stops = ", ".join(f"'{k}'" for k in SIGNOFF_KINDS if k != "signoff")
         self.select_case_signoffs = (
             f"SELECT {', '.join('c.' + c for c in CASE_COLUMNS)}, {', '.join('a.' + c for c in SIGNOFF_COLUMNS)} "
             f"FROM cases c LEFT JOIN audit a ON a.case_id = c.id AND a.kind IN ({kinds}) "
+            f"AND a.seq >= COALESCE((SELECT b.seq FROM audit b WHERE b.case_id = c.id AND b.kind IN ({stops}) "
+            f"AND b.case_version <= c.version ORDER BY b.seq DESC LIMIT 1), 0) "
             f"WHERE c.id = {p('case_id')} ORDER BY a.seq DESC")
         sets = ", ".join(f"{c} = {p(c)}" for c in UPDATED + HEAD)
         self.update_case = f"UPDATE cases SET {sets} WHERE id = {p('case_id')} AND version = {p('seen')}"
