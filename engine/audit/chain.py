@@ -108,19 +108,39 @@ def chained(*, case_id: str, workflow: str, definition: str, entries: list[Entry
     key = audit_key()
     seq, prev = after
     os_user = _clip(os_user)
-    keys = HASHED + tuple(k for k, v in zip(OPTIONAL, (org, os_user, version)) if v is not None)
+    # The hashed text of a row is `row_hash`'s, byte for byte (tests/test_chain_text.py): the JSON list of
+    # HASHED + the OPTIONAL present, i.e. "[" + the parts joined by "," + "]". The parts every row of the
+    # call shares are encoded once, around the ones that differ.
+    tail = "".join("," + _CANONICAL(v) for v in (org, os_user, version) if v is not None) + "]"
+    head = "[" + _CANONICAL(case_id) + ","
+    middle = "," + _CANONICAL(workflow) + "," + _CANONICAL(definition) + ","
+    times = "," + _CANONICAL(effective_at) + "," + _CANONICAL(recorded_at) + ","
+    sha256 = hashlib.sha256
     rows = []
     for e in entries:
         seq += 1
-        row = {"case_id": case_id, "seq": seq, "workflow": workflow, "definition": definition,
-               "kind": e.kind, "event": e.event, "from_state": e.from_state, "to_state": e.to_state,
-               "actor": e.actor, "roles": _roles(tuple(e.roles)), "changes": canonical(e.changes),
-               "note": e.note, "effective_at": effective_at, "recorded_at": recorded_at,
-               "prev_hash": prev, "org": org, "os_user": os_user, "case_version": version}
-        row["hash"] = prev = digest = row_hash(row, keys=keys, complete=True)
-        row["mac"] = mac(key, digest)
-        rows.append(row)
+        roles, changes = _roles(tuple(e.roles)), canonical(e.changes)
+        text = "".join((head, str(seq), middle, _part(e.kind), ",", _part(e.event), ",", _part(e.from_state), ",",
+                        _part(e.to_state), ",", _part(e.actor), ",", _part(roles), ",", _part(changes), ",",
+                        _part(e.note), times, _part(prev), tail))
+        digest = sha256(text.encode("utf-8")).hexdigest()
+        rows.append({"case_id": case_id, "seq": seq, "workflow": workflow, "definition": definition,
+                     "kind": e.kind, "event": e.event, "from_state": e.from_state, "to_state": e.to_state,
+                     "actor": e.actor, "roles": roles, "changes": changes, "note": e.note,
+                     "effective_at": effective_at, "recorded_at": recorded_at, "prev_hash": prev, "org": org,
+                     "os_user": os_user, "case_version": version, "hash": digest, "mac": mac(key, digest)})
+        prev = digest
     return rows, (seq, prev)
+
+
+_STRING = json.encoder.encode_basestring      # what the canonical encoder writes for a str (ensure_ascii off)
+
+
+def _part(value: Any) -> str:
+    """One hashed value as the canonical encoder writes it inside a list."""
+    if value.__class__ is str:
+        return _STRING(value)
+    return "null" if value is None else _CANONICAL(value)
 
 
 @lru_cache(maxsize=256)

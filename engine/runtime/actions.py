@@ -55,14 +55,15 @@ def open_case(engine: Engine, conn: Connection, d: Definition, data: dict[str, A
     """Insert a new case and everything its opening does; `registered`: the caller stored `d` already;
     `one_write`: `Engine.open` inside `driver_sql.opening` (the case's rows go in `finish_open`);
     `case_id`: one the caller drew and found free (an import), else a new one."""
-    from caseflow.runtime.snapshot import new_case_id
     actor = person.id if person else "system"
     problem = schema_problem(d, data)
     if problem:
         raise InvalidData("", f"open {d.workflow}", d.initial, f"data would be invalid: {problem}")
     if not registered:
         engine.register(conn, d, now)
-    case_id = case_id or new_case_id(d.workflow)
+    if not case_id:
+        from caseflow.runtime.snapshot import new_case_id
+        case_id = new_case_id(d.workflow)
     _claim_keys(conn, d, case_id, {}, data, opening=True)
     if not one_write and not driver_sql.in_step(conn):
         queue.store_new(conn, d, case_id, d.initial, data, [], None)

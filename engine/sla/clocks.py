@@ -141,7 +141,13 @@ def started(clock: Clock, calendar: BusinessCalendar | None, tz: ZoneInfo, start
     at the same time share them). The values are shared: read them, never change them.
 
     Both moments count in whole seconds only (`_whole`): the row keeps the start as whole seconds, and
-    `now` is only compared with a midnight (Plan.next_at), so the steps of one second share the values."""
+    `now` is only compared with a midnight (Plan.next_at), so the steps of one second share the values.
+    The clock's last call is kept by identity too (the rows of an import batch pass the same moments)."""
+    last = _LAST_STARTED.get(id(clock))
+    if (last is not None and last[0] is clock and last[1] is calendar and last[2] is tz and last[3] is start
+            and last[4] is now and last[5] == verb):
+        return last[6]
+    seen = (clock, calendar, tz, start, now, verb)
     start, now = _whole(start), _whole(now)
 
     def make() -> tuple[dict[str, Any], str]:
@@ -153,7 +159,14 @@ def started(clock: Clock, calendar: BusinessCalendar | None, tz: ZoneInfo, start
         if plan.due.provisional:
             note += " (provisional: the holiday calendar does not cover it yet)"
         return values, note
-    return _remembered((clock, calendar), (tz, start, now, verb), make)
+    found = _remembered((clock, calendar), (tz, start, now, verb), make)
+    if len(_LAST_STARTED) >= 256:
+        _LAST_STARTED.clear()
+    _LAST_STARTED[id(clock)] = (*seen, found)
+    return found
+
+
+_LAST_STARTED: dict[int, tuple[Any, ...]] = {}      # id(clock): (clock, calendar, tz, start, now, verb, values)
 
 
 def _whole(moment: datetime) -> datetime:
@@ -210,6 +223,10 @@ def on_transition(conn: Connection, definition: Definition, calendar: BusinessCa
     The rows are locked first (PostgreSQL), so a sweeper firing one of them
     right now finishes before we decide, and we see what it did.
     """
+    if source is None:                           # a new case: no rows yet; the clocks its opening starts
+        return [_start(conn, definition, calendar, case_id, data, now, clock, None, "started")
+                for clock in _starting(definition, event, dest)
+                if clock.when is None or _allowed(definition, calendar, clock, data, now, person_attr)]
     moving = _moving(definition, event, source, dest)
     if not moving:                               # most transitions touch no clock: no query at all
         return []
@@ -230,6 +247,16 @@ def _moving(definition: Definition, event: str, source: str | None, dest: str) -
     return tuple(c for c in definition.clocks
                  if final or any(t.matches(event, source, dest)  # type: ignore[arg-type, unused-ignore]
                                  for t in (c.start, c.stop, c.pause, _resume(c), c.restart)))
+
+
+@lru_cache(maxsize=256)
+def _starting(definition: Definition, event: str, dest: str) -> tuple[Clock, ...]:
+    """The clocks opening a case in `dest` starts (if their `when` holds): what `_Step.run` does with no
+    row — a clock with none only starts, on its start trigger, unless the move ends the case."""
+    if definition.states[dest].final:
+        return ()
+    return tuple(c for c in _moving(definition, event, None, dest)
+                 if c.start.matches(event, None, dest))  # type: ignore[arg-type, unused-ignore]
 
 
 def touches(definition: Definition, event: str, source: str | None, dest: str) -> bool:
@@ -281,29 +308,10 @@ class _Step:
         return []
 
     def allowed(self, clock: Clock) -> bool:
-        if clock.when is None:
-            return True                         # (no activation to build)
-        working = self.calendar.working_days_between if self.calendar else None
-        return holds(clock.when, *scope(self.d, self.data, self.now, "system", working_days=working,
-                                        person_attr=self.person_attr))
+        return clock.when is None or _allowed(self.d, self.calendar, clock, self.data, self.now, self.person_attr)
 
     def start(self, clock: Clock, row: Row[Any] | None, verb: str) -> Entry:
-        start = self.now
-        if verb == "started" and clock.from_field and self.data.get(clock.from_field):
-            start = parse_datetime(self.data[clock.from_field], self.d.tz)
-        values, note = started(clock, self.calendar, self.d.tz, start, self.now, verb)
-        if row is None:
-            _insert_timer(self.conn, {"case_id": self.case_id, "name": clock.name, **values})
-        else:
-            _update_timer(self.conn, row, **values)
-        if clock.kind == "sla":
-            if row is not None:        # a restart ends the window before it
-                windows.close_window(self.conn, case_id=self.case_id, clock=clock.name, now_s=ts(self.now),
-                                     due_at=row.due_at)
-            windows.open_window(self.conn, case_id=self.case_id, workflow=self.d.workflow, clock=clock.name,
-                                opened_at=values["started_at"], due_at=values["due_at"], restarted=row is not None)
-        return self.entry(clock, note, {"status": [row.status if row else None, RUNNING],
-                                        "due_at": values["due_at"]})
+        return _start(self.conn, self.d, self.calendar, self.case_id, self.data, self.now, clock, row, verb)
 
     def end(self, clock: Clock, row: Row[Any], *, stopped: bool) -> Entry:
         due = parse_datetime(row.due_at) if row.due_at else None
@@ -354,6 +362,34 @@ class _Step:
 
     def entry(self, clock: Clock, note: str, changes: dict[str, Any]) -> Entry:
         return Entry(clock.kind, clock.name, None, None, "system", [], changes, note)
+
+
+def _allowed(d: Definition, calendar: BusinessCalendar | None, clock: Clock, data: dict[str, Any], now: datetime,
+             person_attr: Callable[[str, str], Any] | None) -> bool:
+    """Whether a clock with a `when` may start (or restart) now, on the case's data."""
+    assert clock.when is not None
+    working = calendar.working_days_between if calendar else None
+    return holds(clock.when, *scope(d, data, now, "system", working_days=working, person_attr=person_attr))
+
+
+def _start(conn: Connection, d: Definition, calendar: BusinessCalendar | None, case_id: str, data: dict[str, Any],
+           now: datetime, clock: Clock, row: Row[Any] | None, verb: str) -> Entry:
+    """Start (`row` None: insert its row) or restart a clock; its window opens (an SLA clock's)."""
+    start = now
+    if verb == "started" and clock.from_field and data.get(clock.from_field):
+        start = parse_datetime(data[clock.from_field], d.tz)
+    values, note = started(clock, calendar, d.tz, start, now, verb)
+    if row is None:
+        _insert_timer(conn, {"case_id": case_id, "name": clock.name, **values})
+    else:
+        _update_timer(conn, row, **values)
+    if clock.kind == "sla":
+        if row is not None:        # a restart ends the window before it
+            windows.close_window(conn, case_id=case_id, clock=clock.name, now_s=ts(now), due_at=row.due_at)
+        windows.open_window(conn, case_id=case_id, workflow=d.workflow, clock=clock.name,
+                            opened_at=values["started_at"], due_at=values["due_at"], restarted=row is not None)
+    return Entry(clock.kind, clock.name, None, None, "system", [],
+                 {"status": [row.status if row else None, RUNNING], "due_at": values["due_at"]}, note)
 
 
 __all__ = ["on_transition", "clocks", "deadline", "measure", "advance", "plan_of", "plan_fresh", "schedule",
