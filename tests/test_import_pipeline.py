@@ -1,14 +1,17 @@
-"""An import's rows are sent ahead on PostgreSQL (COPY on a sender thread: store/copy_ahead.py, runtime/
-batch_writes.py) and checked when the batch waits: a row the database refuses fails its batch, as it does on
-SQLite (a ConcurrentChange: retry), and nothing of the batch is written; the connection goes on working."""
+"""An import's rows are sent ahead on a sender thread (PostgreSQL: COPY, store/copy_ahead.py; a SQLite file:
+multi-row INSERTs, store/insert_ahead.py; runtime/batch_writes.py) and checked when the batch waits: a row the
+database refuses fails its batch (a ConcurrentChange: retry), whichever row was being opened when the refusal
+came back, and nothing of the batch is written; the connection goes on working."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from caseflow.catalog import Catalog
 from caseflow.errors import ConcurrentChange
 from caseflow.runtime import batch_writes, bulk
 from caseflow.runtime.bulk import Row, import_cases
@@ -16,7 +19,9 @@ from caseflow.runtime.engine import Engine
 from caseflow.store.database import Store
 from caseflow.store.tables import attempts, audit, case_queue, cases, timers
 
-from .test_import_rows import COMPLAINT
+from .conftest import Clock
+from .test_import import _cards_taken_at_open
+from .test_import_rows import CARD, COMPLAINT
 
 
 def _counts(store: Store) -> dict[str, int]:
@@ -39,6 +44,39 @@ def test_an_insert_the_database_refuses_fails_its_batch_and_writes_nothing_of_it
     report = import_cases(engine, "complaint", "wang.fang", iter(rows))      # the same connections, again
     assert [r["line"] for r in report.opened] == [2, 3, 4] and not report.refused
     assert _counts(store)["cases"] == before["cases"] + 3
+
+
+def test_a_refusal_that_comes_back_while_a_later_row_is_opened_fails_the_whole_batch(
+        store: Store, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows sent ahead two at a time; the first row's case id was taken meanwhile. Its refusal comes back when
+    the third row, whose unique field needs a statement of its own, waits for the rows sent before it: that is
+    no refusal of the third row (nor the second, reported opened already) but of the batch, and nothing of it
+    is written — on SQLite the transaction would otherwise go on without the refused rows."""
+    engine = Engine(store, Catalog.load(_cards_taken_at_open(tmp_path)), clock)
+    taken = engine.open("member_card", "xie.na", {**CARD, "id_number": "110101199001011230"})["id"]
+    before = _counts(store)
+    monkeypatch.setattr(batch_writes, "SEND_EVERY", 2)
+    monkeypatch.setattr(bulk, "_free_ids", lambda conn, workflow, n: [taken] + [f"MEM-0000{i:04X}" for i in range(n - 1)])
+    rows = [Row(line, sets={**CARD, "id_number": f"11010119900101123{line}"}) for line in range(2, 6)]
+    with pytest.raises(ConcurrentChange, match="nothing was changed; retry"):
+        import_cases(engine, "member_card", "xie.na", iter(rows))
+    assert _counts(store) == before                    # no case, no refusal recorded for a row that was fine
+    monkeypatch.setattr(bulk, "_free_ids", lambda conn, workflow, n: [f"MEM-0001{i:04X}" for i in range(n)])
+    report = import_cases(engine, "member_card", "xie.na", iter(rows))
+    assert [r["line"] for r in report.opened] == [2, 3, 4, 5] and not report.refused
+
+
+def test_the_rows_go_to_a_sender_of_the_backends_kind(store: Store, db_url: str) -> None:
+    """A SQLite file's rows by multi-row INSERTs, PostgreSQL's by COPY, each on a sender thread of its own."""
+    from caseflow.store.copy_ahead import CopyAhead
+    from caseflow.store.insert_ahead import InsertAhead
+    with store.write() as conn:
+        ahead = store.backend.send_ahead(conn)
+        try:
+            assert type(ahead) is (InsertAhead if db_url.startswith("sqlite") else CopyAhead) and ahead.running
+        finally:
+            ahead.abandon()
+        assert not ahead.running
 
 
 def test_rows_sent_ahead_in_several_sends_and_a_refusal_between_them_are_all_kept(

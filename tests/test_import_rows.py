@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from caseflow.catalog import Catalog
-from caseflow.runtime import batch_writes, bulk
+from caseflow.runtime import batch_sqlite, batch_writes, bulk
 from caseflow.runtime.bulk import Row, import_cases
 from caseflow.runtime.engine import Engine
 from caseflow.store.database import Store
@@ -142,7 +142,7 @@ def _triggers(store: Store) -> list[tuple[str, str]]:
 
 def test_the_queue_triggers_are_in_force_after_an_import_and_after_a_failed_batch(
         engine: Engine, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """On SQLite a batch sets the work-queue triggers aside while it writes (batch_writes.queue_order_by_batch):
+    """On SQLite a batch sets the work-queue triggers aside while it writes (batch_sqlite.queue_order_by_batch):
     they are back, as they were, once it commits or fails, and every later writer's order is kept by them."""
     before = _triggers(store)
     assert {"case_queue_order", "cases_queue_order", "timers_queue_order_ins"} <= {n for n, _ in before}
@@ -201,14 +201,14 @@ def test_no_id_of_an_import_is_another_with_one_digit_mistyped_or_two_swapped(en
 def test_an_import_gives_back_its_connection_with_the_settings_it_had(
         engine: Engine, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """On SQLite a batch keeps its statement journals in memory and a larger page cache
-    (batch_writes.BATCH_SETTINGS); on PostgreSQL it begins a transaction on the action's connection,
+    (batch_sqlite.BATCH_SETTINGS); on PostgreSQL it begins a transaction on the action's connection,
     which is in autocommit. The connection the next action gets has its own settings back, after a
     batch that commits and after one that fails."""
     sqlite = store.backend.one_writer
 
     def settings_of(conn: Any) -> list[Any]:
         if sqlite:
-            return [conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name, _ in batch_writes.BATCH_SETTINGS]
+            return [conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name, _ in batch_sqlite.BATCH_SETTINGS]
         return [conn.get_isolation_level()]
 
     def settings() -> list[Any]:

@@ -63,3 +63,15 @@ def test_the_quick_check_accepts_the_usual_valid_values() -> None:
     assert _quick_of({"type": "string", "format": "money", "label_zh": "金额"})("12.50")  # type: ignore[misc]
     assert _quick_of({"type": "string", "enum": ["a", "b"]})("b")  # type: ignore[misc]
     assert not _quick_of({"type": "string", "format": "money"})("12.5.0")  # type: ignore[misc]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(SCALARS, min_size=1, max_size=5), SCALARS)
+def test_an_enum_takes_its_own_values_of_their_own_type_only(allowed: list[Any], value: Any) -> None:
+    """The enum check is a lookup by (type, value): each member passes it (a step skips jsonschema for it), and
+    a value passes only when a member of the same type equals it (True is not 1, 1 is not 1.0)."""
+    quick = _quick_of({"enum": allowed})
+    assert quick is not None
+    assert all(quick(member) for member in allowed)
+    assert quick(value) == any(type(value) is type(e) and value == e for e in allowed)
+    assert not quick([value]) and not quick({"k": value})      # containers are never enum scalars here

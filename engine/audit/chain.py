@@ -104,14 +104,15 @@ def chained(*, case_id: str, workflow: str, definition: str, entries: list[Entry
     """The audit rows of `entries`, chained after the head `after`; and the new head (seq, hash)."""
     recorded_at = recorded_at or real_stamp()
     for e in entries:
-        check_note(e.note)
+        if e.note:
+            check_note(e.note)
     key = audit_key()
     seq, prev = after
     os_user = _clip(os_user)
     # The hashed text of a row is `row_hash`'s, byte for byte (tests/test_chain_text.py): the JSON list of
     # HASHED + the OPTIONAL present, i.e. "[" + the parts joined by "," + "]". The parts every row of the
     # call shares are encoded once, around the ones that differ.
-    tail = "".join("," + _CANONICAL(v) for v in (org, os_user, version) if v is not None) + "]"
+    tail = "".join(["," + _part(v) for v in (org, os_user, version) if v is not None] + ["]"])
     head = "[" + _CANONICAL(case_id) + ","
     middle = "," + _CANONICAL(workflow) + "," + _CANONICAL(definition) + ","
     times = "," + _CANONICAL(effective_at) + "," + _CANONICAL(recorded_at) + ","
@@ -119,7 +120,7 @@ def chained(*, case_id: str, workflow: str, definition: str, entries: list[Entry
     rows = []
     for e in entries:
         seq += 1
-        roles, changes = _roles(tuple(e.roles)), canonical(e.changes)
+        roles, changes = _roles(tuple(e.roles)), _CANONICAL(e.changes)
         text = "".join((head, str(seq), middle, _part(e.kind), ",", _part(e.event), ",", _part(e.from_state), ",",
                         _part(e.to_state), ",", _part(e.actor), ",", _part(roles), ",", _part(changes), ",",
                         _part(e.note), times, _part(prev), tail))

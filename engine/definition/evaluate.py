@@ -214,10 +214,15 @@ def schema_problem(definition: Definition, data: Mapping[str, Any],
     if missing:                     # all of them in one refusal, not one per try
         names = ", ".join(repr(name) for name in missing)
         return f"{names} {'is a required property' if len(missing) == 1 else 'are required properties'}"
-    if before is None or not _is_simple(definition):
-        if _is_simple(definition):
+    simple = _is_simple(definition)
+    if before is None or not simple:
+        if simple:
             quick = _quick_table(definition)
-            if all((q := quick.get(k)) is not None and q(v) for k, v in present.items()):
+            for k, v in present.items():
+                q = quick.get(k)
+                if q is None or not q(v):
+                    break
+            else:
                 return None                     # (a new case's data: every field surely valid)
         return _first_problem(_validator(definition, None), present, ())
     for name, value in present.items():
@@ -287,7 +292,7 @@ def _quick_of(schema: Mapping[str, Any]) -> Callable[[Any], bool] | None:
         allowed = list(schema["enum"]) if "enum" in schema else [schema["const"]]
         if not all(type(e) in (str, int, float, bool, type(None)) for e in allowed):
             return None
-        tests.append(lambda v: any(type(v) is type(e) and v == e for e in allowed))
+        tests.append(_one_of_values(allowed))
     if "format" in schema:
         if schema["format"] not in FORMATS:
             return None
@@ -306,9 +311,26 @@ def _quick_of(schema: Mapping[str, Any]) -> Callable[[Any], bool] | None:
     for word, holds in bounds:
         if word in schema:
             tests.append(_bounded(_TYPES["number"], holds, schema[word]))
-    if len(tests) == 1:
-        return tests[0]
-    return lambda v: all(t(v) for t in tests)
+    return _all_of(tests) if tests else (lambda v: True)
+
+
+def _all_of(tests: list[Callable[[Any], bool]]) -> Callable[[Any], bool]:
+    """`all(t(v) for t in tests)`, as a chain of `and`s (a check runs for every field of every step)."""
+    first, rest = tests[0], tests[1:]
+    if not rest:
+        return first
+    then = _all_of(rest)
+    return lambda v: first(v) and then(v)
+
+
+def _one_of_values(allowed: list[Any]) -> Callable[[Any], bool]:
+    """`enum`/`const` of scalars: the value is one of them, of the same type (1 is not True, nor 1.0).
+    A lookup by (type, value); NaN equals nothing, so it is left out."""
+    known = frozenset((type(e), e) for e in allowed if e == e)
+    return lambda v: type(v) in _SCALARS and (type(v), v) in known
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _bounded(applies: Callable[[Any], bool], holds: Callable[[Any, Any], bool], bound: Any) -> Callable[[Any], bool]:

@@ -286,7 +286,7 @@ def _when(d: Definition, expr: Compiled, data: Mapping[str, Any], run: _Run) -> 
     reads = queue.stable_reads(d, expr)
     if reads is None:
         return holds(expr, *run.scope())
-    key = (d.sha256, expr.text, *(repr(data.get(n)) for n in reads))
+    key = (d.sha256, expr.text, *[repr(data.get(n)) for n in reads])
     hit = _WHEN.get(key)
     if hit is None:
         if len(_WHEN) > 50_000:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
@@ -27,7 +25,6 @@ from caseflow.sla.clocks import INSERT_TIMER
 from caseflow.sla.windows import INSERT_WINDOW
 from caseflow.store.backend import backend_of
 from caseflow.store.driver_sql import flush_pending, run
-from caseflow.store.driver_text import nearest_deadline
 
 SEND_EVERY = 500        # rows whose held INSERTs are sent together (a transaction may hold several sends)
 
@@ -57,7 +54,7 @@ class BatchedWrites:
     (created_at, nearest pending SLA deadline) filled in from the rows sent with it, and marked `ordered` where
     its case row went with it: so the work-queue triggers (migrations 0010, 0013) leave it as written (a row
     sent without its case row is checked and put right; on SQLite one statement per batch does what they
-    would: `queue_order_by_batch`)."""
+    would: `batch_sqlite.queue_order_by_batch`)."""
 
     BATCHED = (case_actions.INSERT_CASE, case_actions.INSERT_OUTBOX, INSERT_TIMER, audit.INSERT, INSERT_QUEUE)
     BATCHED_TEXT = frozenset({INSERT_WINDOW})        # SQL text an opening sends (driver_sql.later)
@@ -74,9 +71,11 @@ class BatchedWrites:
         self._rows = 0                  # rows begun since the held rows were last sent
         self._backend = backend_of(conn)
         self.growth = growth or Growth()
-        self._ahead: Any = None         # the sender while sent rows are taken (PostgreSQL's COPY thread)
+        self._ahead: Any = None         # the sender while sent rows are taken (store/copy_ahead.py)
+        self._failed: BaseException | None = None      # what the sender's rows were refused with: the batch fails
 
     def begin_row(self) -> None:
+        self._check()
         self._savepoint = None
         if self._rows >= SEND_EVERY:           # memory stays bounded however many rows a transaction has
             self.flush()
@@ -84,6 +83,7 @@ class BatchedWrites:
         self._mine = []
 
     def execute(self, stmt: Any, params: Any = None) -> Any:
+        self._check()
         if params is not None and (id(stmt) in self._batched
                                    or (isinstance(stmt, sa.TextClause) and stmt.text in self.BATCHED_TEXT)):
             # one group per statement (whatever the columns: `_send` tells sets of them apart, mostly one)
@@ -118,6 +118,7 @@ class BatchedWrites:
         self._send_all(earlier)
 
     def flush(self) -> None:
+        self._check()
         self._send_all([group for group in self._held.values() if group[1]])
         self._held = {}
         self._mine = []
@@ -136,14 +137,32 @@ class BatchedWrites:
 
     def sync(self) -> None:
         """Wait for the rows sent ahead (`_send`; their errors raised here, as SQLAlchemy raises them):
-        before any other statement, before the batch commits or is given up."""
-        ahead, self._ahead = self._ahead, None
+        before any other statement, before the batch commits or is given up. Rows refused there belong to
+        rows already begun, ended, maybe reported: the batch fails (every later call raises the same error),
+        whichever row was being opened when it came back (on SQLite the transaction would go on without them)."""
+        self._check()
+        ahead = self._ahead
         if ahead is None:
             return
         try:
-            ahead.wait()
+            try:
+                ahead.wait()
+            finally:
+                if not ahead.running:           # (still sending only if interrupted while waiting: __exit__ ends it)
+                    self._ahead = None
         except self.dialect.loaded_dbapi.Error as exc:
-            self.conn._handle_dbapi_exception(exc, "the import's rows, sent ahead", None, None, None)
+            try:
+                self.conn._handle_dbapi_exception(exc, "the import's rows, sent ahead", None, None, None)
+            except BaseException as mapped:
+                self._failed = mapped
+                raise
+        except BaseException as exc:
+            self._failed = exc
+            raise
+
+    def _check(self) -> None:
+        if self._failed is not None:
+            raise self._failed
 
     def _send_all(self, groups: list[tuple[Any, list[dict[str, Any]]]]) -> None:
         created: dict[str, str] = {}
@@ -237,6 +256,7 @@ class BatchedWrites:
             fn(self.conn, None, statement, values, None, True)
 
     def end_row(self) -> None:
+        self._check()
         if self._savepoint is not None:
             self.sync()
             self._savepoint.commit()
@@ -324,65 +344,3 @@ def _compiled(stmt: Any, keys: tuple[str, ...], dialect: sa.Dialect) -> tuple[st
         order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
         hit = _COMPILED[key] = (stmt, str(compiled), order)
     return hit[1], hit[2]
-
-
-# The work-queue order triggers of revisions 0010/0011 (the order of a new case's queue rows; a timer
-# of a new case and the case row itself find no queue rows when the batch sends them first).
-QUEUE_TRIGGERS = ("case_queue_order", "cases_queue_order", "timers_queue_order_ins")
-_NEAREST = nearest_deadline("case_queue.case_id")
-_ORDER_NEW_ROWS = (f"UPDATE case_queue SET due_at = {_NEAREST}, created_at = COALESCE(created_at, "
-                   "(SELECT c.created_at FROM cases c WHERE c.id = case_queue.case_id)) "
-                   f"WHERE rowid > ? AND (created_at IS NULL OR due_at IS NOT {_NEAREST})")
-
-
-@contextmanager
-def queue_order_by_batch(conn: Connection) -> Iterator[None]:
-    """On SQLite, inside the batch's transaction: the work-queue row triggers set aside while the batch
-    writes, and what they would have done done once, by one statement over the batch's new queue rows
-    (a row left as written only when its order is the right one, as 0011's trigger does); then the
-    triggers are created again from their own stored text, in the same transaction. A trigger fires a
-    sub-program per row, which cost more than the rows' own INSERTs; SQLite has one writer, so no other
-    write runs meanwhile, and a batch that fails rolls the triggers' removal back with it.
-    PostgreSQL keeps its triggers (dropping one would lock its table against readers)."""
-    if not backend_of(conn).one_writer:
-        yield
-        return
-    names = ", ".join(f"'{n}'" for n in QUEUE_TRIGGERS)
-    found = conn.exec_driver_sql(f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
-                                 f"AND name IN ({names})").all()
-    before = conn.exec_driver_sql("SELECT COALESCE(MAX(rowid), 0) FROM case_queue").scalar()
-    for name, _ in found:
-        conn.exec_driver_sql(f"DROP TRIGGER {name}")
-    yield
-    conn.exec_driver_sql(_ORDER_NEW_ROWS, (before,))
-    for _, sql in found:
-        conn.exec_driver_sql(sql)
-
-
-# A batch's SQLite settings: its INSERTs run inside a transaction of thousands of rows, so every
-# multi-row INSERT keeps a statement journal (the pages it changes, as they were, to undo it alone);
-# past 64 KiB SQLite spills that journal to a temporary file — 36 KB written per case, 90% of the
-# import's writes at 60,000 cases. In memory it costs no system call. A larger page cache keeps the
-# pages a batch changes (its index entries, and the index pages above them) from being read again.
-BATCH_SETTINGS = (("temp_store", "MEMORY"), ("cache_size", "-65536"))       # (64 MiB of pages)
-
-
-@contextmanager
-def batch_settings(conn: Connection) -> Iterator[None]:
-    """On SQLite, the batch's connection with BATCH_SETTINGS, set back to what it had after the batch.
-    Outside any transaction (SQLite refuses to change temp_store inside one that used its temporary
-    database), so on the driver's connection itself: through Core the statement would begin one."""
-    if not backend_of(conn).one_writer:
-        yield
-        return
-    assert not conn.in_transaction()
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    before = [(name, driver.execute(f"PRAGMA {name}").fetchone()[0]) for name, _ in BATCH_SETTINGS]
-    for name, value in BATCH_SETTINGS:
-        driver.execute(f"PRAGMA {name} = {value}")
-    try:
-        yield
-    finally:
-        for name, value in before:
-            driver.execute(f"PRAGMA {name} = {value}")

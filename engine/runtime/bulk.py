@@ -30,7 +30,8 @@ from caseflow.definition.evaluate import stamp
 from caseflow.errors import CaseflowError, ImportStopped, TransitionRefused, UsageError
 from caseflow.runtime import actions as case_actions
 from caseflow.runtime import safeguards
-from caseflow.runtime.batch_writes import BatchedWrites, Growth, batch_settings, queue_order_by_batch
+from caseflow.runtime.batch_sqlite import batch_settings, queue_order_by_batch
+from caseflow.runtime.batch_writes import BatchedWrites, Growth
 from caseflow.runtime.engine import Engine
 from caseflow.runtime.snapshot import ID_SPACE, case_id_of
 from caseflow.store.tables import cases

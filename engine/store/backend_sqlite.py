@@ -82,6 +82,12 @@ class SQLiteBackend(Backend):
 
         return engine
 
+    def send_ahead(self, conn: Connection) -> Any:
+        """An import's rows by multi-row INSERTs on a sender thread (store/insert_ahead.py): SQLAlchemy opens a
+        file database's connections for use from any thread (a Store refuses an in-memory one)."""
+        from caseflow.store.insert_ahead import InsertAhead
+        return InsertAhead(conn.connection.dbapi_connection, conn.dialect.identifier_preparer.quote)
+
     def insert(self, table: sa.Table) -> Any:
         from sqlalchemy.dialects.sqlite import insert
         return insert(table)
