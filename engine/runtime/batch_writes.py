@@ -147,15 +147,11 @@ class BatchedWrites:
         try:
             try:
                 ahead.wait()
+            except self.dialect.loaded_dbapi.Error as exc:      # raised as SQLAlchemy's own
+                self.conn._handle_dbapi_exception(exc, "the import's rows, sent ahead", None, None, None)
             finally:
                 if not ahead.running:           # (still sending only if interrupted while waiting: __exit__ ends it)
                     self._ahead = None
-        except self.dialect.loaded_dbapi.Error as exc:
-            try:
-                self.conn._handle_dbapi_exception(exc, "the import's rows, sent ahead", None, None, None)
-            except BaseException as mapped:
-                self._failed = mapped
-                raise
         except BaseException as exc:
             self._failed = exc
             raise
